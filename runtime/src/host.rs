@@ -1,0 +1,161 @@
+//! The host functions of ABI v1 (import module `agent`).
+//!
+//! Every host call charges `limits.host_call_fuel` plus `limits.host_fuel_per_byte` for
+//! each byte it copies, so fuel bounds host work as well as guest work. Pointer ranges
+//! are checked against the exported `memory`; a range outside it traps with
+//! `out_of_bounds`.
+
+use crate::limits::{HostState, HostTrap};
+use crate::text::escape_bytes;
+use wasmtime::{Caller, Extern, Linker, Memory};
+
+/// `send` result: the message was queued.
+pub const SEND_OK: i32 = 0;
+/// `send` result: no agent of that id takes part in this run.
+pub const SEND_UNKNOWN_RECIPIENT: i32 = -1;
+/// `send` result: the recipient's mailbox is full.
+pub const SEND_MAILBOX_FULL: i32 = -2;
+/// `recv` result: no message is waiting.
+pub const RECV_NONE: i32 = -1;
+
+type Res<T> = wasmtime::Result<T>;
+
+fn charge(caller: &mut Caller<'_, HostState>, bytes: u64) -> Res<()> {
+    let st = caller.data();
+    let cost = st
+        .host_call_fuel
+        .saturating_add(bytes.saturating_mul(st.host_fuel_per_byte));
+    let fuel = caller.get_fuel()?;
+    if fuel < cost {
+        caller.set_fuel(0)?;
+        return Err(wasmtime::Error::new(HostTrap::OutOfFuel));
+    }
+    caller.set_fuel(fuel - cost)
+}
+
+fn memory(caller: &mut Caller<'_, HostState>, func: &'static str) -> Res<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => Err(wasmtime::Error::new(HostTrap::NoMemory(func))),
+    }
+}
+
+/// The memory range `[ptr, ptr+len)` as a `usize` range, or an `out_of_bounds` trap.
+fn range(
+    func: &'static str,
+    ptr: i32,
+    len: i32,
+    size: usize,
+) -> Res<std::ops::Range<usize>> {
+    let (p, l) = (ptr as u32, len as u32);
+    let start = p as usize;
+    match start.checked_add(l as usize) {
+        Some(end) if end <= size => Ok(start..end),
+        _ => Err(wasmtime::Error::new(HostTrap::OutOfBounds {
+            func,
+            ptr: p,
+            len: l,
+            size,
+        })),
+    }
+}
+
+/// Defines the ABI v1 host functions in `linker`.
+pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
+    linker.func_wrap("agent", "input_len", |mut caller: Caller<'_, HostState>| -> Res<i32> {
+        charge(&mut caller, 0)?;
+        Ok(i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX))
+    })?;
+
+    linker.func_wrap(
+        "agent",
+        "read_input",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
+            let mem = memory(&mut caller, "read_input")?;
+            let r = range("read_input", ptr, len, mem.data_size(&caller))?;
+            let st = caller.data();
+            let n = (st.input.len() - st.input_pos).min(r.len());
+            charge(&mut caller, n as u64)?;
+            let (data, st) = mem.data_and_store_mut(&mut caller);
+            data[r.start..r.start + n].copy_from_slice(&st.input[st.input_pos..st.input_pos + n]);
+            st.input_pos += n;
+            Ok(n as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        "agent",
+        "write_output",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
+            let mem = memory(&mut caller, "write_output")?;
+            let r = range("write_output", ptr, len, mem.data_size(&caller))?;
+            let st = caller.data();
+            let wanted = st.output.len() as u64 + r.len() as u64;
+            if wanted > st.output_cap {
+                return Err(wasmtime::Error::new(HostTrap::OutputLimit {
+                    wanted,
+                    cap: st.output_cap,
+                }));
+            }
+            charge(&mut caller, r.len() as u64)?;
+            let (data, st) = mem.data_and_store_mut(&mut caller);
+            st.output.extend_from_slice(&data[r.clone()]);
+            Ok(r.len() as i32)
+        },
+    )?;
+
+    linker.func_wrap(
+        "agent",
+        "log",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<()> {
+            let mem = memory(&mut caller, "log")?;
+            let r = range("log", ptr, len, mem.data_size(&caller))?;
+            let st = caller.data();
+            if st.logs.len() as u64 >= st.log_lines {
+                charge(&mut caller, 0)?;
+                caller.data_mut().logs_dropped += 1;
+                return Ok(());
+            }
+            let keep = (r.len() as u64).min(st.log_line_bytes) as usize;
+            charge(&mut caller, keep as u64)?;
+            let (data, st) = mem.data_and_store_mut(&mut caller);
+            let mut line = escape_bytes(&data[r.start..r.start + keep]);
+            if keep < r.len() {
+                line.push_str(&format!(" …[cut {} bytes]", r.len() - keep));
+            }
+            st.logs.push(line);
+            Ok(())
+        },
+    )?;
+
+    linker.func_wrap(
+        "agent",
+        "send",
+        |mut caller: Caller<'_, HostState>,
+         to_ptr: i32,
+         to_len: i32,
+         msg_ptr: i32,
+         msg_len: i32|
+         -> Res<i32> {
+            let mem = memory(&mut caller, "send")?;
+            let size = mem.data_size(&caller);
+            let to = range("send", to_ptr, to_len, size)?;
+            let msg = range("send", msg_ptr, msg_len, size)?;
+            charge(&mut caller, (to.len() + msg.len()) as u64)?;
+            // A single run has no peers: every recipient is unknown.
+            Ok(SEND_UNKNOWN_RECIPIENT)
+        },
+    )?;
+
+    linker.func_wrap(
+        "agent",
+        "recv",
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
+            let mem = memory(&mut caller, "recv")?;
+            range("recv", ptr, len, mem.data_size(&caller))?;
+            charge(&mut caller, 0)?;
+            Ok(RECV_NONE)
+        },
+    )?;
+    Ok(())
+}

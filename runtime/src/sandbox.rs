@@ -1,0 +1,526 @@
+//! The sandbox: compiles admitted modules and runs them under the policy's limits.
+
+use crate::error::{ErrorKind, Result};
+use crate::limits::{HostState, HostTrap};
+use crate::outcome::Outcome;
+use crate::policy::Policy;
+use crate::text::escape;
+use crate::validate::{ActForm, Param, Verdict, validate};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, Store, Trap, UpdateDeadline, Val, WasmFeatures,
+};
+
+/// How instances get their memories and tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// A pre-reserved pool of `slots` instances (copy-on-write memory images). Fast.
+    Pooling {
+        /// How many instances may be alive at once.
+        slots: u32,
+    },
+    /// Memory mapped on demand for each instance.
+    OnDemand,
+}
+
+/// Settings of the sandbox that are mechanism, not policy. The policy holds every limit.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    allocation: Allocation,
+    epoch_tick: Duration,
+    cache_capacity: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            allocation: Allocation::Pooling { slots: 64 },
+            epoch_tick: Duration::from_millis(1),
+            cache_capacity: 1024,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// A default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Instance allocation. Default: `Allocation::Pooling { slots: 64 }`.
+    pub fn allocation(&mut self, allocation: Allocation) -> &mut Self {
+        self.allocation = allocation;
+        self
+    }
+
+    /// How often the epoch advances; the wall-clock deadline is checked at each tick.
+    /// Default: 1 ms. An emergency stop does not wait for a tick.
+    pub fn epoch_tick(&mut self, tick: Duration) -> &mut Self {
+        self.epoch_tick = tick.max(Duration::from_micros(50));
+        self
+    }
+
+    /// How many compiled agents are kept by id. Default: 1024.
+    pub fn cache_capacity(&mut self, n: usize) -> &mut Self {
+        self.cache_capacity = n.max(1);
+        self
+    }
+}
+
+/// A typed value: an `i64`, or an `f64` kept as its raw bits so that NaN payloads and
+/// `-0.0` survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// An `i64`.
+    I64(i64),
+    /// The bits of an `f64`.
+    F64(u64),
+}
+
+impl Value {
+    /// The raw 64 bits.
+    pub fn bits(self) -> u64 {
+        match self {
+            Value::I64(v) => v as u64,
+            Value::F64(b) => b,
+        }
+    }
+}
+
+/// Parses `--args` text (`1,2.5,-0.0`) by the parameter types: i64 in decimal over its
+/// whole range; f64 as `f64::from_str` reads it (`inf`, `nan`, `5e-324`).
+pub fn parse_args(params: &[Param], text: &str) -> Result<Vec<Value>> {
+    let parts: Vec<&str> = if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        text.split(',').map(str::trim).collect()
+    };
+    if parts.len() != params.len() {
+        return Err(ErrorKind::Args(format!(
+            "act takes {} argument(s) ({}), {} given",
+            params.len(),
+            params
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            parts.len()
+        ))
+        .into());
+    }
+    params
+        .iter()
+        .zip(parts)
+        .enumerate()
+        .map(|(i, (p, s))| match p {
+            Param::I64 => s.parse::<i64>().map(Value::I64).map_err(|e| {
+                ErrorKind::Args(format!("argument {} {:?} is not an i64: {e}", i + 1, escape(s)))
+                    .into()
+            }),
+            Param::F64 => s.parse::<f64>().map(|f| Value::F64(f.to_bits())).map_err(|e| {
+                ErrorKind::Args(format!("argument {} {:?} is not an f64: {e}", i + 1, escape(s)))
+                    .into()
+            }),
+        })
+        .collect()
+}
+
+/// What a run is given.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Input bytes for the bytes form.
+    Bytes(Vec<u8>),
+    /// Arguments for the typed form.
+    Typed(Vec<Value>),
+}
+
+/// What `act` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunResult {
+    /// The bytes form's status (0 success).
+    Status(i32),
+    /// The typed form's value.
+    Value(Value),
+}
+
+/// The report of one run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// What the trap said, for a trap; escaped.
+    pub trap_message: Option<String>,
+    /// What `act` returned, when it returned.
+    pub result: Option<RunResult>,
+    /// Output written (also when the run trapped).
+    pub output: Vec<u8>,
+    /// Log lines kept, escaped.
+    pub logs: Vec<String>,
+    /// Log lines dropped past the cap.
+    pub logs_dropped: u64,
+    /// Fuel consumed, host calls included.
+    pub fuel_used: u64,
+    /// Wall time of instantiation and call.
+    pub wall: Duration,
+}
+
+/// A module that passed validation and is compiled, ready to run.
+pub struct Agent {
+    verdict: Verdict,
+    form: ActForm,
+    pre: InstancePre<HostState>,
+}
+
+impl Agent {
+    /// The static verdict.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The form of `act`.
+    pub fn form(&self) -> &ActForm {
+        &self.form
+    }
+
+    /// The agent id.
+    pub fn id(&self) -> &str {
+        &self.verdict.agent_id
+    }
+}
+
+/// The result of asking for a module to be admitted.
+pub enum Admission {
+    /// Compiled and ready to run.
+    Admitted(Arc<Agent>),
+    /// Not admitted; the verdict says why.
+    Rejected(Verdict),
+}
+
+/// Interrupts every agent running in a sandbox at once; each ends with
+/// `emergency_stop`. Cheap to clone and usable from any thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    generation: Arc<AtomicU64>,
+    engine: Engine,
+}
+
+impl StopHandle {
+    /// Interrupts every run in progress. Runs started afterwards are not affected.
+    pub fn stop(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        // Make every running store reach its epoch deadline now, without waiting for the
+        // ticker: its callback then sees the new generation.
+        self.engine.increment_epoch();
+    }
+}
+
+struct Ticker {
+    shutdown: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}
+
+struct Inner {
+    policy: Arc<Policy>,
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Mutex<HashMap<String, Arc<Agent>>>,
+    cache_capacity: usize,
+    stop_generation: Arc<AtomicU64>,
+    _ticker: Ticker,
+}
+
+/// The sandbox. Cheap to clone; share it between threads.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl Sandbox {
+    /// A sandbox for `policy` with the default configuration.
+    pub fn new(policy: Policy) -> Result<Sandbox> {
+        Sandbox::with_config(policy, &SandboxConfig::default())
+    }
+
+    /// A sandbox for `policy` with `config`.
+    pub fn with_config(policy: Policy, config: &SandboxConfig) -> Result<Sandbox> {
+        let engine_err = |e: wasmtime::Error| ErrorKind::Engine(e.to_string());
+        let l = &policy.limits;
+        let mut cfg = Config::new();
+        cfg.consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(l.stack_bytes as usize)
+            .wasm_backtrace_max_frames(None);
+        cfg.wasm_features(WasmFeatures::all(), false);
+        cfg.wasm_features(policy.features.wasm_features(), true);
+        match config.allocation {
+            Allocation::Pooling { slots } => {
+                let mut pool = PoolingAllocationConfig::new();
+                let memories = if policy.features.multi_memory { 4 } else { 1 };
+                pool.total_core_instances(slots)
+                    .total_memories(slots.saturating_mul(memories))
+                    .total_tables(slots.saturating_mul(4))
+                    .max_memories_per_module(memories)
+                    .max_tables_per_module(4)
+                    .max_memory_size(l.memory_bytes as usize)
+                    .table_elements(l.table_elements as usize)
+                    .total_component_instances(0);
+                cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            }
+            Allocation::OnDemand => {
+                cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            }
+        }
+        let engine = Engine::new(&cfg).map_err(engine_err)?;
+        let mut linker = Linker::new(&engine);
+        crate::host::define(&mut linker).map_err(engine_err)?;
+
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let tick = config.epoch_tick;
+        let handle = {
+            let engine = engine.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name("tdev-epoch".into())
+                .spawn(move || {
+                    while !shutdown.load(Ordering::SeqCst) {
+                        std::thread::park_timeout(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| ErrorKind::Engine(format!("cannot start the epoch ticker: {e}")))?
+        };
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                policy: Arc::new(policy),
+                engine,
+                linker,
+                cache: Mutex::new(HashMap::new()),
+                cache_capacity: config.cache_capacity,
+                stop_generation: Arc::new(AtomicU64::new(0)),
+                _ticker: Ticker {
+                    shutdown,
+                    handle: Some(handle),
+                },
+            }),
+        })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// A handle for the emergency stop.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            generation: self.inner.stop_generation.clone(),
+            engine: self.inner.engine.clone(),
+        }
+    }
+
+    /// Static validation only.
+    pub fn validate(&self, bytes: &[u8]) -> Verdict {
+        validate(&self.inner.policy, bytes)
+    }
+
+    /// Validates and, when admitted, compiles a module (cached by agent id).
+    ///
+    /// `approved` is true when a person released the module from quarantine: it is then
+    /// admitted despite a low score, unless it has a structural finding.
+    pub fn admit(&self, bytes: &[u8], approved: bool) -> Result<Admission> {
+        let id = crate::text::agent_id(bytes);
+        let cached = self
+            .inner
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&id).cloned());
+        let agent = match cached {
+            Some(a) => a,
+            None => {
+                let verdict = self.validate(bytes);
+                let form = match (&verdict.form, verdict.has_structural_finding()) {
+                    (Some(form), false) => form.clone(),
+                    _ => return Ok(Admission::Rejected(verdict)),
+                };
+                let module = Module::new(&self.inner.engine, bytes)
+                    .map_err(|e| ErrorKind::Compile(escape(&e.to_string())))?;
+                let pre = self
+                    .inner
+                    .linker
+                    .instantiate_pre(&module)
+                    .map_err(|e| ErrorKind::Compile(escape(&e.to_string())))?;
+                let agent = Arc::new(Agent { verdict, form, pre });
+                if let Ok(mut c) = self.inner.cache.lock() {
+                    if c.len() >= self.inner.cache_capacity {
+                        c.clear();
+                    }
+                    c.insert(id, agent.clone());
+                }
+                agent
+            }
+        };
+        let v = &agent.verdict;
+        if v.admitted || (approved && !v.has_structural_finding()) {
+            Ok(Admission::Admitted(agent))
+        } else {
+            Ok(Admission::Rejected(v.clone()))
+        }
+    }
+
+    /// Runs `act` once under the policy's limits. Never panics, whatever the module does.
+    pub fn run(&self, agent: &Agent, input: Input) -> Result<RunReport> {
+        let (args, bytes_in) = match (&agent.form, input) {
+            (ActForm::Bytes, Input::Bytes(b)) => (Vec::new(), b),
+            (ActForm::Typed { params, .. }, Input::Typed(args)) => {
+                let fits = args.len() == params.len()
+                    && args.iter().zip(params).all(|(a, p)| {
+                        matches!((a, p), (Value::I64(_), Param::I64) | (Value::F64(_), Param::F64))
+                    });
+                if !fits {
+                    return Err(ErrorKind::Args(format!(
+                        "{} argument(s) given do not match act's {} parameter(s)",
+                        args.len(),
+                        params.len()
+                    ))
+                    .into());
+                }
+                (args, Vec::new())
+            }
+            (ActForm::Bytes, Input::Typed(_)) => {
+                return Err(ErrorKind::Args(
+                    "this agent has the bytes form: give input bytes, not arguments".into(),
+                )
+                .into());
+            }
+            (ActForm::Typed { .. }, Input::Bytes(_)) => {
+                return Err(ErrorKind::Args(
+                    "this agent has the typed form: give arguments, not input bytes".into(),
+                )
+                .into());
+            }
+        };
+        Ok(self.run_checked(agent, args, bytes_in))
+    }
+
+    fn run_checked(&self, agent: &Agent, args: Vec<Value>, input: Vec<u8>) -> RunReport {
+        let policy = &self.inner.policy;
+        let l = &policy.limits;
+        let start = Instant::now();
+        let mut store = Store::new(&self.inner.engine, HostState::new(l, input));
+        store.limiter(|s| &mut s.limiter);
+        let fuel = l.fuel_per_call;
+        let _ = store.set_fuel(fuel);
+        let deadline = start + Duration::from_millis(l.wall_clock_ms);
+        let wall_ms = l.wall_clock_ms;
+        let generation = self.inner.stop_generation.clone();
+        let started_at = generation.load(Ordering::SeqCst);
+        store.epoch_deadline_callback(move |_| {
+            if generation.load(Ordering::SeqCst) != started_at {
+                return Err(wasmtime::Error::new(HostTrap::EmergencyStop));
+            }
+            if Instant::now() >= deadline {
+                return Err(wasmtime::Error::new(HostTrap::Deadline(wall_ms)));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+
+        let result = call(&mut store, agent, &args);
+        let wall = start.elapsed();
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let (outcome, trap_message, result) = match result {
+            Ok(r) => (Outcome::Ok, None, Some(r)),
+            Err(e) => {
+                let (o, m) = classify(&e);
+                (o, Some(m), None)
+            }
+        };
+        let st = store.into_data();
+        RunReport {
+            outcome,
+            trap_message,
+            result,
+            output: st.output,
+            logs: st.logs,
+            logs_dropped: st.logs_dropped,
+            fuel_used,
+            wall,
+        }
+    }
+}
+
+fn call(store: &mut Store<HostState>, agent: &Agent, args: &[Value]) -> wasmtime::Result<RunResult> {
+    let instance = agent.pre.instantiate(&mut *store)?;
+    match &agent.form {
+        ActForm::Bytes => {
+            let act = instance.get_typed_func::<(), i32>(&mut *store, "act")?;
+            Ok(RunResult::Status(act.call(&mut *store, ())?))
+        }
+        ActForm::Typed { result, .. } => {
+            let act = instance
+                .get_func(&mut *store, "act")
+                .ok_or_else(|| wasmtime::Error::msg("act export vanished"))?;
+            let params: Vec<Val> = args
+                .iter()
+                .map(|a| match a {
+                    Value::I64(v) => Val::I64(*v),
+                    Value::F64(b) => Val::F64(*b),
+                })
+                .collect();
+            let mut out = [Val::I64(0)];
+            act.call(&mut *store, &params, &mut out)?;
+            let v = match (result, &out[0]) {
+                (Param::I64, Val::I64(v)) => Value::I64(*v),
+                (Param::F64, Val::F64(b)) => Value::F64(*b),
+                _ => return Err(wasmtime::Error::msg("act returned an unexpected type")),
+            };
+            Ok(RunResult::Value(v))
+        }
+    }
+}
+
+/// Maps a wasmtime error to an outcome word and an escaped message.
+fn classify(err: &wasmtime::Error) -> (Outcome, String) {
+    if let Some(h) = err.downcast_ref::<HostTrap>() {
+        return (h.outcome(), h.to_string());
+    }
+    if let Some(t) = err.downcast_ref::<Trap>() {
+        let o = match t {
+            Trap::StackOverflow => Outcome::StackOverflow,
+            Trap::MemoryOutOfBounds
+            | Trap::HeapMisaligned
+            | Trap::TableOutOfBounds
+            | Trap::ArrayOutOfBounds => Outcome::OutOfBounds,
+            Trap::IndirectCallToNull
+            | Trap::BadSignature
+            | Trap::NullReference
+            | Trap::CastFailure => Outcome::IndirectCall,
+            Trap::IntegerOverflow => Outcome::IntegerOverflow,
+            Trap::IntegerDivisionByZero => Outcome::DivisionByZero,
+            Trap::BadConversionToInteger => Outcome::BadConversion,
+            Trap::UnreachableCodeReached => Outcome::Unreachable,
+            Trap::Interrupt => Outcome::Deadline,
+            Trap::OutOfFuel => Outcome::OutOfFuel,
+            Trap::AllocationTooLarge => Outcome::MemoryLimit,
+            _ => Outcome::HostError,
+        };
+        return (o, t.to_string());
+    }
+    (Outcome::HostError, escape(&format!("{err:#}")))
+}

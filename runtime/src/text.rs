@@ -1,0 +1,87 @@
+//! Agent ids and escaping of text that came from a module.
+
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+
+/// The agent id of a module: `sha256:<hex>` of its bytes.
+pub fn agent_id(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256:");
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Checks that `id` is a well-formed agent id (`sha256:` and 64 lowercase hex digits).
+pub fn is_agent_id(id: &str) -> bool {
+    id.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Escapes text that came from a module so it is safe on a terminal and in a page:
+/// control characters, bidirectional overrides and backslashes become `\n`, `\u{1b}`, `\\`.
+/// Printable text, including non-ASCII letters, is kept.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}') =>
+            {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes bytes that came from a module: invalid UTF-8 is shown as `\x..`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&escape(chunk.valid()));
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Escapes a module's text form for display: like [`escape`] but keeps its line breaks
+/// and indentation.
+pub fn escape_multiline(text: &str) -> String {
+    text.split('\n')
+        .map(|line| escape(line).replace("\\t", "\t"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_escaping() {
+        let id = agent_id(b"");
+        assert_eq!(
+            id,
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(is_agent_id(&id));
+        assert!(!is_agent_id("sha256:../../etc/passwd"));
+        assert_eq!(escape("a\u{1b}[31mb\\"), "a\\u{1b}[31mb\\\\");
+        assert_eq!(escape("line\nnext"), "line\\nnext");
+        assert_eq!(escape("\u{202e}evil"), "\\u{202e}evil");
+        assert_eq!(escape("héllo"), "héllo");
+        assert_eq!(escape_bytes(b"ok\xff"), "ok\\xff");
+        assert_eq!(escape_multiline("(module\n  \u{7})"), "(module\n  \\u{7})");
+    }
+}
