@@ -1,1 +1,68 @@
-fn main(){}
+//! `tdev`: validate, run and quarantine untrusted Wasm agents.
+//!
+//! Exit codes: 0 success (admitted / ok), 1 usage or I/O error (one line on stderr),
+//! 3 rejected, 4 trapped.
+
+mod commands;
+mod common;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "tdev",
+    version,
+    about = "Run machine-evolved WebAssembly agents safely",
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a module against the policy without running it (exit 0 admitted, 3 rejected).
+    Validate(commands::validate::Args),
+    /// Run a module's `act` under the policy's limits (exit 0 ok, 3 rejected, 4 trapped).
+    Run(commands::run::Args),
+    /// Inspect, release or purge quarantined modules.
+    Quarantine(commands::quarantine::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("usage error");
+            eprintln!("tdev: {}", first.trim_start_matches("error: "));
+            eprintln!("tdev: try 'tdev --help'");
+            return ExitCode::from(1);
+        }
+    };
+    let (json, result) = match cli.command {
+        Command::Validate(a) => (a.json, commands::validate::exec(a)),
+        Command::Run(a) => (a.json, commands::run::exec(a)),
+        Command::Quarantine(a) => (a.json, commands::quarantine::exec(a)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let message = format!("{err:#}").replace('\n', " ");
+            eprintln!("tdev: {message}");
+            if json {
+                common::print_json(&serde_json::json!({
+                    "error": {"code": "error", "message": message}
+                }));
+            }
+            ExitCode::from(1)
+        }
+    }
+}

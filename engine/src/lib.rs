@@ -1,1 +1,30 @@
+//! The T-Developer engine: storage of agents and quarantine records, and the gate that
+//! every untrusted module passes through before and after it runs in the sandbox.
+//!
+//! ```
+//! use engine::{Gate, Guard, Quarantine, store};
+//! use runtime::{Input, Policy, Sandbox};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = store::open(dir.path().to_str().unwrap())?;
+//! let guard = Guard::new(Sandbox::new(Policy::default_policy())?, Quarantine::new(store.clone()));
+//! // An agent that imports WASI is rejected and quarantined.
+//! let wasm = wat::parse_str(r#"(module
+//!     (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+//!     (func (export "act") (result i32) i32.const 0))"#).unwrap();
+//! let Gate::Rejected { record, .. } = guard.admit(&wasm)? else { panic!() };
+//! assert_eq!(Quarantine::new(store).list()?[0].agent_id, record.agent_id);
+//! # Ok::<(), engine::Error>(())
+//! ```
 
+#![deny(missing_docs)]
+
+mod error;
+mod guard;
+pub mod quarantine;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};
+pub use guard::{Gate, Guard, GuardedRun};
+pub use quarantine::{Quarantine, Record, Status};

@@ -410,13 +410,13 @@ fn scan_patterns(c: &mut Collector<'_>, names: &[String], bytes: &[u8], _t: Type
             Scope::Names => names
                 .iter()
                 .find(|n| p.regex.is_match(n))
-                .map(|n| format!("name {:?}", escape(n))),
+                .map(|n| format!("name \"{}\"", escape(n))),
             Scope::Text => {
                 let text = text.get_or_insert_with(|| wasmprinter::print_bytes(bytes).ok());
                 text.as_deref().and_then(|s| {
                     p.regex.find(s).map(|m| {
                         let snippet: String = m.as_str().chars().take(120).collect();
-                        format!("text {:?}", escape(snippet.trim()))
+                        format!("text \"{}\"", escape(snippet.trim()))
                     })
                 })
             }

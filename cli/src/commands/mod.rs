@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod quarantine;
+pub mod run;
+pub mod validate;

@@ -1,0 +1,180 @@
+//! `tdev quarantine list | show ID | release ID | purge ID [--store URI] [--json]`
+
+use crate::common::{open_store, print_json};
+use anyhow::{Context, Result};
+use engine::{Quarantine, Record, Status};
+use serde_json::{Value, json};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+    /// The store (default file://.tdev).
+    #[arg(long, global = true)]
+    store: Option<String>,
+    /// Print one JSON object.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Quarantined and released modules, oldest first.
+    List,
+    /// One record: findings, trap history, audit trail and the module's text form.
+    Show {
+        /// Agent id (`sha256:<hex>`, the hex, or a unique prefix of 6+ hex digits).
+        id: String,
+    },
+    /// Approve a module: it may run again.
+    Release {
+        /// Agent id.
+        id: String,
+    },
+    /// Delete a module's bytes; the record stays, marked purged, for the audit trail.
+    Purge {
+        /// Agent id.
+        id: String,
+    },
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Quarantined => "quarantined",
+        Status::Released => "released",
+        Status::Purged => "purged",
+    }
+}
+
+fn record_json(r: &Record) -> Result<Value> {
+    serde_json::to_value(r).context("cannot encode the record")
+}
+
+fn operator() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("tdev cli ({})", runtime::escape(&user))
+}
+
+pub fn exec(args: Args) -> Result<u8> {
+    let q = Quarantine::new(open_store(args.store.as_deref())?);
+    match args.action {
+        Action::List => {
+            let records = q.list()?;
+            if args.json {
+                let items: Vec<Value> = records
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "agent_id": r.agent_id,
+                            "status": status_word(r.status),
+                            "reason": r.reason,
+                            "safety_score": r.safety_score,
+                            "quarantined_at": r.quarantined_at,
+                            "size_bytes": r.size_bytes,
+                            "findings": r.findings.iter().map(|f| f.kind.clone()).collect::<Vec<_>>(),
+                            "traps": r.trap_history.len(),
+                        })
+                    })
+                    .collect();
+                print_json(&json!({ "quarantine": items }));
+            } else if records.is_empty() {
+                println!("no quarantined modules");
+            } else {
+                println!(
+                    "{:<73} {:<11} {:<6} {:<15} quarantined at",
+                    "agent", "status", "score", "reason"
+                );
+                for r in &records {
+                    println!(
+                        "{:<73} {:<11} {:<6} {:<15} {}",
+                        r.agent_id,
+                        status_word(r.status),
+                        r.safety_score,
+                        r.reason,
+                        r.quarantined_at
+                    );
+                }
+            }
+        }
+        Action::Show { id } => {
+            let id = q.resolve(&id)?;
+            let r = q.require(&id)?;
+            let module = q.module(&id)?;
+            let wat = module.as_deref().and_then(runtime::text_form);
+            if args.json {
+                let mut v = record_json(&r)?;
+                v["wat"] = json!(wat);
+                print_json(&v);
+            } else {
+                println!("agent:          {}", r.agent_id);
+                println!("status:         {}", status_word(r.status));
+                println!("quarantined at: {}", r.quarantined_at);
+                println!("reason:         {}", r.reason);
+                println!(
+                    "safety score:   {} (minimum {})",
+                    r.safety_score, r.min_safety_score
+                );
+                println!("size:           {} bytes", r.size_bytes);
+                if !r.parents.is_empty() {
+                    println!("parents:        {}", r.parents.join(", "));
+                }
+                println!("findings:");
+                if r.findings.is_empty() {
+                    println!("  none");
+                }
+                for f in &r.findings {
+                    println!("  {:<28} weight {:<5} {}", f.kind, f.weight, f.detail);
+                }
+                println!("trap history:");
+                if r.trap_history.is_empty() {
+                    println!("  none");
+                }
+                for t in &r.trap_history {
+                    println!(
+                        "  {}  {:<15} fuel {} wall {} us  {}",
+                        t.at, t.outcome, t.fuel_used, t.wall_us, t.message
+                    );
+                }
+                println!("audit:");
+                for a in &r.audit {
+                    println!("  {}  {:<12} {}", a.at, a.action, a.detail);
+                }
+                println!("text form:");
+                match (&module, &wat) {
+                    (_, Some(text)) => println!("{text}"),
+                    (Some(bytes), None) => {
+                        let head: String = bytes
+                            .iter()
+                            .take(64)
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        println!(
+                            "  (none: the module does not parse; first bytes: {head})"
+                        );
+                    }
+                    (None, None) => println!("  (none: the module's bytes were purged)"),
+                }
+            }
+        }
+        Action::Release { id } => {
+            let id = q.resolve(&id)?;
+            let r = q.release(&id, &operator())?;
+            if args.json {
+                print_json(&record_json(&r)?);
+            } else {
+                println!("released {}", r.agent_id);
+            }
+        }
+        Action::Purge { id } => {
+            let id = q.resolve(&id)?;
+            let r = q.purge(&id, &operator())?;
+            if args.json {
+                print_json(&record_json(&r)?);
+            } else {
+                println!("purged {}", r.agent_id);
+            }
+        }
+    }
+    Ok(0)
+}

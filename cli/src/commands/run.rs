@@ -1,0 +1,202 @@
+//! `tdev run FILE [--policy P] [--input FILE|-] [--args 1,2.5] [--store URI] [--json]`
+
+use crate::common::{
+    EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, findings_json, load_policy, open_store, print_findings,
+    print_json, read_file, read_module, sandbox,
+};
+use anyhow::{Context, Result, bail};
+use engine::{Gate, Guard, Quarantine};
+use runtime::{ActForm, Input, RunResult, Value, parse_args};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The module (.wasm, or .wat text).
+    file: PathBuf,
+    /// Policy file (default: the built-in policies/default.toml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Input bytes for the bytes form: a file, or - for stdin.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Arguments for the typed form, comma-separated (e.g. 1,2.5,-0.0).
+    #[arg(long, allow_hyphen_values = true)]
+    args: Option<String>,
+    /// Write the raw output bytes to this file.
+    #[arg(long)]
+    output_file: Option<PathBuf>,
+    /// Where quarantined modules go (default file://.tdev).
+    #[arg(long)]
+    store: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn value_json(v: Value) -> serde_json::Value {
+    match v {
+        Value::I64(i) => json!(i),
+        Value::F64(bits) => {
+            let f = f64::from_bits(bits);
+            if f.is_nan() {
+                json!("nan")
+            } else if f.is_infinite() {
+                json!(if f > 0.0 { "inf" } else { "-inf" })
+            } else {
+                json!(f)
+            }
+        }
+    }
+}
+
+fn value_text(v: Value) -> String {
+    match v {
+        Value::I64(i) => i.to_string(),
+        Value::F64(bits) => format!("{:?}", f64::from_bits(bits)),
+    }
+}
+
+fn report_rejected(
+    json: bool,
+    verdict: &runtime::Verdict,
+    record: &engine::Record,
+    reason: &str,
+) -> Result<u8> {
+        if json {
+            print_json(&json!({
+                "agent_id": verdict.agent_id,
+                "outcome": "rejected",
+                "trap": null,
+                "result": null,
+                "result_bits": null,
+                "output_hex": "",
+                "fuel_used": 0,
+                "wall_us": 0,
+                "quarantined": record.status == engine::Status::Quarantined,
+                "findings": findings_json(&verdict.findings),
+                "safety_score": verdict.safety_score,
+                "rejected_because": reason,
+            }));
+        } else {
+            println!("agent:      {}", verdict.agent_id);
+            println!("outcome:    rejected ({reason})");
+            println!("score:      {}", verdict.safety_score);
+            print_findings(&verdict.findings);
+            println!(
+                "quarantine: {} — see `tdev quarantine show {}`",
+                serde_json::to_value(record.status)?.as_str().unwrap_or("?"),
+                &verdict.agent_id
+            );
+        }
+    Ok(EXIT_REJECTED)
+}
+
+pub fn exec(args: Args) -> Result<u8> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let bytes = read_module(&args.file)?;
+    let store = open_store(args.store.as_deref())?;
+    let guard = Guard::new(sandbox(policy)?, Quarantine::new(store));
+
+    let (agent, released) = match guard.admit(&bytes).context("admission")? {
+        Gate::Admitted { agent, released } => (agent, released),
+        Gate::Held { verdict, record } => {
+            return report_rejected(args.json, &verdict, &record, "quarantined");
+        }
+        Gate::Rejected { verdict, record } => {
+            return report_rejected(args.json, &verdict, &record, "static");
+        }
+    };
+
+    let input = match agent.form() {
+        ActForm::Bytes => {
+            if args.args.is_some() {
+                bail!("this agent has the bytes form (act: [] -> [i32]): give --input, not --args");
+            }
+            Input::Bytes(match &args.input {
+                Some(p) => read_file(p)?,
+                None => Vec::new(),
+            })
+        }
+        ActForm::Typed { params, .. } => {
+            if args.input.is_some() {
+                bail!("this agent has the typed form: give --args, not --input");
+            }
+            let text = match (&args.args, params.is_empty()) {
+                (Some(t), _) => t.as_str(),
+                (None, true) => "",
+                (None, false) => bail!(
+                    "this agent's act takes {} argument(s): give --args",
+                    params.len()
+                ),
+            };
+            Input::Typed(parse_args(params, text)?)
+        }
+    };
+    let run = guard.run(&bytes, &agent, released, input)?;
+    let r = &run.report;
+    if let Some(path) = &args.output_file {
+        std::fs::write(path, &r.output)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let trapped = r.outcome != runtime::Outcome::Ok;
+    if args.json {
+        let (result, bits) = match r.result {
+            Some(RunResult::Status(s)) => (json!(s), serde_json::Value::Null),
+            Some(RunResult::Value(v)) => (value_json(v), json!(v.bits().to_string())),
+            None => (serde_json::Value::Null, serde_json::Value::Null),
+        };
+        let hex: String = r.output.iter().map(|b| format!("{b:02x}")).collect();
+        print_json(&json!({
+            "agent_id": agent.id(),
+            "outcome": r.outcome.to_string(),
+            "trap": if trapped { json!(r.outcome.to_string()) } else { serde_json::Value::Null },
+            "trap_message": r.trap_message,
+            "result": result,
+            "result_bits": bits,
+            "output_hex": hex,
+            "fuel_used": r.fuel_used,
+            "wall_us": r.wall.as_micros() as u64,
+            "quarantined": run.quarantined,
+            "findings": findings_json(&agent.verdict().findings),
+            "safety_score": run.safety_score,
+            "logs": r.logs,
+            "logs_dropped": r.logs_dropped,
+        }));
+    } else {
+        println!("agent:      {}", agent.id());
+        match &r.trap_message {
+            Some(m) => println!("outcome:    {} ({m})", r.outcome),
+            None => println!("outcome:    {}", r.outcome),
+        }
+        match r.result {
+            Some(RunResult::Status(s)) => println!("status:     {s}"),
+            Some(RunResult::Value(v)) => println!("result:     {}", value_text(v)),
+            None => {}
+        }
+        println!(
+            "fuel used:  {}   wall: {} us   score: {}",
+            r.fuel_used,
+            r.wall.as_micros(),
+            run.safety_score
+        );
+        for line in &r.logs {
+            println!("log:        {line}");
+        }
+        if r.logs_dropped > 0 {
+            println!("log:        ({} more lines dropped)", r.logs_dropped);
+        }
+        if !r.output.is_empty() {
+            println!("output ({} bytes):", r.output.len());
+            let lines: Vec<String> = r.output.split(|b| *b == b'\n').map(runtime::escape_bytes).collect();
+            println!("{}", lines.join("\n"));
+        }
+        if run.quarantined {
+            println!(
+                "quarantine: quarantined — see `tdev quarantine show {}`",
+                agent.id()
+            );
+        }
+    }
+    Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
+}

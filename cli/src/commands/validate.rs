@@ -1,0 +1,46 @@
+//! `tdev validate FILE [--policy P] [--json]`
+
+use crate::common::{
+    EXIT_OK, EXIT_REJECTED, findings_json, load_policy, print_findings, print_json, read_module,
+};
+use anyhow::Result;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The module (.wasm, or .wat text).
+    file: PathBuf,
+    /// Policy file (default: the built-in policies/default.toml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn exec(args: Args) -> Result<u8> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let bytes = read_module(&args.file)?;
+    let v = runtime::validate(&policy, &bytes);
+    if args.json {
+        print_json(&json!({
+            "agent_id": v.agent_id,
+            "size_bytes": v.size_bytes,
+            "admitted": v.admitted,
+            "safety_score": v.safety_score,
+            "min_safety_score": policy.min_safety_score,
+            "findings": findings_json(&v.findings),
+        }));
+    } else {
+        println!("agent:      {}", v.agent_id);
+        println!("size:       {} bytes (cap {})", v.size_bytes, policy.limits.module_bytes);
+        println!(
+            "score:      {} (minimum {})",
+            v.safety_score, policy.min_safety_score
+        );
+        print_findings(&v.findings);
+        println!("verdict:    {}", if v.admitted { "admitted" } else { "rejected" });
+    }
+    Ok(if v.admitted { EXIT_OK } else { EXIT_REJECTED })
+}

@@ -1,0 +1,92 @@
+//! Helpers shared by the subcommands.
+
+use anyhow::{Context, Result, bail};
+use runtime::{Finding, Policy, Sandbox};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::Path;
+
+/// Exit code: admitted / ok.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: rejected.
+pub const EXIT_REJECTED: u8 = 3;
+/// Exit code: trapped.
+pub const EXIT_TRAPPED: u8 = 4;
+
+/// Prints one JSON object on stdout.
+pub fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into()));
+}
+
+/// Loads the policy: `--policy FILE` or the default.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    match path {
+        Some(p) => Policy::from_file(p).with_context(|| format!("policy {}", p.display())),
+        None => Ok(Policy::default_policy()),
+    }
+}
+
+/// A sandbox for the policy.
+pub fn sandbox(policy: Policy) -> Result<Sandbox> {
+    Sandbox::new(policy).context("cannot start the sandbox")
+}
+
+/// Reads a module: `.wat` files are text and are assembled; anything else is taken as
+/// bytes, as they are, so a broken binary is judged by the validator.
+pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_file(path)?;
+    let is_text = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wat") || e.eq_ignore_ascii_case("wast"));
+    if is_text {
+        let text = std::str::from_utf8(&bytes)
+            .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+        return wat::parse_str(text)
+            .map_err(|e| anyhow::anyhow!("{}", runtime::escape(&e.to_string())))
+            .with_context(|| format!("cannot assemble {}", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// Reads a file, or stdin for `-`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read stdin")?;
+        return Ok(buf);
+    }
+    if path.is_dir() {
+        bail!("{} is a directory", path.display());
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Findings as DESIGN.md's JSON.
+pub fn findings_json(findings: &[Finding]) -> Value {
+    Value::Array(
+        findings
+            .iter()
+            .map(|f| json!({"kind": f.kind.to_string(), "detail": f.detail, "weight": f.weight}))
+            .collect(),
+    )
+}
+
+/// Findings for a person.
+pub fn print_findings(findings: &[Finding]) {
+    if findings.is_empty() {
+        println!("findings:   none");
+        return;
+    }
+    println!("findings:");
+    for f in findings {
+        println!("  {:<28} weight {:<5} {}", f.kind.to_string(), f.weight, f.detail);
+    }
+}
+
+/// Opens the store of `--store` (default `./.tdev`).
+pub fn open_store(uri: Option<&str>) -> Result<std::sync::Arc<dyn engine::store::BlobStore>> {
+    let uri = uri.unwrap_or(engine::store::DEFAULT_STORE);
+    engine::store::open(uri).with_context(|| format!("cannot open store {uri}"))
+}

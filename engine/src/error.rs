@@ -1,0 +1,81 @@
+//! Errors of the engine crate.
+
+use std::fmt;
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error of the engine. Match on [`Error::kind`].
+#[derive(Debug)]
+pub struct Error {
+    kind: Box<ErrorKind>,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A store URI that cannot be used.
+    #[error("bad store URI {uri:?}: {reason}")]
+    StoreUri {
+        /// The URI.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// A key that is not safe to store under.
+    #[error("bad storage key {0:?}")]
+    Key(String),
+    /// I/O on the store failed.
+    #[error("store I/O on {path}: {source}")]
+    Io {
+        /// The object or file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Stored data is not what it should be.
+    #[error("corrupt stored object {key}: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A malformed or unknown agent id.
+    #[error("no such agent: {0}")]
+    NotFound(String),
+    /// An id prefix that matches more than one record.
+    #[error("agent id prefix {0:?} is ambiguous")]
+    Ambiguous(String),
+    /// An error of the sandbox.
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
+}
+
+impl Error {
+    /// The kind of error.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.kind.fmt(f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.kind.source()
+    }
+}
+
+impl<E: Into<ErrorKind>> From<E> for Error {
+    fn from(kind: E) -> Self {
+        Error {
+            kind: Box::new(kind.into()),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The gate every untrusted module goes through: quarantine check, admission, run, and
+//! quarantine of what falls below the policy's minimum safety score.
+
+use crate::error::Result;
+use crate::quarantine::{Quarantine, Record, Status, TrapEvent};
+use crate::time::now_rfc3339;
+use runtime::{Admission, Agent, Input, RunReport, Sandbox, Verdict, safety_score};
+use std::sync::Arc;
+
+/// The answer of [`Guard::admit`].
+pub enum Gate {
+    /// Admitted (or released by a person) and compiled.
+    Admitted {
+        /// The compiled agent.
+        agent: Arc<Agent>,
+        /// Whether a person released it from quarantine.
+        released: bool,
+    },
+    /// Held in quarantine: it does not run until a person releases it.
+    Held {
+        /// Its static verdict under the current policy.
+        verdict: Verdict,
+        /// The quarantine record.
+        record: Record,
+    },
+    /// Rejected by static validation (and quarantined).
+    Rejected {
+        /// The verdict.
+        verdict: Verdict,
+        /// The quarantine record.
+        record: Record,
+    },
+}
+
+/// A run through the gate.
+pub struct GuardedRun {
+    /// The run report.
+    pub report: RunReport,
+    /// The safety score after the run: the static score less the weight of a limit hit.
+    pub safety_score: f64,
+    /// Whether this run put (or kept) the module in quarantine.
+    pub quarantined: bool,
+}
+
+/// Sandbox plus quarantine.
+pub struct Guard {
+    sandbox: Sandbox,
+    quarantine: Quarantine,
+}
+
+impl Guard {
+    /// A gate over a sandbox and a quarantine.
+    pub fn new(sandbox: Sandbox, quarantine: Quarantine) -> Guard {
+        Guard {
+            sandbox,
+            quarantine,
+        }
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Decides whether a module may run.
+    pub fn admit(&self, bytes: &[u8]) -> Result<Gate> {
+        let id = runtime::agent_id(bytes);
+        let record = self.quarantine.get(&id)?;
+        let released = matches!(&record, Some(r) if r.status == Status::Released);
+        if let Some(r) = &record
+            && r.status == Status::Quarantined
+        {
+            return Ok(Gate::Held {
+                verdict: self.sandbox.validate(bytes),
+                record: r.clone(),
+            });
+        }
+        match self.sandbox.admit(bytes, released)? {
+            Admission::Admitted(agent) => Ok(Gate::Admitted { agent, released }),
+            Admission::Rejected(verdict) => {
+                let min = self.sandbox.policy().min_safety_score;
+                let record = self.quarantine.quarantine(
+                    bytes,
+                    &verdict,
+                    verdict.safety_score,
+                    min,
+                    None,
+                    &[],
+                )?;
+                Ok(Gate::Rejected { verdict, record })
+            }
+        }
+    }
+
+    /// Runs an admitted agent; a run that hits a limit and so brings the score below
+    /// the minimum quarantines the module (a released module stays released, the trap
+    /// goes into its history).
+    pub fn run(
+        &self,
+        bytes: &[u8],
+        agent: &Agent,
+        released: bool,
+        input: Input,
+    ) -> Result<GuardedRun> {
+        let report = self.sandbox.run(agent, input)?;
+        let policy = self.sandbox.policy();
+        let verdict = agent.verdict();
+        let trap_weight = policy.trap_weights.for_outcome(report.outcome);
+        let score = safety_score(
+            verdict
+                .findings
+                .iter()
+                .map(|f| f.weight)
+                .chain(std::iter::once(trap_weight)),
+        );
+        let mut quarantined = false;
+        if report.outcome.is_limit() && score < policy.min_safety_score {
+            let trap = TrapEvent {
+                at: now_rfc3339(),
+                outcome: report.outcome.to_string(),
+                message: report.trap_message.clone().unwrap_or_default(),
+                fuel_used: report.fuel_used,
+                wall_us: report.wall.as_micros() as u64,
+            };
+            let rec = self.quarantine.quarantine(
+                bytes,
+                verdict,
+                score,
+                policy.min_safety_score,
+                Some(trap),
+                &[],
+            )?;
+            quarantined = rec.status == Status::Quarantined;
+        }
+        let _ = released;
+        Ok(GuardedRun {
+            report,
+            safety_score: score,
+            quarantined,
+        })
+    }
+}

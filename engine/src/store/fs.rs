@@ -1,0 +1,163 @@
+//! The local-directory backend (`file://PATH`).
+
+use super::{BlobStore, Bucket, check_key};
+use crate::error::{ErrorKind, Result};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A store in a local directory: `PATH/evolution/…` and `PATH/agents/…`. Writes go to
+/// a temporary file that is synced and renamed into place, so a crash leaves either
+/// the old object or the new one.
+pub struct FsStore {
+    root: PathBuf,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
+    move |source| {
+        ErrorKind::Io {
+            path: path.display().to_string(),
+            source,
+        }
+        .into()
+    }
+}
+
+impl FsStore {
+    /// Opens (creating if needed) a store at `root`.
+    pub fn open(root: PathBuf) -> Result<FsStore> {
+        for b in ["evolution", "agents"] {
+            let dir = root.join(b);
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        Ok(FsStore { root })
+    }
+
+    fn path(&self, bucket: Bucket, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        let b = match bucket {
+            Bucket::Evolution => "evolution",
+            Bucket::Agents => "agents",
+        };
+        Ok(self.root.join(b).join(key))
+    }
+}
+
+impl BlobStore for FsStore {
+    fn put(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(bucket, key)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // Make the rename itself durable.
+            File::open(&dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io(&path)(e)
+        })
+    }
+
+    fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(bucket, key)?;
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<String>> {
+        let base = self.path(bucket, "x")?;
+        let base = base.parent().unwrap_or(&self.root).to_path_buf();
+        let mut out = Vec::new();
+        let mut stack = vec![(base.clone(), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(&dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io(&dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-") {
+                    continue;
+                }
+                let key = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let ft = entry.file_type().map_err(io(&dir))?;
+                if ft.is_dir() {
+                    if prefix.starts_with(&key) || key.starts_with(prefix) || prefix.is_empty() {
+                        stack.push((entry.path(), key));
+                    }
+                } else if ft.is_file() && key.starts_with(prefix) && check_key(&key).is_ok() {
+                    out.push(key);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, bucket: Bucket, key: &str) -> Result<()> {
+        let path = self.path(bucket, key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::open(dir.path().to_path_buf()).unwrap();
+        s.put(Bucket::Agents, "source/abc", b"123").unwrap();
+        s.put(Bucket::Agents, "quarantine/abc.json", b"{}").unwrap();
+        s.put(Bucket::Evolution, "checkpoints/e1/0", b"x").unwrap();
+        assert_eq!(s.get(Bucket::Agents, "source/abc").unwrap().unwrap(), b"123");
+        assert_eq!(s.get(Bucket::Agents, "source/none").unwrap(), None);
+        assert_eq!(s.list(Bucket::Agents, "").unwrap(), vec!["quarantine/abc.json", "source/abc"]);
+        assert_eq!(s.list(Bucket::Agents, "source/").unwrap(), vec!["source/abc"]);
+        s.put(Bucket::Agents, "source/abc", b"456").unwrap();
+        assert_eq!(s.get(Bucket::Agents, "source/abc").unwrap().unwrap(), b"456");
+        s.delete(Bucket::Agents, "source/abc").unwrap();
+        s.delete(Bucket::Agents, "source/abc").unwrap();
+        assert_eq!(s.list(Bucket::Agents, "source/").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn hostile_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::open(dir.path().to_path_buf()).unwrap();
+        for key in ["../x", "a/../../b", "/etc/passwd", "a//b", "a/./b", "", "a b", "a\0b"] {
+            assert!(s.put(Bucket::Agents, key, b"x").is_err(), "{key:?}");
+            assert!(s.get(Bucket::Agents, key).is_err(), "{key:?}");
+        }
+    }
+}
