@@ -15,7 +15,10 @@ pub const EXIT_TRAPPED: u8 = 4;
 
 /// Prints one JSON object on stdout.
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
+    );
 }
 
 /// Loads the policy: `--policy FILE` or the default.
@@ -81,7 +84,12 @@ pub fn print_findings(findings: &[Finding]) {
     }
     println!("findings:");
     for f in findings {
-        println!("  {:<28} weight {:<5} {}", f.kind.to_string(), f.weight, f.detail);
+        println!(
+            "  {:<28} weight {:<5} {}",
+            f.kind.to_string(),
+            f.weight,
+            f.detail
+        );
     }
 }
 

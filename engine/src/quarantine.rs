@@ -129,7 +129,9 @@ impl Quarantine {
         let hex = given.strip_prefix("sha256:").unwrap_or(given);
         let valid = hex.len() >= 6
             && hex.len() <= 64
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(ErrorKind::NotFound(runtime::escape(given)).into());
         }

@@ -41,12 +41,7 @@ fn memory(caller: &mut Caller<'_, HostState>, func: &'static str) -> Res<Memory>
 }
 
 /// The memory range `[ptr, ptr+len)` as a `usize` range, or an `out_of_bounds` trap.
-fn range(
-    func: &'static str,
-    ptr: i32,
-    len: i32,
-    size: usize,
-) -> Res<std::ops::Range<usize>> {
+fn range(func: &'static str, ptr: i32, len: i32, size: usize) -> Res<std::ops::Range<usize>> {
     let (p, l) = (ptr as u32, len as u32);
     let start = p as usize;
     match start.checked_add(l as usize) {
@@ -62,10 +57,14 @@ fn range(
 
 /// Defines the ABI v1 host functions in `linker`.
 pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
-    linker.func_wrap("agent", "input_len", |mut caller: Caller<'_, HostState>| -> Res<i32> {
-        charge(&mut caller, 0)?;
-        Ok(i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX))
-    })?;
+    linker.func_wrap(
+        "agent",
+        "input_len",
+        |mut caller: Caller<'_, HostState>| -> Res<i32> {
+            charge(&mut caller, 0)?;
+            Ok(i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX))
+        },
+    )?;
 
     linker.func_wrap(
         "agent",

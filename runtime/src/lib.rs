@@ -46,6 +46,5 @@ pub use sandbox::{
 };
 pub use text::{agent_id, escape, escape_bytes, is_agent_id};
 pub use validate::{
-    ActForm, Finding, FindingKind, Param, Verdict, abi_signature, safety_score, text_form,
-    validate,
+    ActForm, Finding, FindingKind, Param, Verdict, abi_signature, safety_score, text_form, validate,
 };

@@ -25,9 +25,10 @@ pub enum Outcome {
     OutOfBounds,
     /// Integer division or remainder by zero.
     DivisionByZero,
-    /// Integer overflow (e.g. `i32.div_s` of MIN by -1).
+    /// Integer overflow: `div_s` of MIN by -1, or a float-to-int truncation of a value
+    /// out of the integer's range (the spec's "integer overflow" trap).
     IntegerOverflow,
-    /// A float-to-int conversion of NaN or an out-of-range value.
+    /// A float-to-int truncation of NaN (the spec's "invalid conversion to integer").
     BadConversion,
     /// `call_indirect` to a null entry or with the wrong signature.
     IndirectCall,

@@ -293,8 +293,7 @@ impl Policy {
 
     fn from_toml_with_base(text: &str, base: Option<RawPolicy>) -> Result<Policy> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| policy_err(e.to_string()))?;
-        let (b_min, b_limits, b_imports, b_features, b_weights, b_trap, b_patterns) = match base
-        {
+        let (b_min, b_limits, b_imports, b_features, b_weights, b_trap, b_patterns) = match base {
             Some(b) => (
                 b.min_safety_score,
                 b.limits,
@@ -310,11 +309,21 @@ impl Policy {
             .min_safety_score
             .or(b_min)
             .ok_or_else(|| policy_err("missing field `min_safety_score`"))?;
-        let limits: Limits = section("limits", b_limits.clone().or(raw.limits.clone()), raw.limits)?;
-        let features: Features =
-            section("features", b_features.clone().or(raw.features.clone()), raw.features)?;
-        let weights: Weights =
-            section("weights", b_weights.clone().or(raw.weights.clone()), raw.weights)?;
+        let limits: Limits = section(
+            "limits",
+            b_limits.clone().or(raw.limits.clone()),
+            raw.limits,
+        )?;
+        let features: Features = section(
+            "features",
+            b_features.clone().or(raw.features.clone()),
+            raw.features,
+        )?;
+        let weights: Weights = section(
+            "weights",
+            b_weights.clone().or(raw.weights.clone()),
+            raw.weights,
+        )?;
         let trap_weights: TrapWeights = section(
             "trap_weights",
             b_trap.clone().or(raw.trap_weights.clone()),
@@ -392,7 +401,12 @@ impl Policy {
         range("limits.log_lines", l.log_lines, 0, 1_000_000)?;
         range("limits.log_line_bytes", l.log_line_bytes, 1, 1 << 20)?;
         range("limits.host_call_fuel", l.host_call_fuel, 0, 1 << 32)?;
-        range("limits.host_fuel_per_byte", l.host_fuel_per_byte, 0, 1 << 20)?;
+        range(
+            "limits.host_fuel_per_byte",
+            l.host_fuel_per_byte,
+            0,
+            1 << 20,
+        )?;
         for (i, imp) in self.imports.iter().enumerate() {
             if !ABI_V1_IMPORTS.contains(&imp.as_str()) {
                 return Err(policy_err(format!(
@@ -448,8 +462,7 @@ impl Policy {
         for p in &self.patterns {
             let ok = !p.name.is_empty()
                 && p.name.len() <= 64
-                && p
-                    .name
+                && p.name
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !ok {

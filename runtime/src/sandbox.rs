@@ -119,13 +119,24 @@ pub fn parse_args(params: &[Param], text: &str) -> Result<Vec<Value>> {
         .enumerate()
         .map(|(i, (p, s))| match p {
             Param::I64 => s.parse::<i64>().map(Value::I64).map_err(|e| {
-                ErrorKind::Args(format!("argument {} {:?} is not an i64: {e}", i + 1, escape(s)))
-                    .into()
+                ErrorKind::Args(format!(
+                    "argument {} {:?} is not an i64: {e}",
+                    i + 1,
+                    escape(s)
+                ))
+                .into()
             }),
-            Param::F64 => s.parse::<f64>().map(|f| Value::F64(f.to_bits())).map_err(|e| {
-                ErrorKind::Args(format!("argument {} {:?} is not an f64: {e}", i + 1, escape(s)))
+            Param::F64 => s
+                .parse::<f64>()
+                .map(|f| Value::F64(f.to_bits()))
+                .map_err(|e| {
+                    ErrorKind::Args(format!(
+                        "argument {} {:?} is not an f64: {e}",
+                        i + 1,
+                        escape(s)
+                    ))
                     .into()
-            }),
+                }),
         })
         .collect()
 }
@@ -390,7 +401,10 @@ impl Sandbox {
             (ActForm::Typed { params, .. }, Input::Typed(args)) => {
                 let fits = args.len() == params.len()
                     && args.iter().zip(params).all(|(a, p)| {
-                        matches!((a, p), (Value::I64(_), Param::I64) | (Value::F64(_), Param::F64))
+                        matches!(
+                            (a, p),
+                            (Value::I64(_), Param::I64) | (Value::F64(_), Param::F64)
+                        )
                     });
                 if !fits {
                     return Err(ErrorKind::Args(format!(
@@ -465,7 +479,11 @@ impl Sandbox {
     }
 }
 
-fn call(store: &mut Store<HostState>, agent: &Agent, args: &[Value]) -> wasmtime::Result<RunResult> {
+fn call(
+    store: &mut Store<HostState>,
+    agent: &Agent,
+    args: &[Value],
+) -> wasmtime::Result<RunResult> {
     let instance = agent.pre.instantiate(&mut *store)?;
     match &agent.form {
         ActForm::Bytes => {

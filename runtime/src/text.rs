@@ -17,7 +17,10 @@ pub fn agent_id(bytes: &[u8]) -> String {
 /// Checks that `id` is a well-formed agent id (`sha256:` and 64 lowercase hex digits).
 pub fn is_agent_id(id: &str) -> bool {
     id.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 

@@ -244,8 +244,8 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Verdict {
     }
     let findings = c.findings;
     let safety_score = safety_score(findings.iter().map(|f| f.weight));
-    let admitted = !findings.iter().any(|f| f.kind.is_structural())
-        && safety_score >= policy.min_safety_score;
+    let admitted =
+        !findings.iter().any(|f| f.kind.is_structural()) && safety_score >= policy.min_safety_score;
     Verdict {
         agent_id: agent_id(bytes),
         size_bytes: size,
@@ -258,23 +258,34 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Verdict {
 
 fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
     let policy = c.policy;
+    if !Parser::is_core_wasm(bytes) {
+        let what = if Parser::is_component(bytes) {
+            "a component, not a core module"
+        } else if bytes.len() < 8 {
+            "too short for a Wasm header"
+        } else if !bytes.starts_with(b"\0asm") {
+            "no Wasm magic number"
+        } else {
+            "unsupported Wasm version"
+        };
+        c.add(FindingKind::Malformed, what.to_string());
+        return None;
+    }
     let allowed = policy.features.wasm_features();
     let types = match Validator::new_with_features(allowed).validate_all(bytes) {
         Ok(t) => t,
-        Err(denied) => match Validator::new_with_features(WasmFeatures::all()).validate_all(bytes)
-        {
-            Ok(t) => {
-                c.add(
-                    FindingKind::FeatureDenied,
-                    escape(&format!("{denied}")),
-                );
-                t
+        Err(denied) => {
+            match Validator::new_with_features(WasmFeatures::all()).validate_all(bytes) {
+                Ok(t) => {
+                    c.add(FindingKind::FeatureDenied, escape(&format!("{denied}")));
+                    t
+                }
+                Err(e) => {
+                    c.add(FindingKind::Malformed, escape(&format!("{e}")));
+                    return None;
+                }
             }
-            Err(e) => {
-                c.add(FindingKind::Malformed, escape(&format!("{e}")));
-                return None;
-            }
-        },
+        }
     };
     let t = types.as_ref();
     let mut names: Vec<String> = Vec::new();
@@ -290,7 +301,11 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
                 let ok = abi_signature(name).is_some_and(|(p, r)| {
                     ft.params().len() == p
                         && ft.results().len() == r
-                        && ft.params().iter().chain(ft.results()).all(|v| *v == ValType::I32)
+                        && ft
+                            .params()
+                            .iter()
+                            .chain(ft.results())
+                            .all(|v| *v == ValType::I32)
                 });
                 if !ok {
                     c.add(
@@ -315,7 +330,9 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
                 };
                 c.add(
                     FindingKind::ImportDenied,
-                    escape(&format!("import of {what} {full} is not allowed by the policy")),
+                    escape(&format!(
+                        "import of {what} {full} is not allowed by the policy"
+                    )),
                 );
             }
         }

@@ -1,1 +1,5 @@
+//! End-to-end tests: they drive the built `tdev` binary as a user would.
 
+mod cli;
+mod hostile;
+mod support;

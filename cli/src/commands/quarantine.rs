@@ -149,9 +149,7 @@ pub fn exec(args: Args) -> Result<u8> {
                             .map(|b| format!("{b:02x}"))
                             .collect::<Vec<_>>()
                             .join(" ");
-                        println!(
-                            "  (none: the module does not parse; first bytes: {head})"
-                        );
+                        println!("  (none: the module does not parse; first bytes: {head})");
                     }
                     (None, None) => println!("  (none: the module's bytes were purged)"),
                 }

@@ -63,32 +63,32 @@ fn report_rejected(
     record: &engine::Record,
     reason: &str,
 ) -> Result<u8> {
-        if json {
-            print_json(&json!({
-                "agent_id": verdict.agent_id,
-                "outcome": "rejected",
-                "trap": null,
-                "result": null,
-                "result_bits": null,
-                "output_hex": "",
-                "fuel_used": 0,
-                "wall_us": 0,
-                "quarantined": record.status == engine::Status::Quarantined,
-                "findings": findings_json(&verdict.findings),
-                "safety_score": verdict.safety_score,
-                "rejected_because": reason,
-            }));
-        } else {
-            println!("agent:      {}", verdict.agent_id);
-            println!("outcome:    rejected ({reason})");
-            println!("score:      {}", verdict.safety_score);
-            print_findings(&verdict.findings);
-            println!(
-                "quarantine: {} — see `tdev quarantine show {}`",
-                serde_json::to_value(record.status)?.as_str().unwrap_or("?"),
-                &verdict.agent_id
-            );
-        }
+    if json {
+        print_json(&json!({
+            "agent_id": verdict.agent_id,
+            "outcome": "rejected",
+            "trap": null,
+            "result": null,
+            "result_bits": null,
+            "output_hex": "",
+            "fuel_used": 0,
+            "wall_us": 0,
+            "quarantined": record.status == engine::Status::Quarantined,
+            "findings": findings_json(&verdict.findings),
+            "safety_score": verdict.safety_score,
+            "rejected_because": reason,
+        }));
+    } else {
+        println!("agent:      {}", verdict.agent_id);
+        println!("outcome:    rejected ({reason})");
+        println!("score:      {}", verdict.safety_score);
+        print_findings(&verdict.findings);
+        println!(
+            "quarantine: {} — see `tdev quarantine show {}`",
+            serde_json::to_value(record.status)?.as_str().unwrap_or("?"),
+            &verdict.agent_id
+        );
+    }
     Ok(EXIT_REJECTED)
 }
 
@@ -188,7 +188,11 @@ pub fn exec(args: Args) -> Result<u8> {
         }
         if !r.output.is_empty() {
             println!("output ({} bytes):", r.output.len());
-            let lines: Vec<String> = r.output.split(|b| *b == b'\n').map(runtime::escape_bytes).collect();
+            let lines: Vec<String> = r
+                .output
+                .split(|b| *b == b'\n')
+                .map(runtime::escape_bytes)
+                .collect();
             println!("{}", lines.join("\n"));
         }
         if run.quarantined {

@@ -34,13 +34,19 @@ pub fn exec(args: Args) -> Result<u8> {
         }));
     } else {
         println!("agent:      {}", v.agent_id);
-        println!("size:       {} bytes (cap {})", v.size_bytes, policy.limits.module_bytes);
+        println!(
+            "size:       {} bytes (cap {})",
+            v.size_bytes, policy.limits.module_bytes
+        );
         println!(
             "score:      {} (minimum {})",
             v.safety_score, policy.min_safety_score
         );
         print_findings(&v.findings);
-        println!("verdict:    {}", if v.admitted { "admitted" } else { "rejected" });
+        println!(
+            "verdict:    {}",
+            if v.admitted { "admitted" } else { "rejected" }
+        );
     }
     Ok(if v.admitted { EXIT_OK } else { EXIT_REJECTED })
 }

@@ -140,22 +140,46 @@ mod tests {
         s.put(Bucket::Agents, "source/abc", b"123").unwrap();
         s.put(Bucket::Agents, "quarantine/abc.json", b"{}").unwrap();
         s.put(Bucket::Evolution, "checkpoints/e1/0", b"x").unwrap();
-        assert_eq!(s.get(Bucket::Agents, "source/abc").unwrap().unwrap(), b"123");
+        assert_eq!(
+            s.get(Bucket::Agents, "source/abc").unwrap().unwrap(),
+            b"123"
+        );
         assert_eq!(s.get(Bucket::Agents, "source/none").unwrap(), None);
-        assert_eq!(s.list(Bucket::Agents, "").unwrap(), vec!["quarantine/abc.json", "source/abc"]);
-        assert_eq!(s.list(Bucket::Agents, "source/").unwrap(), vec!["source/abc"]);
+        assert_eq!(
+            s.list(Bucket::Agents, "").unwrap(),
+            vec!["quarantine/abc.json", "source/abc"]
+        );
+        assert_eq!(
+            s.list(Bucket::Agents, "source/").unwrap(),
+            vec!["source/abc"]
+        );
         s.put(Bucket::Agents, "source/abc", b"456").unwrap();
-        assert_eq!(s.get(Bucket::Agents, "source/abc").unwrap().unwrap(), b"456");
+        assert_eq!(
+            s.get(Bucket::Agents, "source/abc").unwrap().unwrap(),
+            b"456"
+        );
         s.delete(Bucket::Agents, "source/abc").unwrap();
         s.delete(Bucket::Agents, "source/abc").unwrap();
-        assert_eq!(s.list(Bucket::Agents, "source/").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            s.list(Bucket::Agents, "source/").unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn hostile_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStore::open(dir.path().to_path_buf()).unwrap();
-        for key in ["../x", "a/../../b", "/etc/passwd", "a//b", "a/./b", "", "a b", "a\0b"] {
+        for key in [
+            "../x",
+            "a/../../b",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "",
+            "a b",
+            "a\0b",
+        ] {
             assert!(s.put(Bucket::Agents, key, b"x").is_err(), "{key:?}");
             assert!(s.get(Bucket::Agents, key).is_err(), "{key:?}");
         }

@@ -1,0 +1,413 @@
+//! The CLI contract of DESIGN.md: exit codes, JSON shapes, typed values, input,
+//! policies, and the quarantine life cycle.
+
+use crate::support::{assert_clean, code, fixture, json, tdev, tdev_stdin, write};
+use serde_json::json;
+
+fn agent(name: &str) -> String {
+    fixture(&format!("agents/{name}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn validate_json_has_the_contract_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tdev(dir.path(), &["validate", &agent("echo.wat"), "--json"]);
+    assert_eq!(code(&out, "validate"), 0);
+    let v = json(&out, "validate");
+    for k in [
+        "agent_id",
+        "size_bytes",
+        "admitted",
+        "safety_score",
+        "findings",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    assert!(v["agent_id"].as_str().expect("id").starts_with("sha256:"));
+    assert_eq!(v["agent_id"].as_str().expect("id").len(), 7 + 64);
+    assert_eq!(v["admitted"], true);
+    assert_eq!(v["safety_score"], 1.0);
+    assert_eq!(v["findings"], json!([]));
+}
+
+#[test]
+fn wat_and_wasm_of_one_module_have_one_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = wat::parse_file(fixture("agents/add.wat")).expect("wat");
+    let wasm = dir.path().join("add.wasm");
+    std::fs::write(&wasm, &bytes).expect("write");
+    let a = json(
+        &tdev(dir.path(), &["validate", &agent("add.wat"), "--json"]),
+        "wat",
+    );
+    let b = json(
+        &tdev(
+            dir.path(),
+            &["validate", wasm.to_str().expect("p"), "--json"],
+        ),
+        "wasm",
+    );
+    assert_eq!(a["agent_id"], b["agent_id"]);
+    assert_eq!(a["size_bytes"], bytes.len());
+}
+
+#[test]
+fn bytes_form_reads_input_from_a_file_and_from_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write(dir.path(), "in.txt", "hello, agent\n");
+    let out = tdev(
+        dir.path(),
+        &[
+            "run",
+            &agent("echo.wat"),
+            "--input",
+            input.to_str().expect("p"),
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out, "run"), 0);
+    let r = json(&out, "run");
+    assert_eq!(r["outcome"], "ok");
+    assert_eq!(r["trap"], serde_json::Value::Null);
+    assert_eq!(r["result"], 0);
+    assert_eq!(r["output_hex"], "68656c6c6f2c206167656e740a");
+    assert_eq!(r["quarantined"], false);
+    assert_eq!(r["logs"], json!(["echo"]));
+    assert!(r["fuel_used"].as_u64().expect("fuel") > 0);
+    assert!(r["wall_us"].is_u64());
+
+    let out = tdev_stdin(
+        dir.path(),
+        &["run", &agent("echo.wat"), "--input", "-", "--json"],
+        b"\x00\x01binary\xff",
+    );
+    let r = json(&out, "stdin");
+    assert_eq!(r["output_hex"], "000162696e617279ff");
+
+    // human form: the output is shown, escaped
+    let out = tdev_stdin(
+        dir.path(),
+        &["run", &agent("echo.wat"), "--input", "-"],
+        b"\x1b[31mred\x07",
+    );
+    assert_eq!(code(&out, "human"), 0);
+    assert_clean(&out.stdout, "human run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\\u{1b}[31mred\\u{7}"));
+}
+
+#[test]
+fn typed_values_are_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |file: &str, args: &str| {
+        let out = tdev(dir.path(), &["run", &agent(file), "--args", args, "--json"]);
+        assert_eq!(
+            code(&out, args),
+            0,
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out, args)
+    };
+    let r = run("add.wat", "9223372036854775807,1");
+    assert_eq!(r["result"], i64::MIN);
+    assert_eq!(r["result_bits"], (i64::MIN as u64).to_string());
+    let r = run("add.wat", "-9223372036854775808,-1");
+    assert_eq!(r["result"], i64::MAX);
+    let r = run("fmul.wat", "-0.0,1");
+    assert_eq!(r["result_bits"], (-0.0f64).to_bits().to_string());
+    assert!(r["result"].as_f64().expect("f64").is_sign_negative());
+    let r = run("fmul.wat", "5e-324,1");
+    assert_eq!(r["result_bits"], "1");
+    let r = run("fmul.wat", "inf,-1");
+    assert_eq!(r["result"], "-inf");
+    let r = run("fmul.wat", "inf,2");
+    assert_eq!(r["result"], "inf");
+    let r = run("fmul.wat", "nan,1");
+    assert_eq!(r["result"], "nan");
+    let r = run("fmul.wat", "2.5,4");
+    assert_eq!(r["result"], 10.0);
+}
+
+#[test]
+fn usage_errors_exit_1_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad_wat = write(dir.path(), "bad.wat", "(module (func (export \"act\"");
+    let bad_policy = write(dir.path(), "p.toml", "[limits]\nfuel_per_call = \"lots\"\n");
+    let unknown_policy = write(dir.path(), "u.toml", "[limits]\nfuel = 5\n");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["run".into(), "missing.wasm".into()], "missing.wasm"),
+        (
+            vec!["validate".into(), bad_wat.display().to_string()],
+            "bad.wat",
+        ),
+        (
+            vec!["run".into(), agent("add.wat"), "--args".into(), "1".into()],
+            "2 argument",
+        ),
+        (
+            vec![
+                "run".into(),
+                agent("add.wat"),
+                "--args".into(),
+                "1,x".into(),
+            ],
+            "i64",
+        ),
+        (
+            vec![
+                "run".into(),
+                agent("add.wat"),
+                "--args".into(),
+                "99999999999999999999,1".into(),
+            ],
+            "i64",
+        ),
+        (vec!["run".into(), agent("add.wat")], "--args"),
+        (
+            vec!["run".into(), agent("echo.wat"), "--args".into(), "1".into()],
+            "bytes form",
+        ),
+        (
+            vec![
+                "run".into(),
+                agent("add.wat"),
+                "--policy".into(),
+                bad_policy.display().to_string(),
+            ],
+            "fuel_per_call",
+        ),
+        (
+            vec![
+                "validate".into(),
+                agent("add.wat"),
+                "--policy".into(),
+                unknown_policy.display().to_string(),
+            ],
+            "limits.fuel",
+        ),
+        (
+            vec!["run".into(), agent("add.wat"), "--bogus".into()],
+            "--bogus",
+        ),
+        (vec!["frobnicate".into()], "frobnicate"),
+        (
+            vec![
+                "quarantine".into(),
+                "show".into(),
+                "../../etc/passwd".into(),
+            ],
+            "no such agent",
+        ),
+        (
+            vec![
+                "run".into(),
+                agent("add.wat"),
+                "--args".into(),
+                "1,2".into(),
+                "--store".into(),
+                "ftp://x".into(),
+            ],
+            "store",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = tdev(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out, needle), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr {err:?} lacks {needle:?}"
+        );
+        assert!(
+            err.lines().next().is_some_and(|l| l.starts_with("tdev: ")),
+            "{err}"
+        );
+    }
+    // with --json the error is a JSON object too
+    let out = tdev(dir.path(), &["run", "missing.wasm", "--json"]);
+    assert_eq!(code(&out, "json error"), 1);
+    let v = json(&out, "json error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("missing.wasm")
+    );
+}
+
+#[test]
+fn policy_flag_changes_the_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(dir.path(), "tight.toml", "[limits]\nmodule_bytes = 100\n");
+    let out = tdev(
+        dir.path(),
+        &[
+            "validate",
+            &agent("echo.wat"),
+            "--policy",
+            p.to_str().expect("p"),
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out, "tight"), 3);
+    let v = json(&out, "tight");
+    assert_eq!(v["findings"][0]["kind"], "size_cap");
+    assert_eq!(v["admitted"], false);
+
+    let p = write(dir.path(), "fuel.toml", "[limits]\nfuel_per_call = 1\n");
+    let out = tdev(
+        dir.path(),
+        &[
+            "run",
+            &agent("fmul.wat"),
+            "--args",
+            "1,2",
+            "--policy",
+            p.to_str().expect("p"),
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out, "fuel"), 4);
+    assert_eq!(json(&out, "fuel")["outcome"], "out_of_fuel");
+}
+
+#[test]
+fn quarantine_life_cycle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spin = fixture("hostile/infinite_loop.wat")
+        .to_string_lossy()
+        .into_owned();
+
+    // 1. a run that hits a limit quarantines the module
+    let r = json(&tdev(d, &["run", &spin, "--json"]), "first run");
+    assert_eq!(r["outcome"], "out_of_fuel");
+    assert_eq!(r["quarantined"], true);
+    let id = r["agent_id"].as_str().expect("id").to_string();
+    assert!(d.join(".tdev").is_dir(), "default store is ./.tdev");
+
+    // 2. it is held: the next run is rejected without running
+    let out = tdev(d, &["run", &spin, "--json"]);
+    assert_eq!(code(&out, "held"), 3);
+    let r = json(&out, "held");
+    assert_eq!(r["outcome"], "rejected");
+    assert_eq!(r["quarantined"], true);
+
+    // 3. list and show
+    let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
+    let items = l["quarantine"].as_array().expect("list");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["agent_id"], id.as_str());
+    assert_eq!(items[0]["status"], "quarantined");
+    let s = json(&tdev(d, &["quarantine", "show", &id, "--json"]), "show");
+    assert_eq!(s["trap_history"][0]["outcome"], "out_of_fuel");
+    assert_eq!(s["findings"][0]["kind"], "pattern:infinite_loop");
+    assert!(s["wat"].as_str().expect("wat").contains("loop"));
+    let human = tdev(d, &["quarantine", "show", &id[7..19]]);
+    assert_eq!(code(&human, "show prefix"), 0);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("pattern:infinite_loop") && text.contains("(module"),
+        "{text}"
+    );
+
+    // 4. release: it runs again (and its new trap is recorded, not re-quarantined)
+    let rel = json(
+        &tdev(d, &["quarantine", "release", &id, "--json"]),
+        "release",
+    );
+    assert_eq!(rel["status"], "released");
+    let out = tdev(d, &["run", &spin, "--json"]);
+    assert_eq!(code(&out, "released run"), 4);
+    let r = json(&out, "released run");
+    assert_eq!(r["outcome"], "out_of_fuel");
+    assert_eq!(r["quarantined"], false);
+    let s = json(&tdev(d, &["quarantine", "show", &id, "--json"]), "show 2");
+    assert_eq!(s["status"], "released");
+    assert_eq!(s["trap_history"].as_array().expect("h").len(), 2);
+
+    // 5. purge: bytes gone, record kept for the audit trail, not listed
+    let p = json(&tdev(d, &["quarantine", "purge", &id, "--json"]), "purge");
+    assert_eq!(p["status"], "purged");
+    let actions: Vec<&str> = p["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|a| a["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        ["quarantined", "trapped", "released", "trapped", "purged"]
+    );
+    let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list 2");
+    assert_eq!(l["quarantine"], json!([]));
+    let s = json(&tdev(d, &["quarantine", "show", &id, "--json"]), "show 3");
+    assert_eq!(s["status"], "purged");
+    assert_eq!(s["wat"], serde_json::Value::Null);
+    let hex = id.trim_start_matches("sha256:");
+    assert!(!d.join(".tdev/agents/source").join(hex).exists());
+
+    // 6. an unknown id is an error, not a crash
+    let out = tdev(
+        d,
+        &[
+            "quarantine",
+            "release",
+            &format!("sha256:{}", "0".repeat(64)),
+        ],
+    );
+    assert_eq!(code(&out, "unknown"), 1);
+}
+
+#[test]
+fn statically_rejected_modules_are_quarantined_by_run_not_by_validate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let wasi = fixture("hostile/wasi_import.wat")
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(code(&tdev(d, &["validate", &wasi]), "validate"), 3);
+    let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
+    assert_eq!(l["quarantine"], json!([]));
+    let out = tdev(d, &["run", &wasi, "--json"]);
+    assert_eq!(code(&out, "run"), 3);
+    let r = json(&out, "run");
+    assert_eq!(r["outcome"], "rejected");
+    assert_eq!(r["quarantined"], true);
+    let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
+    assert_eq!(l["quarantine"][0]["reason"], "static");
+    // a released module with a structural finding still cannot run
+    let id = r["agent_id"].as_str().expect("id");
+    assert_eq!(code(&tdev(d, &["quarantine", "release", id]), "release"), 0);
+    let out = tdev(d, &["run", &wasi, "--json"]);
+    assert_eq!(code(&out, "run after release"), 3);
+}
+
+#[test]
+fn corrupt_store_objects_are_errors_not_crashes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let wasi = fixture("hostile/wasi_import.wat")
+        .to_string_lossy()
+        .into_owned();
+    let r = json(&tdev(d, &["run", &wasi, "--json"]), "run");
+    let id = r["agent_id"].as_str().expect("id").to_string();
+    let hex = id.trim_start_matches("sha256:");
+    // tamper with the stored bytes: show refuses them
+    std::fs::write(d.join(".tdev/agents/source").join(hex), b"tampered").expect("write");
+    let out = tdev(d, &["quarantine", "show", &id]);
+    assert_eq!(code(&out, "tampered"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+    // a garbage record
+    std::fs::write(
+        d.join(".tdev/agents/quarantine")
+            .join(format!("{hex}.json")),
+        b"{",
+    )
+    .expect("w");
+    let out = tdev(d, &["quarantine", "list"]);
+    assert_eq!(code(&out, "garbage record"), 1);
+}

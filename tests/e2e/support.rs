@@ -1,0 +1,90 @@
+//! Helpers for driving `tdev`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("fixtures").join(rel)
+}
+
+/// Runs `tdev` with `args` in `cwd`, stdin closed.
+pub fn tdev(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn tdev")
+}
+
+/// Runs `tdev` with bytes on stdin.
+pub fn tdev_stdin(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tdev");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait tdev")
+}
+
+/// The exit code; fails the test if the process died from a signal.
+pub fn code(out: &Output, what: &str) -> i32 {
+    match out.status.code() {
+        Some(c) => c,
+        None => panic!(
+            "{what}: tdev did not exit normally ({:?}); stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Parses stdout as exactly one JSON object.
+pub fn json(out: &Output, what: &str) -> serde_json::Value {
+    let text = String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{what}: stdout is not one JSON object ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(v.is_object(), "{what}: not an object: {text}");
+    v
+}
+
+/// Asserts that the output holds no control character but newline (no raw escape
+/// sequence from a module ever reaches a terminal).
+pub fn assert_clean(bytes: &[u8], what: &str) {
+    if let Some(b) = bytes
+        .iter()
+        .find(|b| (**b < 0x20 && **b != b'\n') || **b == 0x7f)
+    {
+        panic!(
+            "{what}: raw control byte {b:#04x} in output: {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write file");
+    p
+}
