@@ -174,7 +174,9 @@ pub struct RunReport {
     pub logs: Vec<String>,
     /// Log lines dropped past the cap.
     pub logs_dropped: u64,
-    /// Fuel consumed, host calls included.
+    /// Fuel consumed, host calls included. Exact for runs that return or run out of
+    /// fuel; a run interrupted (deadline, emergency stop) inside a loop without calls
+    /// reports the fuel wasmtime had accounted at its last call or return.
     pub fuel_used: u64,
     /// Wall time of instantiation and call.
     pub wall: Duration,
@@ -432,14 +434,13 @@ impl Sandbox {
         Ok(self.run_checked(agent, args, bytes_in))
     }
 
-    fn run_checked(&self, agent: &Agent, args: Vec<Value>, input: Vec<u8>) -> RunReport {
-        let policy = &self.inner.policy;
-        let l = &policy.limits;
+    /// A store for one run: limiter, fuel and the epoch deadline set from the policy.
+    fn new_store(&self, input: Vec<u8>) -> (Store<HostState>, Instant) {
+        let l = &self.inner.policy.limits;
         let start = Instant::now();
         let mut store = Store::new(&self.inner.engine, HostState::new(l, input));
         store.limiter(|s| &mut s.limiter);
-        let fuel = l.fuel_per_call;
-        let _ = store.set_fuel(fuel);
+        let _ = store.set_fuel(l.fuel_per_call);
         let deadline = start + Duration::from_millis(l.wall_clock_ms);
         let wall_ms = l.wall_clock_ms;
         let generation = self.inner.stop_generation.clone();
@@ -454,7 +455,20 @@ impl Sandbox {
             Ok(UpdateDeadline::Continue(1))
         });
         store.set_epoch_deadline(1);
+        (store, start)
+    }
 
+    /// Sets up a store and instantiates the agent without calling it: the cost the
+    /// instantiation bench measures. True when instantiation succeeded.
+    #[doc(hidden)]
+    pub fn instantiate_only(&self, agent: &Agent) -> bool {
+        let (mut store, _) = self.new_store(Vec::new());
+        agent.pre.instantiate(&mut store).is_ok()
+    }
+
+    fn run_checked(&self, agent: &Agent, args: Vec<Value>, input: Vec<u8>) -> RunReport {
+        let fuel = self.inner.policy.limits.fuel_per_call;
+        let (mut store, start) = self.new_store(input);
         let result = call(&mut store, agent, &args);
         let wall = start.elapsed();
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
