@@ -95,13 +95,7 @@ impl Guard {
     /// Runs an admitted agent; a run that hits a limit and so brings the score below
     /// the minimum quarantines the module (a released module stays released, the trap
     /// goes into its history).
-    pub fn run(
-        &self,
-        bytes: &[u8],
-        agent: &Agent,
-        released: bool,
-        input: Input,
-    ) -> Result<GuardedRun> {
+    pub fn run(&self, bytes: &[u8], agent: &Agent, input: Input) -> Result<GuardedRun> {
         let report = self.sandbox.run(agent, input)?;
         let policy = self.sandbox.policy();
         let verdict = agent.verdict();
@@ -132,7 +126,6 @@ impl Guard {
             )?;
             quarantined = rec.status == Status::Quarantined;
         }
-        let _ = released;
         Ok(GuardedRun {
             report,
             safety_score: score,

@@ -104,6 +104,9 @@ pub struct Quarantine {
     store: Arc<dyn BlobStore>,
 }
 
+/// Modules larger than this (1 MiB) are recorded without their bytes.
+pub const KEEP_BYTES_MAX: usize = 1 << 20;
+
 fn hex_of(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
 }
@@ -246,8 +249,9 @@ impl Quarantine {
     ) -> Result<Record> {
         let id = &verdict.agent_id;
         let now = now_rfc3339();
-        // Bytes first: a record never points at missing bytes.
-        if self.store.get(Bucket::Agents, &source_key(id))?.is_none() {
+        // Bytes first: a record never points at missing bytes. Bytes too large to be
+        // a module at all are not kept (the record says so through its size).
+        if bytes.len() <= KEEP_BYTES_MAX && self.store.get(Bucket::Agents, &source_key(id))?.is_none() {
             self.store.put(Bucket::Agents, &source_key(id), bytes)?;
         }
         let reason = trap

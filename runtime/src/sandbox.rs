@@ -34,6 +34,9 @@ pub struct SandboxConfig {
     allocation: Allocation,
     epoch_tick: Duration,
     cache_capacity: usize,
+    memory_init_cow: bool,
+    keep_resident: Option<usize>,
+    pagemap_scan: bool,
 }
 
 impl Default for SandboxConfig {
@@ -42,6 +45,9 @@ impl Default for SandboxConfig {
             allocation: Allocation::Pooling { slots: 64 },
             epoch_tick: Duration::from_millis(1),
             cache_capacity: 1024,
+            memory_init_cow: true,
+            keep_resident: Some(1 << 20),
+            pagemap_scan: false,
         }
     }
 }
@@ -62,6 +68,28 @@ impl SandboxConfig {
     /// Default: 1 ms. An emergency stop does not wait for a tick.
     pub fn epoch_tick(&mut self, tick: Duration) -> &mut Self {
         self.epoch_tick = tick.max(Duration::from_micros(50));
+        self
+    }
+
+    /// Whether memories start as copy-on-write images of the module's data segments.
+    /// Default: true.
+    pub fn memory_init_cow(&mut self, on: bool) -> &mut Self {
+        self.memory_init_cow = on;
+        self
+    }
+
+    /// With pooling, how many bytes of a freed memory stay resident and are reset in
+    /// place instead of being returned to the kernel. Default: 1 MiB (measured fastest
+    /// for 6 KB agents; see BENCHMARKS.md).
+    pub fn memory_keep_resident(&mut self, bytes: Option<usize>) -> &mut Self {
+        self.keep_resident = bytes;
+        self
+    }
+
+    /// With pooling and memory kept resident, reset only the pages a run touched
+    /// (Linux `PAGEMAP_SCAN`, kernel 6.7+; ignored where unsupported). Default: false.
+    pub fn pagemap_scan(&mut self, on: bool) -> &mut Self {
+        self.pagemap_scan = on;
         self
     }
 
@@ -277,7 +305,8 @@ impl Sandbox {
         cfg.consume_fuel(true)
             .epoch_interruption(true)
             .max_wasm_stack(l.stack_bytes as usize)
-            .wasm_backtrace_max_frames(None);
+            .wasm_backtrace_max_frames(None)
+            .memory_init_cow(config.memory_init_cow);
         cfg.wasm_features(WasmFeatures::all(), false);
         cfg.wasm_features(policy.features.wasm_features(), true);
         match config.allocation {
@@ -292,6 +321,13 @@ impl Sandbox {
                     .max_memory_size(l.memory_bytes as usize)
                     .table_elements(l.table_elements as usize)
                     .total_component_instances(0);
+                if let Some(bytes) = config.keep_resident {
+                    pool.linear_memory_keep_resident(bytes)
+                        .table_keep_resident(bytes);
+                }
+                if config.pagemap_scan {
+                    pool.pagemap_scan(wasmtime::Enabled::Auto);
+                }
                 cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
             }
             Allocation::OnDemand => {

@@ -151,7 +151,13 @@ pub fn exec(args: Args) -> Result<u8> {
                             .join(" ");
                         println!("  (none: the module does not parse; first bytes: {head})");
                     }
-                    (None, None) => println!("  (none: the module's bytes were purged)"),
+                    (None, None) if r.status == Status::Purged => {
+                        println!("  (none: the module's bytes were purged)")
+                    }
+                    (None, None) => println!(
+                        "  (none: a module of {} bytes is too large to keep)",
+                        r.size_bytes
+                    ),
                 }
             }
         }

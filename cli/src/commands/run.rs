@@ -98,8 +98,8 @@ pub fn exec(args: Args) -> Result<u8> {
     let store = open_store(args.store.as_deref())?;
     let guard = Guard::new(sandbox(policy)?, Quarantine::new(store));
 
-    let (agent, released) = match guard.admit(&bytes).context("admission")? {
-        Gate::Admitted { agent, released } => (agent, released),
+    let agent = match guard.admit(&bytes).context("admission")? {
+        Gate::Admitted { agent, .. } => agent,
         Gate::Held { verdict, record } => {
             return report_rejected(args.json, &verdict, &record, "quarantined");
         }
@@ -133,7 +133,7 @@ pub fn exec(args: Args) -> Result<u8> {
             Input::Typed(parse_args(params, text)?)
         }
     };
-    let run = guard.run(&bytes, &agent, released, input)?;
+    let run = guard.run(&bytes, &agent, input)?;
     let r = &run.report;
     if let Some(path) = &args.output_file {
         std::fs::write(path, &r.output)
