@@ -13,6 +13,25 @@ pub const EXIT_REJECTED: u8 = 3;
 /// Exit code: trapped.
 pub const EXIT_TRAPPED: u8 = 4;
 
+/// The module and policy a command works on.
+#[derive(clap::Args)]
+pub struct ModuleArgs {
+    /// The module (.wasm, or .wat text).
+    pub file: std::path::PathBuf,
+    /// Policy file (default: the built-in policies/default.toml).
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
+}
+
+impl ModuleArgs {
+    /// Loads the policy and reads the module.
+    pub fn load(&self) -> Result<(Policy, Vec<u8>)> {
+        let policy = load_policy(self.policy.as_deref())?;
+        let bytes = read_module(&self.file)?;
+        Ok((policy, bytes))
+    }
+}
+
 /// Prints one JSON object on stdout.
 pub fn print_json(v: &Value) {
     println!(

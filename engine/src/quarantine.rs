@@ -251,7 +251,9 @@ impl Quarantine {
         let now = now_rfc3339();
         // Bytes first: a record never points at missing bytes. Bytes too large to be
         // a module at all are not kept (the record says so through its size).
-        if bytes.len() <= KEEP_BYTES_MAX && self.store.get(Bucket::Agents, &source_key(id))?.is_none() {
+        if bytes.len() <= KEEP_BYTES_MAX
+            && self.store.get(Bucket::Agents, &source_key(id))?.is_none()
+        {
             self.store.put(Bucket::Agents, &source_key(id), bytes)?;
         }
         let reason = trap

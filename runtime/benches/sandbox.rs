@@ -39,8 +39,20 @@ fn instantiate(c: &mut Criterion) {
         ("pooling_cow", pooling, true, None, false),
         ("pooling_cow_resident", pooling, true, Some(1 << 20), false),
         ("pooling_resident", pooling, false, Some(1 << 20), false),
-        ("pooling_resident_pagemap", pooling, false, Some(1 << 20), true),
-        ("pooling_cow_resident_pagemap", pooling, true, Some(1 << 20), true),
+        (
+            "pooling_resident_pagemap",
+            pooling,
+            false,
+            Some(1 << 20),
+            true,
+        ),
+        (
+            "pooling_cow_resident_pagemap",
+            pooling,
+            true,
+            Some(1 << 20),
+            true,
+        ),
     ];
     for (name, alloc, cow, resident, pagemap) in variants {
         let mut cfg = SandboxConfig::new();
@@ -56,7 +68,9 @@ fn instantiate(c: &mut Criterion) {
     // the default configuration, whatever it is
     let sb = Sandbox::new(Policy::default_policy()).expect("sandbox");
     let agent = admit(&sb, &big);
-    g.bench_function("default", |b| b.iter(|| black_box(sb.instantiate_only(&agent))));
+    g.bench_function("default", |b| {
+        b.iter(|| black_box(sb.instantiate_only(&agent)))
+    });
     g.finish();
 }
 
@@ -77,7 +91,12 @@ fn run(c: &mut Criterion) {
     });
     let big = admit(&sb, &fixture("agents/big6k.wat"));
     g.bench_function("full_run_6k", |b| {
-        b.iter(|| black_box(sb.run(&big, Input::Typed(vec![Value::I64(3)])).expect("run")))
+        b.iter(|| {
+            black_box(
+                sb.run(&big, Input::Typed(vec![Value::I64(3)]))
+                    .expect("run"),
+            )
+        })
     });
     g.finish();
 }

@@ -386,7 +386,7 @@ impl Policy {
         let l = &self.limits;
         range("limits.module_bytes", l.module_bytes, 8, 64 << 20)?;
         range("limits.memory_bytes", l.memory_bytes, 0, 4 << 30)?;
-        if l.memory_bytes % WASM_PAGE != 0 {
+        if !l.memory_bytes.is_multiple_of(WASM_PAGE) {
             return Err(policy_err(format!(
                 "`limits.memory_bytes` = {} is impossible: it must be a multiple of the 65536-byte Wasm page",
                 l.memory_bytes

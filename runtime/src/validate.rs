@@ -294,7 +294,7 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
     for (module, name, ty) in t.core_imports().into_iter().flatten() {
         let full = format!("{module}.{name}");
         names.push(full.clone());
-        let allowed = policy.imports.iter().any(|a| *a == full);
+        let allowed = policy.imports.contains(&full);
         match ty {
             EntityType::Func(id) | EntityType::FuncExact(id) if allowed => {
                 let ft = t[id].unwrap_func();

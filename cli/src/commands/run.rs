@@ -1,8 +1,8 @@
 //! `tdev run FILE [--policy P] [--input FILE|-] [--args 1,2.5] [--store URI] [--json]`
 
 use crate::common::{
-    EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, findings_json, load_policy, open_store, print_findings,
-    print_json, read_file, read_module, sandbox,
+    EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, ModuleArgs, findings_json, open_store, print_findings,
+    print_json, read_file, sandbox,
 };
 use anyhow::{Context, Result, bail};
 use engine::{Gate, Guard, Quarantine};
@@ -12,11 +12,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The module (.wasm, or .wat text).
-    file: PathBuf,
-    /// Policy file (default: the built-in policies/default.toml).
-    #[arg(long)]
-    policy: Option<PathBuf>,
+    #[command(flatten)]
+    module: ModuleArgs,
     /// Input bytes for the bytes form: a file, or - for stdin.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -93,8 +90,7 @@ fn report_rejected(
 }
 
 pub fn exec(args: Args) -> Result<u8> {
-    let policy = load_policy(args.policy.as_deref())?;
-    let bytes = read_module(&args.file)?;
+    let (policy, bytes) = args.module.load()?;
     let store = open_store(args.store.as_deref())?;
     let guard = Guard::new(sandbox(policy)?, Quarantine::new(store));
 

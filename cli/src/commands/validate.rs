@@ -1,27 +1,22 @@
 //! `tdev validate FILE [--policy P] [--json]`
 
 use crate::common::{
-    EXIT_OK, EXIT_REJECTED, findings_json, load_policy, print_findings, print_json, read_module,
+    EXIT_OK, EXIT_REJECTED, ModuleArgs, findings_json, print_findings, print_json,
 };
 use anyhow::Result;
 use serde_json::json;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The module (.wasm, or .wat text).
-    file: PathBuf,
-    /// Policy file (default: the built-in policies/default.toml).
-    #[arg(long)]
-    policy: Option<PathBuf>,
+    #[command(flatten)]
+    module: ModuleArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn exec(args: Args) -> Result<u8> {
-    let policy = load_policy(args.policy.as_deref())?;
-    let bytes = read_module(&args.file)?;
+    let (policy, bytes) = args.module.load()?;
     let v = runtime::validate(&policy, &bytes);
     if args.json {
         print_json(&json!({

@@ -50,7 +50,9 @@ fn host_calls_are_charged_per_byte() {
 fn output_cap_is_exact() {
     let sb = sandbox("[limits]\noutput_bytes = 9\n");
     let agent = admit(&sb, READER);
-    let ok = sb.run(&agent, Input::Bytes(b"123456789".to_vec())).expect("run");
+    let ok = sb
+        .run(&agent, Input::Bytes(b"123456789".to_vec()))
+        .expect("run");
     assert_eq!(ok.outcome, Outcome::Ok);
     let over = sb
         .run(&agent, Input::Bytes(b"1234567890".to_vec()))
@@ -78,7 +80,10 @@ fn logs_are_capped_cut_and_escaped() {
     );
     let r = sb.run(&agent, Input::Bytes(vec![])).expect("run");
     assert_eq!(r.outcome, Outcome::Ok);
-    assert_eq!(r.logs, vec!["\\u{1b}[3".to_string(), "red\\xff".to_string()]);
+    assert_eq!(
+        r.logs,
+        vec!["\\u{1b}[3".to_string(), "red\\xff".to_string()]
+    );
     assert_eq!(r.logs_dropped, 2);
 
     let sb = sandbox("[limits]\nlog_line_bytes = 2\n");
@@ -91,7 +96,11 @@ fn logs_are_capped_cut_and_escaped() {
           (func (export "act") (result i32) (call $log (i32.const 0) (i32.const 6)) i32.const 0))"#,
     );
     let r = sb.run(&agent, Input::Bytes(vec![])).expect("run");
-    assert!(r.logs[0].starts_with("ab") && r.logs[0].contains("cut 4 bytes"), "{:?}", r.logs);
+    assert!(
+        r.logs[0].starts_with("ab") && r.logs[0].contains("cut 4 bytes"),
+        "{:?}",
+        r.logs
+    );
 }
 
 #[test]
@@ -161,7 +170,10 @@ fn wrong_inputs_are_errors_not_runs() {
         r#"(module (func (export "act") (param i64) (result i64) local.get 0))"#,
     );
     assert!(sb.run(&typed, Input::Bytes(vec![])).is_err());
-    assert!(sb.run(&typed, Input::Typed(vec![runtime::Value::F64(0)])).is_err());
+    assert!(
+        sb.run(&typed, Input::Typed(vec![runtime::Value::F64(0)]))
+            .is_err()
+    );
     assert!(runtime::parse_args(&[runtime::Param::I64], "1,2").is_err());
     assert!(runtime::parse_args(&[runtime::Param::F64], "x").is_err());
 }

@@ -35,7 +35,12 @@ fn emergency_stop_interrupts_every_running_agent() {
     sb.stop_handle().stop();
     for h in handles {
         let (report, ended) = h.join().expect("thread");
-        assert_eq!(report.outcome, Outcome::EmergencyStop, "{:?}", report.trap_message);
+        assert_eq!(
+            report.outcome,
+            Outcome::EmergencyStop,
+            "{:?}",
+            report.trap_message
+        );
         // Generous bound for a shared machine; the bench measures the latency itself.
         assert!(ended.duration_since(stopped_at) < Duration::from_secs(2));
     }

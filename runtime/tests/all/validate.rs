@@ -23,7 +23,8 @@ fn score_is_one_minus_the_weights_and_floored() {
     assert!(v.admitted);
     let heavy = Policy::from_toml("[weights]\nsignature_invalid = 0.7\nexport_missing = 0.7\n")
         .expect("policy");
-    let bytes = wat::parse_str(r#"(module (import "agent" "log" (func (param i64))))"#).expect("wat");
+    let bytes =
+        wat::parse_str(r#"(module (import "agent" "log" (func (param i64))))"#).expect("wat");
     let v = validate(&heavy, &bytes);
     assert_eq!(v.safety_score, 0.0);
     assert!(!v.admitted);
