@@ -4,7 +4,9 @@
 use crate::error::Result;
 use crate::quarantine::{Quarantine, Record, Status, TrapEvent};
 use crate::time::now_rfc3339;
-use runtime::{Admission, Agent, Input, RunReport, Sandbox, Verdict, safety_score};
+use runtime::{
+    Admission, Agent, GroupReport, Input, Member, RunReport, Sandbox, Verdict, safety_score,
+};
 use std::sync::Arc;
 
 /// The answer of [`Guard::admit`].
@@ -97,6 +99,34 @@ impl Guard {
     /// goes into its history).
     pub fn run(&self, bytes: &[u8], agent: &Agent, input: Input) -> Result<GuardedRun> {
         let report = self.sandbox.run(agent, input)?;
+        self.judge(bytes, agent, report)
+    }
+
+    /// Runs admitted bytes-form agents as a group that talks through `send`/`recv`
+    /// (`(bytes, name, input)` for each); every member is judged as [`Guard::run`]
+    /// judges a single run.
+    pub fn run_group(
+        &self,
+        members: Vec<(Vec<u8>, Arc<Agent>, String, Vec<u8>)>,
+    ) -> Result<(GroupReport, Vec<GuardedRun>)> {
+        let bytes: Vec<Vec<u8>> = members.iter().map(|m| m.0.clone()).collect();
+        let agents: Vec<Arc<Agent>> = members.iter().map(|m| m.1.clone()).collect();
+        let group = self.sandbox.run_group(
+            members
+                .into_iter()
+                .map(|(_, agent, name, input)| Member { name, agent, input })
+                .collect(),
+        )?;
+        let mut judged = Vec::with_capacity(group.members.len());
+        for ((b, agent), m) in bytes.iter().zip(&agents).zip(&group.members) {
+            judged.push(self.judge(b, agent, m.report.clone())?);
+        }
+        Ok((group, judged))
+    }
+
+    /// Scores a finished run and quarantines the module when a limit hit brings its
+    /// score below the minimum.
+    fn judge(&self, bytes: &[u8], agent: &Agent, report: RunReport) -> Result<GuardedRun> {
         let policy = self.sandbox.policy();
         let verdict = agent.verdict();
         let trap_weight = policy.trap_weights.for_outcome(report.outcome);

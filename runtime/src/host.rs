@@ -141,8 +141,12 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
             let to = range("send", to_ptr, to_len, size)?;
             let msg = range("send", msg_ptr, msg_len, size)?;
             charge(&mut caller, (to.len() + msg.len()) as u64)?;
-            // A single run has no peers: every recipient is unknown.
-            Ok(SEND_UNKNOWN_RECIPIENT)
+            let (data, st) = mem.data_and_store_mut(&mut caller);
+            Ok(match &st.mailbox {
+                Some(mb) => mb.send(&data[to], &data[msg]),
+                // A single run has no peers: every recipient is unknown.
+                None => SEND_UNKNOWN_RECIPIENT,
+            })
         },
     )?;
 
@@ -151,9 +155,21 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
         "recv",
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
             let mem = memory(&mut caller, "recv")?;
-            range("recv", ptr, len, mem.data_size(&caller))?;
-            charge(&mut caller, 0)?;
-            Ok(RECV_NONE)
+            let r = range("recv", ptr, len, mem.data_size(&caller))?;
+            let next = caller.data().mailbox.as_ref().and_then(|mb| mb.peek_len());
+            let Some(n) = next else {
+                charge(&mut caller, 0)?;
+                return Ok(RECV_NONE);
+            };
+            if n > r.len() {
+                charge(&mut caller, 0)?;
+                return Ok(crate::hub::RECV_TOO_SMALL);
+            }
+            charge(&mut caller, n as u64)?;
+            let (data, st) = mem.data_and_store_mut(&mut caller);
+            let msg = st.mailbox.as_ref().and_then(|mb| mb.pop()).unwrap_or_default();
+            data[r.start..r.start + msg.len()].copy_from_slice(&msg);
+            Ok(msg.len() as i32)
         },
     )?;
     Ok(())

@@ -26,6 +26,7 @@
 
 mod error;
 mod host;
+pub mod hub;
 mod limits;
 mod outcome;
 mod policy;
@@ -35,6 +36,7 @@ mod validate;
 
 pub use error::{Error, ErrorKind, Result};
 pub use host::{RECV_NONE, SEND_MAILBOX_FULL, SEND_OK, SEND_UNKNOWN_RECIPIENT};
+pub use hub::{GroupReport, Member, MemberReport, RECV_TOO_SMALL, SEND_TOO_LARGE};
 pub use outcome::Outcome;
 pub use policy::{
     ABI_V1_IMPORTS, DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, Scope, TrapWeights,

@@ -102,6 +102,10 @@ pub(crate) struct HostState {
     pub(crate) log_line_bytes: u64,
     pub(crate) host_call_fuel: u64,
     pub(crate) host_fuel_per_byte: u64,
+    /// When the current call's wall-clock deadline passes.
+    pub(crate) deadline: std::time::Instant,
+    /// The group-run mailbox, when the agent runs with peers.
+    pub(crate) mailbox: Option<crate::hub::Mailbox>,
 }
 
 impl HostState {
@@ -121,6 +125,8 @@ impl HostState {
             log_line_bytes: limits.log_line_bytes,
             host_call_fuel: limits.host_call_fuel,
             host_fuel_per_byte: limits.host_fuel_per_byte,
+            deadline: std::time::Instant::now() + std::time::Duration::from_millis(limits.wall_clock_ms),
+            mailbox: None,
         }
     }
 }

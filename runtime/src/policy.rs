@@ -72,6 +72,12 @@ pub struct Limits {
     pub host_call_fuel: u64,
     /// Fuel charged per byte copied by a host function. Default 1.
     pub host_fuel_per_byte: u64,
+    /// Messages a member's mailbox holds in a group run. Default 64.
+    pub mailbox_messages: u64,
+    /// Largest message in a group run, in bytes. Default 4096.
+    pub message_bytes: u64,
+    /// Rounds a group run may take. Default 1000.
+    pub max_rounds: u64,
 }
 
 /// Allowed Wasm features (`[features]`).

@@ -214,7 +214,7 @@ pub struct RunReport {
 pub struct Agent {
     verdict: Verdict,
     form: ActForm,
-    pre: InstancePre<HostState>,
+    pub(crate) pre: InstancePre<HostState>,
 }
 
 impl Agent {
@@ -471,21 +471,20 @@ impl Sandbox {
     }
 
     /// A store for one run: limiter, fuel and the epoch deadline set from the policy.
-    fn new_store(&self, input: Vec<u8>) -> (Store<HostState>, Instant) {
+    pub(crate) fn new_store(&self, input: Vec<u8>) -> (Store<HostState>, Instant) {
         let l = &self.inner.policy.limits;
         let start = Instant::now();
         let mut store = Store::new(&self.inner.engine, HostState::new(l, input));
         store.limiter(|s| &mut s.limiter);
         let _ = store.set_fuel(l.fuel_per_call);
-        let deadline = start + Duration::from_millis(l.wall_clock_ms);
         let wall_ms = l.wall_clock_ms;
         let generation = self.inner.stop_generation.clone();
         let started_at = generation.load(Ordering::SeqCst);
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |ctx| {
             if generation.load(Ordering::SeqCst) != started_at {
                 return Err(wasmtime::Error::new(HostTrap::EmergencyStop));
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= ctx.data().deadline {
                 return Err(wasmtime::Error::new(HostTrap::Deadline(wall_ms)));
             }
             Ok(UpdateDeadline::Continue(1))
@@ -564,7 +563,7 @@ fn call(
 }
 
 /// Maps a wasmtime error to an outcome word and an escaped message.
-fn classify(err: &wasmtime::Error) -> (Outcome, String) {
+pub(crate) fn classify(err: &wasmtime::Error) -> (Outcome, String) {
     if let Some(h) = err.downcast_ref::<HostTrap>() {
         return (h.outcome(), h.to_string());
     }

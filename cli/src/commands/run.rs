@@ -2,7 +2,7 @@
 
 use crate::common::{
     EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, ModuleArgs, findings_json, open_store, print_findings,
-    print_json, read_file, sandbox,
+    print_json, read_file, read_module, sandbox,
 };
 use anyhow::{Context, Result, bail};
 use engine::{Gate, Guard, Quarantine};
@@ -20,6 +20,10 @@ pub struct Args {
     /// Arguments for the typed form, comma-separated (e.g. 1,2.5,-0.0).
     #[arg(long, allow_hyphen_values = true)]
     args: Option<String>,
+    /// Run with a peer agent (bytes form) that talks through send/recv; repeatable. Each
+    /// agent is named by its file stem; the group runs in rounds until no mail is left.
+    #[arg(long = "peer")]
+    peers: Vec<PathBuf>,
     /// Write the raw output bytes to this file.
     #[arg(long)]
     output_file: Option<PathBuf>,
@@ -129,74 +133,176 @@ pub fn exec(args: Args) -> Result<u8> {
             Input::Typed(parse_args(params, text)?)
         }
     };
+    if !args.peers.is_empty() {
+        let Input::Bytes(input) = input else {
+            bail!("--peer needs a bytes-form agent: typed agents cannot exchange messages");
+        };
+        return run_group(&guard, &args, bytes, agent, input);
+    }
     let run = guard.run(&bytes, &agent, input)?;
-    let r = &run.report;
     if let Some(path) = &args.output_file {
-        std::fs::write(path, &r.output)
+        std::fs::write(path, &run.report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let trapped = r.outcome != runtime::Outcome::Ok;
+    let trapped = run.report.outcome != runtime::Outcome::Ok;
     if args.json {
-        let (result, bits) = match r.result {
-            Some(RunResult::Status(s)) => (json!(s), serde_json::Value::Null),
-            Some(RunResult::Value(v)) => (value_json(v), json!(v.bits().to_string())),
-            None => (serde_json::Value::Null, serde_json::Value::Null),
-        };
-        let hex: String = r.output.iter().map(|b| format!("{b:02x}")).collect();
-        print_json(&json!({
-            "agent_id": agent.id(),
-            "outcome": r.outcome.to_string(),
-            "trap": if trapped { json!(r.outcome.to_string()) } else { serde_json::Value::Null },
-            "trap_message": r.trap_message,
-            "result": result,
-            "result_bits": bits,
-            "output_hex": hex,
-            "fuel_used": r.fuel_used,
-            "wall_us": r.wall.as_micros() as u64,
-            "quarantined": run.quarantined,
-            "findings": findings_json(&agent.verdict().findings),
-            "safety_score": run.safety_score,
-            "logs": r.logs,
-            "logs_dropped": r.logs_dropped,
-        }));
+        print_json(&run_json(&agent, &run));
     } else {
-        println!("agent:      {}", agent.id());
-        match &r.trap_message {
-            Some(m) => println!("outcome:    {} ({m})", r.outcome),
-            None => println!("outcome:    {}", r.outcome),
+        print_human(&agent, &run);
+    }
+    Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
+}
+
+fn stem(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "agent".into())
+}
+
+fn run_group(
+    guard: &Guard,
+    args: &Args,
+    bytes: Vec<u8>,
+    agent: std::sync::Arc<runtime::Agent>,
+    input: Vec<u8>,
+) -> Result<u8> {
+    let mut names = vec![stem(&args.module.file)];
+    let mut members = vec![(bytes, agent, String::new(), input)];
+    for path in &args.peers {
+        let peer_bytes = read_module(path)?;
+        let peer = match guard.admit(&peer_bytes).context("admission")? {
+            Gate::Admitted { agent, .. } => agent,
+            Gate::Held { verdict, record } => {
+                return report_rejected(args.json, &verdict, &record, "quarantined");
+            }
+            Gate::Rejected { verdict, record } => {
+                return report_rejected(args.json, &verdict, &record, "static");
+            }
+        };
+        if peer.form() != &ActForm::Bytes {
+            bail!("peer {} has the typed form: only bytes-form agents exchange messages", path.display());
         }
-        match r.result {
-            Some(RunResult::Status(s)) => println!("status:     {s}"),
-            Some(RunResult::Value(v)) => println!("result:     {}", value_text(v)),
-            None => {}
+        let mut name = stem(path);
+        let base = name.clone();
+        let mut k = 2;
+        while names.contains(&name) {
+            name = format!("{base}-{k}");
+            k += 1;
         }
+        names.push(name);
+        members.push((peer_bytes, peer, String::new(), Vec::new()));
+    }
+    for (m, name) in members.iter_mut().zip(&names) {
+        m.2 = name.clone();
+    }
+    let agents: Vec<_> = members.iter().map(|m| m.1.clone()).collect();
+    let (group, judged) = guard.run_group(members)?;
+    if let Some(path) = &args.output_file {
+        std::fs::write(path, &group.members[0].report.output)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let trapped = judged.iter().any(|j| j.report.outcome != runtime::Outcome::Ok);
+    if args.json {
+        let mut entries = Vec::new();
+        for ((m, j), a) in group.members.iter().zip(&judged).zip(&agents) {
+            let mut v = run_json(a, j);
+            v["name"] = json!(m.name);
+            v["calls"] = json!(m.calls);
+            v["messages_sent"] = json!(m.messages_sent);
+            v["messages_received"] = json!(m.messages_received);
+            entries.push(v);
+        }
+        let mut main = entries.remove(0);
+        main["rounds"] = json!(group.rounds);
+        main["quiescent"] = json!(group.quiescent);
+        main["peers"] = json!(entries);
+        print_json(&main);
+    } else {
         println!(
-            "fuel used:  {}   wall: {} us   score: {}",
-            r.fuel_used,
-            r.wall.as_micros(),
-            run.safety_score
+            "group:      {} agents, {} rounds, {}",
+            group.members.len(),
+            group.rounds,
+            if group.quiescent { "no mail left" } else { "stopped at limits.max_rounds" }
         );
-        for line in &r.logs {
-            println!("log:        {line}");
-        }
-        if r.logs_dropped > 0 {
-            println!("log:        ({} more lines dropped)", r.logs_dropped);
-        }
-        if !r.output.is_empty() {
-            println!("output ({} bytes):", r.output.len());
-            let lines: Vec<String> = r
-                .output
-                .split(|b| *b == b'\n')
-                .map(runtime::escape_bytes)
-                .collect();
-            println!("{}", lines.join("\n"));
-        }
-        if run.quarantined {
+        for ((m, j), a) in group.members.iter().zip(&judged).zip(&agents) {
+            println!();
             println!(
-                "quarantine: quarantined — see `tdev quarantine show {}`",
-                agent.id()
+                "[{}] calls {}, sent {}, received {}",
+                runtime::escape(&m.name),
+                m.calls,
+                m.messages_sent,
+                m.messages_received
             );
+            print_human(a, j);
         }
     }
     Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
+}
+
+fn run_json(agent: &runtime::Agent, run: &engine::GuardedRun) -> serde_json::Value {
+    let r = &run.report;
+    let trapped = r.outcome != runtime::Outcome::Ok;
+    let (result, bits) = match r.result {
+        Some(RunResult::Status(s)) => (json!(s), serde_json::Value::Null),
+        Some(RunResult::Value(v)) => (value_json(v), json!(v.bits().to_string())),
+        None => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    let hex: String = r.output.iter().map(|b| format!("{b:02x}")).collect();
+    json!({
+        "agent_id": agent.id(),
+        "outcome": r.outcome.to_string(),
+        "trap": if trapped { json!(r.outcome.to_string()) } else { serde_json::Value::Null },
+        "trap_message": r.trap_message,
+        "result": result,
+        "result_bits": bits,
+        "output_hex": hex,
+        "fuel_used": r.fuel_used,
+        "wall_us": r.wall.as_micros() as u64,
+        "quarantined": run.quarantined,
+        "findings": findings_json(&agent.verdict().findings),
+        "safety_score": run.safety_score,
+        "logs": r.logs,
+        "logs_dropped": r.logs_dropped,
+    })
+}
+
+fn print_human(agent: &runtime::Agent, run: &engine::GuardedRun) {
+    let r = &run.report;
+    println!("agent:      {}", agent.id());
+    match &r.trap_message {
+        Some(m) => println!("outcome:    {} ({m})", r.outcome),
+        None => println!("outcome:    {}", r.outcome),
+    }
+    match r.result {
+        Some(RunResult::Status(s)) => println!("status:     {s}"),
+        Some(RunResult::Value(v)) => println!("result:     {}", value_text(v)),
+        None => {}
+    }
+    println!(
+        "fuel used:  {}   wall: {} us   score: {}",
+        r.fuel_used,
+        r.wall.as_micros(),
+        run.safety_score
+    );
+    for line in &r.logs {
+        println!("log:        {line}");
+    }
+    if r.logs_dropped > 0 {
+        println!("log:        ({} more lines dropped)", r.logs_dropped);
+    }
+    if !r.output.is_empty() {
+        println!("output ({} bytes):", r.output.len());
+        let lines: Vec<String> = r
+            .output
+            .split(|b| *b == b'\n')
+            .map(runtime::escape_bytes)
+            .collect();
+        println!("{}", lines.join("\n"));
+    }
+    if run.quarantined {
+        println!(
+            "quarantine: quarantined — see `tdev quarantine show {}`",
+            agent.id()
+        );
+    }
 }
