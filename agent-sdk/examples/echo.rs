@@ -16,6 +16,7 @@ agent_sdk::act! {
 
 #[cfg(test)]
 mod tests {
+    use super::act;
     #[test]
     fn echoes() {
         agent_sdk::testing::reset(b"hello\nworld");

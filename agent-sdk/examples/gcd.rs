@@ -17,6 +17,7 @@ agent_sdk::act! {
 
 #[cfg(test)]
 mod tests {
+    use super::act;
     #[test]
     fn gcds() {
         assert_eq!(act(12, 18), 6);

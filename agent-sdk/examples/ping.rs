@@ -78,15 +78,18 @@ agent_sdk::act! {
 
 #[cfg(test)]
 mod tests {
+    use super::act;
     #[test]
     fn plays() {
         agent_sdk::testing::reset(b"2");
         agent_sdk::testing::add_peer("pong");
         assert_eq!(act(), 0);
         assert_eq!(agent_sdk::testing::take_sent()[0].1, b"ping 1");
+        agent_sdk::testing::rewind();
         agent_sdk::testing::deliver(b"pong 1");
         assert_eq!(act(), 0);
         assert_eq!(agent_sdk::testing::take_sent()[0].1, b"ping 2");
+        agent_sdk::testing::rewind();
         agent_sdk::testing::deliver(b"pong 2");
         assert_eq!(act(), 0);
         assert_eq!(agent_sdk::testing::output(), b"done after 2 pongs\n");

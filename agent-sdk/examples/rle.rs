@@ -80,6 +80,7 @@ agent_sdk::act! {
 
 #[cfg(test)]
 mod tests {
+    use super::act;
     #[test]
     fn round_trip() {
         agent_sdk::testing::reset(b"eaaab");

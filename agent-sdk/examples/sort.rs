@@ -30,6 +30,7 @@ agent_sdk::act! {
 
 #[cfg(test)]
 mod tests {
+    use super::act;
     #[test]
     fn sorts() {
         agent_sdk::testing::reset(b"banana");

@@ -57,10 +57,11 @@ agent_sdk::act! {
 
 #[cfg(test)]
 mod tests {
+    use super::act;
     #[test]
     fn counts() {
         agent_sdk::testing::reset(b"one two\nthree\n\n  four");
         assert_eq!(act(), 0);
-        assert_eq!(agent_sdk::testing::output(), b"3 4 22\n");
+        assert_eq!(agent_sdk::testing::output(), b"3 4 21\n");
     }
 }

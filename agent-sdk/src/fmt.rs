@@ -9,7 +9,10 @@ pub struct LogBuffer<const N: usize> {
 impl<const N: usize> LogBuffer<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        LogBuffer { buf: [0; N], len: 0 }
+        LogBuffer {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     /// The bytes written.

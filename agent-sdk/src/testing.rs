@@ -68,3 +68,9 @@ pub fn deliver(msg: &[u8]) {
 pub fn take_sent() -> Vec<(String, Vec<u8>)> {
     with_host(|h| core::mem::take(&mut h.sent))
 }
+
+/// Starts another call in the same group run, as the hub does: the input is read from
+/// its start again; output, logs, peers and mail are kept.
+pub fn rewind() {
+    with_host(|h| h.pos = 0);
+}

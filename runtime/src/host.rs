@@ -167,7 +167,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
             }
             charge(&mut caller, n as u64)?;
             let (data, st) = mem.data_and_store_mut(&mut caller);
-            let msg = st.mailbox.as_ref().and_then(|mb| mb.pop()).unwrap_or_default();
+            let msg = st
+                .mailbox
+                .as_ref()
+                .and_then(|mb| mb.pop())
+                .unwrap_or_default();
             data[r.start..r.start + msg.len()].copy_from_slice(&msg);
             Ok(msg.len() as i32)
         },

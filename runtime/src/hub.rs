@@ -183,9 +183,11 @@ impl Sandbox {
                 round: 0,
                 hub: hub.clone(),
             });
-            let res = m.agent.pre.instantiate(&mut store).and_then(|inst| {
-                inst.get_typed_func::<(), i32>(&mut store, "act")
-            });
+            let res = m
+                .agent
+                .pre
+                .instantiate(&mut store)
+                .and_then(|inst| inst.get_typed_func::<(), i32>(&mut store, "act"));
             let fuel_used = limits
                 .fuel_per_call
                 .saturating_sub(store.get_fuel().unwrap_or(0));
@@ -264,9 +266,9 @@ impl Sandbox {
                 }
             }
             round += 1;
-            let pending = hub.lock().is_ok_and(|h| {
-                (0..n).any(|i| h.alive[i] && !h.queues[i].is_empty())
-            });
+            let pending = hub
+                .lock()
+                .is_ok_and(|h| (0..n).any(|i| h.alive[i] && !h.queues[i].is_empty()));
             if !pending {
                 break true;
             }

@@ -125,7 +125,8 @@ impl HostState {
             log_line_bytes: limits.log_line_bytes,
             host_call_fuel: limits.host_call_fuel,
             host_fuel_per_byte: limits.host_fuel_per_byte,
-            deadline: std::time::Instant::now() + std::time::Duration::from_millis(limits.wall_clock_ms),
+            deadline: std::time::Instant::now()
+                + std::time::Duration::from_millis(limits.wall_clock_ms),
             mailbox: None,
         }
     }

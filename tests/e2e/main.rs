@@ -1,5 +1,6 @@
 //! End-to-end tests: they drive the built `tdev` binary as a user would.
 
+mod agents;
 mod cli;
 mod hostile;
 mod readme;

@@ -180,7 +180,10 @@ fn run_group(
             }
         };
         if peer.form() != &ActForm::Bytes {
-            bail!("peer {} has the typed form: only bytes-form agents exchange messages", path.display());
+            bail!(
+                "peer {} has the typed form: only bytes-form agents exchange messages",
+                path.display()
+            );
         }
         let mut name = stem(path);
         let base = name.clone();
@@ -201,7 +204,9 @@ fn run_group(
         std::fs::write(path, &group.members[0].report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let trapped = judged.iter().any(|j| j.report.outcome != runtime::Outcome::Ok);
+    let trapped = judged
+        .iter()
+        .any(|j| j.report.outcome != runtime::Outcome::Ok);
     if args.json {
         let mut entries = Vec::new();
         for ((m, j), a) in group.members.iter().zip(&judged).zip(&agents) {
@@ -222,7 +227,11 @@ fn run_group(
             "group:      {} agents, {} rounds, {}",
             group.members.len(),
             group.rounds,
-            if group.quiescent { "no mail left" } else { "stopped at limits.max_rounds" }
+            if group.quiescent {
+                "no mail left"
+            } else {
+                "stopped at limits.max_rounds"
+            }
         );
         for ((m, j), a) in group.members.iter().zip(&judged).zip(&agents) {
             println!();

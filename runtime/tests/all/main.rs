@@ -1,6 +1,7 @@
 //! Integration tests of the runtime crate.
 
 mod host;
+mod hub;
 mod stop;
 mod validate;
 
