@@ -13,11 +13,15 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+echo "== toolchain"
+# Agents are built for wasm32 by the tests (SDK examples, the guide's agent).
+rustup target add wasm32-unknown-unknown
+
 echo "== build"
-cargo build --workspace --locked --all-targets
+cargo build --workspace --all-features --locked --all-targets
 
 echo "== tests"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test-output.log"
+cargo test --workspace --all-features --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test-output.log"
 status=${PIPESTATUS[0]}
 
 # One closing line over every test binary and doc test.

@@ -44,6 +44,18 @@ pub struct GuardedRun {
     pub quarantined: bool,
 }
 
+/// A member of a guarded group run.
+pub struct GroupMember {
+    /// The module bytes (kept for the quarantine).
+    pub bytes: Vec<u8>,
+    /// The admitted agent.
+    pub agent: Arc<Agent>,
+    /// Its name in the group.
+    pub name: String,
+    /// Its input.
+    pub input: Vec<u8>,
+}
+
 /// Sandbox plus quarantine.
 pub struct Guard {
     sandbox: Sandbox,
@@ -102,19 +114,19 @@ impl Guard {
         self.judge(bytes, agent, report)
     }
 
-    /// Runs admitted bytes-form agents as a group that talks through `send`/`recv`
-    /// (`(bytes, name, input)` for each); every member is judged as [`Guard::run`]
-    /// judges a single run.
-    pub fn run_group(
-        &self,
-        members: Vec<(Vec<u8>, Arc<Agent>, String, Vec<u8>)>,
-    ) -> Result<(GroupReport, Vec<GuardedRun>)> {
-        let bytes: Vec<Vec<u8>> = members.iter().map(|m| m.0.clone()).collect();
-        let agents: Vec<Arc<Agent>> = members.iter().map(|m| m.1.clone()).collect();
+    /// Runs admitted bytes-form agents as a group that talks through `send`/`recv`;
+    /// every member is judged as [`Guard::run`] judges a single run.
+    pub fn run_group(&self, members: Vec<GroupMember>) -> Result<(GroupReport, Vec<GuardedRun>)> {
+        let bytes: Vec<Vec<u8>> = members.iter().map(|m| m.bytes.clone()).collect();
+        let agents: Vec<Arc<Agent>> = members.iter().map(|m| m.agent.clone()).collect();
         let group = self.sandbox.run_group(
             members
                 .into_iter()
-                .map(|(_, agent, name, input)| Member { name, agent, input })
+                .map(|m| Member {
+                    name: m.name,
+                    agent: m.agent,
+                    input: m.input,
+                })
                 .collect(),
         )?;
         let mut judged = Vec::with_capacity(group.members.len());

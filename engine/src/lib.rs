@@ -26,5 +26,5 @@ pub mod store;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
-pub use guard::{Gate, Guard, GuardedRun};
+pub use guard::{Gate, GroupMember, Guard, GuardedRun};
 pub use quarantine::{Quarantine, Record, Status};

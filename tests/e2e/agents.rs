@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const AGENTS: [&str; 8] = ["empty", "echo", "wc", "sort", "rle", "gcd", "ping", "pong"];
+const AGENTS: [&str; 9] = [
+    "empty", "echo", "wc", "sort", "rle", "gcd", "ping", "pong", "greet",
+];
 
 /// Builds the examples once for wasm32 with the `agent` profile; returns their folder.
 fn rebuilt() -> &'static Path {
@@ -15,26 +17,25 @@ fn rebuilt() -> &'static Path {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join("target"));
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "-p",
-                "agent-sdk",
-                "--examples",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--profile",
-                "agent",
-            ])
-            .current_dir(root())
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("cargo");
-        assert!(
-            out.status.success(),
-            "building the agents failed (is the wasm32-unknown-unknown target installed?): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let wasm = ["--target", "wasm32-unknown-unknown", "--profile", "agent"];
+        for extra in [
+            &["--examples"][..],
+            &["--example", "greet", "--features", "fmt,alloc"],
+        ] {
+            let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "-p", "agent-sdk"])
+                .args(extra)
+                .args(wasm)
+                .current_dir(root())
+                .env("CARGO_TARGET_DIR", &target)
+                .output()
+                .expect("cargo");
+            assert!(
+                out.status.success(),
+                "building the agents failed (is the wasm32-unknown-unknown target installed?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         target.join("wasm32-unknown-unknown/agent/examples")
     })
 }
@@ -93,6 +94,17 @@ fn bytes_agents_do_their_work_in_both_builds() {
         assert_eq!(run_bytes(&path, text), ("ok".into(), 0, text.to_vec()));
         let big = vec![b'x'; 20_000];
         assert_eq!(run_bytes(&path, &big).2, big);
+    }
+    for path in both("greet") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = tdev_stdin(
+            dir.path(),
+            &["run", &path, "--input", "-", "--json"],
+            b"agents",
+        );
+        let r = json(&out, &path);
+        assert_eq!(r["output_hex"], hex(b"hello, agents!"));
+        assert_eq!(r["logs"], serde_json::json!(["input of 6 bytes"]));
     }
     for path in both("empty") {
         assert_eq!(run_bytes(&path, b"ignored"), ("ok".into(), 0, vec![]));

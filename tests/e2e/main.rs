@@ -2,6 +2,7 @@
 
 mod agents;
 mod cli;
+mod guide;
 mod hostile;
 mod readme;
 mod support;

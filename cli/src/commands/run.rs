@@ -5,7 +5,7 @@ use crate::common::{
     print_json, read_file, read_module, sandbox,
 };
 use anyhow::{Context, Result, bail};
-use engine::{Gate, Guard, Quarantine};
+use engine::{Gate, GroupMember, Guard, Quarantine};
 use runtime::{ActForm, Input, RunResult, Value, parse_args};
 use serde_json::json;
 use std::path::PathBuf;
@@ -167,7 +167,12 @@ fn run_group(
     input: Vec<u8>,
 ) -> Result<u8> {
     let mut names = vec![stem(&args.module.file)];
-    let mut members = vec![(bytes, agent, String::new(), input)];
+    let mut members = vec![GroupMember {
+        bytes,
+        agent,
+        name: String::new(),
+        input,
+    }];
     for path in &args.peers {
         let peer_bytes = read_module(path)?;
         let peer = match guard.admit(&peer_bytes).context("admission")? {
@@ -193,12 +198,17 @@ fn run_group(
             k += 1;
         }
         names.push(name);
-        members.push((peer_bytes, peer, String::new(), Vec::new()));
+        members.push(GroupMember {
+            bytes: peer_bytes,
+            agent: peer,
+            name: String::new(),
+            input: Vec::new(),
+        });
     }
     for (m, name) in members.iter_mut().zip(&names) {
-        m.2 = name.clone();
+        m.name = name.clone();
     }
-    let agents: Vec<_> = members.iter().map(|m| m.1.clone()).collect();
+    let agents: Vec<_> = members.iter().map(|m| m.agent.clone()).collect();
     let (group, judged) = guard.run_group(members)?;
     if let Some(path) = &args.output_file {
         std::fs::write(path, &group.members[0].report.output)

@@ -1,0 +1,62 @@
+//! docs/writing-agents.md: its commands work when pasted, in order, on this machine.
+
+use crate::support::root;
+use std::process::{Command, Stdio};
+
+#[test]
+fn guide_commands_work_as_written() {
+    let guide = std::fs::read_to_string(root().join("docs/writing-agents.md")).expect("guide");
+    // The ```sh blocks, in order, as one script. The tdev of this build stands in for
+    // the release build the guide makes (building it again here would only cost time).
+    let mut script = String::from("set -u\n");
+    let mut in_sh = false;
+    for line in guide.lines() {
+        if line.starts_with("```sh") {
+            in_sh = true;
+            continue;
+        }
+        if line.starts_with("```") && in_sh {
+            in_sh = false;
+            continue;
+        }
+        if in_sh {
+            if line.starts_with("cargo build --release -p cli") {
+                continue;
+            }
+            script.push_str(line);
+            script.push('\n');
+        }
+    }
+    assert!(script.contains("cargo add --path"), "guide changed shape");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_tdev"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(root())
+        .env("PATH", &path)
+        // the new crate builds in its own ./target, as it would for a reader
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("script:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(out.status.success(), "guide script failed:\n{all}");
+    assert!(stdout.contains("HELLO, SANDBOX"), "{all}");
+    assert!(stdout.contains("verdict:    admitted"), "{all}");
+    assert!(stdout.contains("done after 3 pongs"), "{all}");
+    assert!(
+        stdout.contains("trap history:") && stdout.contains("pattern:infinite_loop"),
+        "{all}"
+    );
+}
