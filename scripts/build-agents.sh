@@ -8,7 +8,7 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build -p agent-sdk --examples --target wasm32-unknown-unknown --profile agent --locked
 # greet needs the optional features; built apart so the others stay without them
 cargo build -p agent-sdk --example greet --features fmt,alloc --target wasm32-unknown-unknown --profile agent --locked
-for name in empty echo wc sort rle gcd ping pong greet; do
+for name in empty echo wc sort rle gcd divide ping pong greet; do
   cp "$target_dir/wasm32-unknown-unknown/agent/examples/$name.wasm" "fixtures/agents/$name.wasm"
   printf '%-6s %5d bytes\n' "$name" "$(wc -c < "fixtures/agents/$name.wasm")"
 done

@@ -4,7 +4,14 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// The allocator. The SDK installs it as the global allocator when `alloc` is on.
+/// The allocator. The SDK installs it as the global allocator when `alloc` is on; use
+/// `alloc` as usual:
+///
+/// ```ignore
+/// extern crate alloc;
+/// let v: alloc::vec::Vec<u8> = alloc::vec![1, 2, 3];
+/// ```
+/// (wasm32 only; see the `greet` example).
 pub struct Bump {
     next: AtomicUsize,
     end: AtomicUsize,

@@ -1,6 +1,13 @@
 //! `log!` with formatting into a fixed buffer: no allocator needed.
 
 /// A fixed buffer that `core::fmt::Write` fills; what does not fit is cut.
+///
+/// ```
+/// use core::fmt::Write;
+/// let mut b = agent_sdk::LogBuffer::<8>::new();
+/// write!(b, "{}", 1234567890).unwrap();
+/// assert_eq!(b.as_bytes(), b"12345678");
+/// ```
 pub struct LogBuffer<const N: usize> {
     buf: [u8; N],
     len: usize,

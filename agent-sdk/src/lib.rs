@@ -129,12 +129,26 @@ pub fn log(line: &str) {
 }
 
 /// Writes one log line of raw bytes (the host escapes what is not printable).
+///
+/// ```
+/// # agent_sdk::testing::reset(b"");
+/// agent_sdk::log_bytes(b"status \x07");
+/// ```
 pub fn log_bytes(line: &[u8]) {
     let len = line.len().min(i32::MAX as usize) as i32;
     sys::log(line.as_ptr(), len);
 }
 
 /// Why a message was not sent.
+///
+/// ```
+/// # agent_sdk::testing::reset(b"");
+/// match agent_sdk::send("pong", b"ping") {
+///     Ok(()) => {}
+///     Err(agent_sdk::SendError::UnknownRecipient) => agent_sdk::log("pong is not here"),
+///     Err(e) => agent_sdk::log("not sent"),
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
     /// No agent of that name or id takes part in this run.
@@ -173,6 +187,15 @@ pub fn send(to: &str, msg: &[u8]) -> Result<(), SendError> {
 }
 
 /// Why no message was received.
+///
+/// ```
+/// # agent_sdk::testing::reset(b"");
+/// let mut small = [0u8; 2];
+/// # agent_sdk::testing::deliver(b"a long message");
+/// assert_eq!(agent_sdk::recv(&mut small), Err(agent_sdk::RecvError::TooSmall));
+/// let mut big = [0u8; 64];
+/// assert_eq!(agent_sdk::recv(&mut big), Ok(Some(14)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecvError {
     /// The next message is larger than the buffer; it stays queued.
@@ -202,6 +225,12 @@ pub fn recv(buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
 }
 
 /// Types a typed-form `act` may take and return: `i64` and `f64`.
+///
+/// ```
+/// fn takes<T: agent_sdk::TypedValue>(_: T) {}
+/// takes(1i64);
+/// takes(2.5f64);
+/// ```
 pub trait TypedValue: sealed::Sealed {}
 impl TypedValue for i64 {}
 impl TypedValue for f64 {}
@@ -218,7 +247,7 @@ pub const fn assert_typed<T: TypedValue>() {}
 /// Declares the agent's entry point, the `act` export.
 ///
 /// Bytes form: `fn() -> i32 { … }` — read input with [`read_input`], write output with
-/// [`write`], return 0 for success. Typed form: `fn(a: i64, x: f64, …) -> i64 { … }`
+/// [`write()`], return 0 for success. Typed form: `fn(a: i64, x: f64, …) -> i64 { … }`
 /// with up to eight `i64`/`f64` parameters and an `i64` or `f64` result; any other
 /// type does not compile.
 ///

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-const AGENTS: [&str; 9] = [
-    "empty", "echo", "wc", "sort", "rle", "gcd", "ping", "pong", "greet",
+const AGENTS: [&str; 10] = [
+    "empty", "echo", "wc", "sort", "rle", "gcd", "divide", "ping", "pong", "greet",
 ];
 
 /// Builds the examples once for wasm32 with the `agent` profile; returns their folder.
@@ -146,6 +146,23 @@ fn typed_agent_in_both_builds() {
             assert_eq!(r["outcome"], "ok");
             assert_eq!(r["result"], want, "gcd({args})");
         }
+    }
+}
+
+#[test]
+fn a_panic_in_an_agent_is_a_trap() {
+    for path in both("divide") {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = json(
+            &tdev(dir.path(), &["run", &path, "--args", "42,5", "--json"]),
+            "ok",
+        );
+        assert_eq!(r["result"], 8);
+        let out = tdev(dir.path(), &["run", &path, "--args", "1,0", "--json"]);
+        assert_eq!(code(&out, "panic"), 4);
+        let r = json(&out, "panic");
+        assert_eq!(r["outcome"], "unreachable");
+        assert_eq!(r["quarantined"], false);
     }
 }
 

@@ -1,0 +1,22 @@
+//! Typed form: integer division that panics on a zero divisor. A panic in an agent
+//! becomes a trap (`unreachable`), never a hang.
+#![no_std]
+
+agent_sdk::act! {
+    fn(a: i64, b: i64) -> i64 {
+        match a.checked_div(b) {
+            Some(q) => q,
+            None => panic!("division by zero or overflow"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::act;
+
+    #[test]
+    fn divides() {
+        assert_eq!(act(42, 5), 8);
+    }
+}
