@@ -20,8 +20,10 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod genome;
 mod guard;
 pub mod quarantine;
+pub mod rng;
 pub mod store;
 pub mod time;
 

@@ -1,0 +1,479 @@
+//! The genome: the Wasm module itself. The body of its `act` function is decoded into a
+//! list of [`Op`]s (numeric and local operations the engine understands; anything else
+//! is kept as raw bytes), changed by the mutators, and written back with wasm-encoder.
+//! Every other byte of the module is kept as it was.
+
+use runtime::Param;
+use wasm_encoder::{CodeSection, Function, Instruction, ValType as EncTy};
+use wasmparser::{Chunk, Operator, Parser, Payload, ValType, Validator, WasmFeatures};
+
+/// A value type the engine tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ty {
+    /// i32
+    I32,
+    /// i64
+    I64,
+    /// f64
+    F64,
+}
+
+impl From<Param> for Ty {
+    fn from(p: Param) -> Ty {
+        match p {
+            Param::I64 => Ty::I64,
+            Param::F64 => Ty::F64,
+        }
+    }
+}
+
+macro_rules! num_ops {
+    ($( $name:ident : [$($pop:ident),*] -> $push:ident ),* $(,)?) => {
+        /// A numeric operation with a fixed stack signature.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum NumOp { $($name),* }
+
+        impl NumOp {
+            /// Every operation.
+            pub const ALL: &'static [NumOp] = &[$(NumOp::$name),*];
+
+            /// (operand types, result type).
+            pub fn sig(self) -> (&'static [Ty], Ty) {
+                match self { $(NumOp::$name => (&[$(Ty::$pop),*], Ty::$push)),* }
+            }
+
+            fn instruction(self) -> Instruction<'static> {
+                match self { $(NumOp::$name => Instruction::$name),* }
+            }
+
+            fn from_operator(op: &Operator<'_>) -> Option<NumOp> {
+                match op { $(Operator::$name => Some(NumOp::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+num_ops! {
+    I64Add: [I64, I64] -> I64, I64Sub: [I64, I64] -> I64, I64Mul: [I64, I64] -> I64,
+    I64DivS: [I64, I64] -> I64, I64RemS: [I64, I64] -> I64, I64And: [I64, I64] -> I64,
+    I64Or: [I64, I64] -> I64, I64Xor: [I64, I64] -> I64, I64Shl: [I64, I64] -> I64,
+    I64ShrS: [I64, I64] -> I64,
+    I64Eqz: [I64] -> I32, I64Eq: [I64, I64] -> I32, I64Ne: [I64, I64] -> I32,
+    I64LtS: [I64, I64] -> I32, I64GtS: [I64, I64] -> I32, I64LeS: [I64, I64] -> I32,
+    I64GeS: [I64, I64] -> I32,
+    F64Add: [F64, F64] -> F64, F64Sub: [F64, F64] -> F64, F64Mul: [F64, F64] -> F64,
+    F64Div: [F64, F64] -> F64, F64Min: [F64, F64] -> F64, F64Max: [F64, F64] -> F64,
+    F64Abs: [F64] -> F64, F64Neg: [F64] -> F64, F64Sqrt: [F64] -> F64,
+    F64Floor: [F64] -> F64, F64Ceil: [F64] -> F64,
+    F64Eq: [F64, F64] -> I32, F64Lt: [F64, F64] -> I32, F64Gt: [F64, F64] -> I32,
+    F64Le: [F64, F64] -> I32, F64Ge: [F64, F64] -> I32,
+    I32Add: [I32, I32] -> I32, I32Sub: [I32, I32] -> I32, I32And: [I32, I32] -> I32,
+    I32Or: [I32, I32] -> I32, I32Xor: [I32, I32] -> I32, I32Eqz: [I32] -> I32,
+    F64ConvertI64S: [I64] -> F64, I64TruncSatF64S: [F64] -> I64,
+    I64ExtendI32U: [I32] -> I64,
+}
+
+/// One operation of the `act` body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `i32.const`
+    I32Const(i32),
+    /// `i64.const`
+    I64Const(i64),
+    /// `f64.const`, as bits.
+    F64Const(u64),
+    /// `local.get`
+    LocalGet(u32),
+    /// `local.set`
+    LocalSet(u32),
+    /// `local.tee`
+    LocalTee(u32),
+    /// A numeric operation.
+    Num(NumOp),
+    /// `select` (untyped)
+    Select,
+    /// `drop`
+    Drop,
+    /// `nop`
+    Nop,
+    /// Anything else, as its bytes. The stack is not tracked past it.
+    Raw(Vec<u8>),
+}
+
+impl Op {
+    /// The constant `0`-like leaf of a type.
+    pub fn konst(ty: Ty, v: f64) -> Op {
+        match ty {
+            Ty::I32 => Op::I32Const(v as i32),
+            Ty::I64 => Op::I64Const(v as i64),
+            Ty::F64 => Op::F64Const(v.to_bits()),
+        }
+    }
+}
+
+/// A module with a typed `act` (the form evolution uses), its `act` body decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Genome {
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+    bodies: Vec<Vec<u8>>,
+    act_body: usize,
+    act_locals: Vec<(u32, EncTy)>,
+    /// Types of act's locals (params first); `None` for types the engine does not track.
+    pub local_types: Vec<Option<Ty>>,
+    /// Parameter types of `act`.
+    pub params: Vec<Ty>,
+    /// Result type of `act`.
+    pub result: Ty,
+    /// The body of `act`, without its final `end`.
+    pub ops: Vec<Op>,
+}
+
+fn ty_of(v: ValType) -> Option<Ty> {
+    match v {
+        ValType::I32 => Some(Ty::I32),
+        ValType::I64 => Some(Ty::I64),
+        ValType::F64 => Some(Ty::F64),
+        _ => None,
+    }
+}
+
+fn enc_ty(v: ValType) -> Option<EncTy> {
+    Some(match v {
+        ValType::I32 => EncTy::I32,
+        ValType::I64 => EncTy::I64,
+        ValType::F32 => EncTy::F32,
+        ValType::F64 => EncTy::F64,
+        ValType::V128 => EncTy::V128,
+        ValType::Ref(_) => return None,
+    })
+}
+
+fn enc_param(t: Ty) -> EncTy {
+    match t {
+        Ty::I32 => EncTy::I32,
+        Ty::I64 => EncTy::I64,
+        Ty::F64 => EncTy::F64,
+    }
+}
+
+impl Genome {
+    /// A fresh module `(func (export "act") (param …) (result …) ops…)`.
+    pub fn new(params: &[Ty], result: Ty, ops: Vec<Op>) -> Genome {
+        let mut module = wasm_encoder::Module::new();
+        let mut types = wasm_encoder::TypeSection::new();
+        types
+            .ty()
+            .function(params.iter().map(|t| enc_param(*t)), [enc_param(result)]);
+        module.section(&types);
+        let mut funcs = wasm_encoder::FunctionSection::new();
+        funcs.function(0);
+        module.section(&funcs);
+        let mut exports = wasm_encoder::ExportSection::new();
+        exports.export("act", wasm_encoder::ExportKind::Func, 0);
+        module.section(&exports);
+        Genome {
+            prefix: module.finish(),
+            suffix: Vec::new(),
+            bodies: vec![Vec::new()],
+            act_body: 0,
+            act_locals: Vec::new(),
+            local_types: params.iter().map(|t| Some(*t)).collect(),
+            params: params.to_vec(),
+            result,
+            ops,
+        }
+    }
+
+    /// Decodes a module whose `act` has the typed form. `None` for anything else
+    /// (malformed, bytes form, no code for `act`).
+    pub fn decode(bytes: &[u8]) -> Option<Genome> {
+        let types = Validator::new_with_features(WasmFeatures::all())
+            .validate_all(bytes)
+            .ok()?;
+        let t = types.as_ref();
+        let mut imported = 0u32;
+        for (_, _, ty) in t.core_imports()? {
+            if matches!(
+                ty,
+                wasmparser::types::EntityType::Func(_)
+                    | wasmparser::types::EntityType::FuncExact(_)
+            ) {
+                imported += 1;
+            }
+        }
+        let mut act_idx = None;
+        for (name, ty) in t.core_exports()? {
+            if name == "act"
+                && let wasmparser::types::EntityType::Func(id) = ty
+            {
+                let ft = t[id].unwrap_func();
+                let params: Option<Vec<Ty>> = ft
+                    .params()
+                    .iter()
+                    .map(|v| match v {
+                        ValType::I64 => Some(Ty::I64),
+                        ValType::F64 => Some(Ty::F64),
+                        _ => None,
+                    })
+                    .collect();
+                let result = match ft.results() {
+                    [ValType::I64] => Ty::I64,
+                    [ValType::F64] => Ty::F64,
+                    _ => return None,
+                };
+                act_idx = Some((params?, result));
+            }
+        }
+        let (params, result) = act_idx?;
+        let act_func = find_act_index(bytes)?;
+        let act_body = act_func.checked_sub(imported)? as usize;
+
+        // Walk the sections, keeping exact byte offsets.
+        let mut parser = Parser::new(0);
+        let mut offset = 0usize;
+        let mut prefix_end = None;
+        let mut code_end = 0usize;
+        let mut bodies = Vec::new();
+        let mut act = None;
+        loop {
+            let (consumed, payload) = match parser.parse(&bytes[offset..], true).ok()? {
+                Chunk::Parsed { consumed, payload } => (consumed, payload),
+                Chunk::NeedMoreData(_) => return None,
+            };
+            let start = offset;
+            offset += consumed;
+            match payload {
+                Payload::CodeSectionStart { range, .. } => {
+                    prefix_end = Some(start);
+                    code_end = range.end;
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let range = body.range();
+                    if bodies.len() == act_body {
+                        act = Some(decode_body(&body, &params)?);
+                    }
+                    bodies.push(bytes[range].to_vec());
+                }
+                Payload::End(_) => break,
+                _ => {}
+            }
+        }
+        let prefix_end = prefix_end?;
+        let (act_locals, local_types, ops) = act?;
+        Some(Genome {
+            prefix: bytes[..prefix_end].to_vec(),
+            suffix: bytes[code_end..].to_vec(),
+            bodies,
+            act_body,
+            act_locals,
+            local_types,
+            params,
+            result,
+            ops,
+        })
+    }
+
+    /// Writes the module.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut code = CodeSection::new();
+        for (i, body) in self.bodies.iter().enumerate() {
+            if i == self.act_body {
+                let mut f = Function::new(self.act_locals.iter().copied());
+                for op in &self.ops {
+                    match op {
+                        Op::I32Const(v) => f.instruction(&Instruction::I32Const(*v)),
+                        Op::I64Const(v) => f.instruction(&Instruction::I64Const(*v)),
+                        Op::F64Const(b) => {
+                            f.instruction(&Instruction::F64Const(wasm_encoder::Ieee64::new(*b)))
+                        }
+                        Op::LocalGet(i) => f.instruction(&Instruction::LocalGet(*i)),
+                        Op::LocalSet(i) => f.instruction(&Instruction::LocalSet(*i)),
+                        Op::LocalTee(i) => f.instruction(&Instruction::LocalTee(*i)),
+                        Op::Num(n) => f.instruction(&n.instruction()),
+                        Op::Select => f.instruction(&Instruction::Select),
+                        Op::Drop => f.instruction(&Instruction::Drop),
+                        Op::Nop => f.instruction(&Instruction::Nop),
+                        Op::Raw(b) => f.raw(b.iter().copied()),
+                    };
+                }
+                f.instruction(&Instruction::End);
+                code.function(&f);
+            } else {
+                code.raw(body);
+            }
+        }
+        let mut out = self.prefix.clone();
+        out.push(wasm_encoder::SectionId::Code as u8);
+        wasm_encoder::Encode::encode(&code, &mut out);
+        out.extend_from_slice(&self.suffix);
+        out
+    }
+
+    /// The stack before each op (`None` once the engine cannot follow it), and after
+    /// the last op as the final element.
+    pub fn stacks(&self) -> Vec<Option<Vec<Ty>>> {
+        let mut out = Vec::with_capacity(self.ops.len() + 1);
+        let mut stack: Option<Vec<Ty>> = Some(Vec::new());
+        for op in &self.ops {
+            out.push(stack.clone());
+            stack = stack.and_then(|s| apply(&self.local_types, s, op));
+        }
+        out.push(stack);
+        out
+    }
+}
+
+/// The effect of one op on a known stack; `None` when it cannot be followed or is
+/// ill-typed.
+pub fn apply(locals: &[Option<Ty>], mut s: Vec<Ty>, op: &Op) -> Option<Vec<Ty>> {
+    match op {
+        Op::I32Const(_) => s.push(Ty::I32),
+        Op::I64Const(_) => s.push(Ty::I64),
+        Op::F64Const(_) => s.push(Ty::F64),
+        Op::LocalGet(i) => s.push((*locals.get(*i as usize)?)?),
+        Op::LocalSet(i) => {
+            let t = (*locals.get(*i as usize)?)?;
+            (s.pop()? == t).then_some(())?;
+        }
+        Op::LocalTee(i) => {
+            let t = (*locals.get(*i as usize)?)?;
+            (*s.last()? == t).then_some(())?;
+        }
+        Op::Num(n) => {
+            let (pops, push) = n.sig();
+            for want in pops.iter().rev() {
+                (s.pop()? == *want).then_some(())?;
+            }
+            s.push(push);
+        }
+        Op::Select => {
+            (s.pop()? == Ty::I32).then_some(())?;
+            let b = s.pop()?;
+            (s.pop()? == b).then_some(())?;
+            s.push(b);
+        }
+        Op::Drop => {
+            s.pop()?;
+        }
+        Op::Nop => {}
+        Op::Raw(_) => return None,
+    }
+    Some(s)
+}
+
+type DecodedBody = (Vec<(u32, EncTy)>, Vec<Option<Ty>>, Vec<Op>);
+
+fn decode_body(body: &wasmparser::FunctionBody<'_>, params: &[Ty]) -> Option<DecodedBody> {
+    let mut act_locals = Vec::new();
+    let mut local_types: Vec<Option<Ty>> = params.iter().map(|t| Some(*t)).collect();
+    for l in body.get_locals_reader().ok()? {
+        let (n, ty) = l.ok()?;
+        act_locals.push((n, enc_ty(ty)?));
+        if local_types.len() + n as usize > 100_000 {
+            return None;
+        }
+        local_types.extend(std::iter::repeat_n(ty_of(ty), n as usize));
+    }
+    let mut reader = body.get_operators_reader().ok()?;
+    let data = reader.get_binary_reader();
+    let base = data.original_position();
+    let all = {
+        let r = body.get_binary_reader();
+        let start = r.original_position();
+        let mut r2 = r;
+        let len = r2.bytes_remaining();
+        let bytes = r2.read_bytes(len).ok()?;
+        (start, bytes)
+    };
+    let mut items = Vec::new();
+    while !reader.eof() {
+        let (op, off) = reader.read_with_offset().ok()?;
+        items.push((op, off));
+    }
+    let end_pos = base + (all.1.len() - (base - all.0));
+    let mut ops = Vec::with_capacity(items.len());
+    let n = items.len();
+    for (i, (op, off)) in items.iter().enumerate() {
+        if i + 1 == n {
+            // the body's final `end`
+            if !matches!(op, Operator::End) {
+                return None;
+            }
+            break;
+        }
+        let next = items.get(i + 1).map_or(end_pos, |(_, o)| *o);
+        let decoded = match op {
+            Operator::I32Const { value } => Op::I32Const(*value),
+            Operator::I64Const { value } => Op::I64Const(*value),
+            Operator::F64Const { value } => Op::F64Const(value.bits()),
+            Operator::LocalGet { local_index } => Op::LocalGet(*local_index),
+            Operator::LocalSet { local_index } => Op::LocalSet(*local_index),
+            Operator::LocalTee { local_index } => Op::LocalTee(*local_index),
+            Operator::Select => Op::Select,
+            Operator::Drop => Op::Drop,
+            Operator::Nop => Op::Nop,
+            other => match NumOp::from_operator(other) {
+                Some(n) => Op::Num(n),
+                None => Op::Raw(all.1[off - all.0..next - all.0].to_vec()),
+            },
+        };
+        ops.push(decoded);
+    }
+    Some((act_locals, local_types, ops))
+}
+
+/// The function index of the export `act`.
+fn find_act_index(bytes: &[u8]) -> Option<u32> {
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::ExportSection(r) = payload.ok()? {
+            for e in r {
+                let e = e.ok()?;
+                if e.name == "act" && e.kind == wasmparser::ExternalKind::Func {
+                    return Some(e.index);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_the_module() {
+        let wat = r#"(module
+            (memory 1)
+            (func $helper (param i64) (result i64) (i64.mul (local.get 0) (local.get 0)))
+            (func (export "act") (param i64 f64) (result i64)
+              (local i32)
+              (block (result i64)
+                (i64.add (call $helper (local.get 0)) (i64.trunc_sat_f64_s (local.get 1)))))
+            (data (i32.const 0) "hi"))"#;
+        let bytes = wat::parse_str(wat).unwrap();
+        let g = Genome::decode(&bytes).unwrap();
+        assert_eq!(g.params, [Ty::I64, Ty::F64]);
+        assert_eq!(g.result, Ty::I64);
+        assert_eq!(g.local_types.len(), 3);
+        let again = g.encode();
+        wasmparser::validate(&again).unwrap();
+        assert_eq!(Genome::decode(&again).unwrap().ops, g.ops);
+        // a fresh genome validates too
+        let g = Genome::new(
+            &[Ty::F64],
+            Ty::F64,
+            vec![
+                Op::LocalGet(0),
+                Op::F64Const(2f64.to_bits()),
+                Op::Num(NumOp::F64Mul),
+            ],
+        );
+        let b = g.encode();
+        wasmparser::validate(&b).unwrap();
+        assert_eq!(Genome::decode(&b).unwrap().ops, g.ops);
+        assert_eq!(g.stacks().last().unwrap().as_deref(), Some(&[Ty::F64][..]));
+    }
+}
