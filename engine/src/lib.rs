@@ -22,7 +22,9 @@
 mod error;
 pub mod genome;
 mod guard;
+pub mod mutators;
 pub mod quarantine;
+pub mod random;
 pub mod rng;
 pub mod store;
 pub mod time;

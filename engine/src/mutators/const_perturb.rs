@@ -1,0 +1,48 @@
+use super::Mutator;
+use crate::genome::{Genome, Op};
+use crate::rng::Rng;
+
+/// Changes one constant: small steps, a Gaussian nudge, or a fresh small value.
+pub struct ConstPerturb;
+
+impl Mutator for ConstPerturb {
+    fn name(&self) -> &'static str {
+        "const_perturb"
+    }
+
+    fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
+        let consts: Vec<usize> = (0..g.ops.len())
+            .filter(|&i| {
+                matches!(
+                    g.ops[i],
+                    Op::I32Const(_) | Op::I64Const(_) | Op::F64Const(_)
+                )
+            })
+            .collect();
+        let i = super::pick(&consts, rng)?;
+        let mut out = g.clone();
+        out.ops[i] = match g.ops[i] {
+            Op::I32Const(v) => Op::I32Const(v ^ 1),
+            Op::I64Const(v) => Op::I64Const(match rng.below(4) {
+                0 => v.wrapping_add(1),
+                1 => v.wrapping_sub(1),
+                2 => v.wrapping_add(rng.below(21) as i64 - 10),
+                _ => rng.below(11) as i64 - 5,
+            }),
+            Op::F64Const(b) => {
+                let v = f64::from_bits(b);
+                let v = if v.is_finite() { v } else { 0.0 };
+                Op::F64Const(
+                    match rng.below(3) {
+                        0 => v + rng.normal() * (v.abs() * 0.1).max(0.1),
+                        1 => v.round() + rng.below(3) as f64 - 1.0,
+                        _ => (rng.below(9) as f64 - 4.0) / 2.0,
+                    }
+                    .to_bits(),
+                )
+            }
+            _ => return None,
+        };
+        Some(out)
+    }
+}

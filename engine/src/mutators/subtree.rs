@@ -1,0 +1,27 @@
+use super::Mutator;
+use crate::genome::Genome;
+use crate::random;
+use crate::rng::Rng;
+
+/// Replaces one sub-expression with a fresh random expression of the same type.
+pub struct Subtree {
+    /// Depth of the new expression.
+    pub max_depth: u32,
+}
+
+impl Mutator for Subtree {
+    fn name(&self) -> &'static str {
+        "subtree"
+    }
+
+    fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
+        let exprs = super::expressions(g);
+        let (a, b, ty) = super::pick(&exprs, rng)?;
+        let mut fresh = Vec::new();
+        let depth = rng.below(self.max_depth as usize + 1) as u32;
+        random::expr(ty, depth, &g.local_types, rng, &mut fresh);
+        let mut out = g.clone();
+        out.ops.splice(a..=b, fresh);
+        Some(out)
+    }
+}

@@ -1,0 +1,106 @@
+//! Every mutant validates.
+
+use engine::genome::{Genome, Ty};
+use engine::mutators;
+use engine::random;
+use engine::rng::Rng;
+use proptest::prelude::*;
+use runtime::Policy;
+
+const SIGS: [(&[Ty], Ty); 4] = [
+    (&[Ty::F64], Ty::F64),
+    (&[Ty::I64, Ty::I64], Ty::I64),
+    (&[Ty::I64, Ty::I64, Ty::I64], Ty::I64),
+    (&[Ty::I64, Ty::F64], Ty::F64),
+];
+
+/// Applies `steps` random operators (crossover with a second lineage one time in five)
+/// and returns every offspring produced.
+fn lineage(seed: u64, sig: usize, steps: usize) -> Vec<Genome> {
+    let mut rng = Rng::new(seed);
+    let (params, result) = SIGS[sig % SIGS.len()];
+    let ops = mutators::all();
+    let mut a = random::module(params, result, 4, &mut rng);
+    let mut b = random::module(params, result, 4, &mut rng);
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        let child = if rng.chance(0.2) {
+            mutators::crossover(&a, &b, &mut rng)
+        } else {
+            let (m, _) = &ops[rng.below(ops.len())];
+            m.mutate(&a, &mut rng)
+        };
+        if let Some(c) = child {
+            out.push(c.clone());
+            if c.ops.len() < 400 {
+                b = std::mem::replace(&mut a, c);
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn every_mutant_validates(seed in any::<u64>(), sig in 0usize..4) {
+        let policy = Policy::default_policy();
+        for g in lineage(seed, sig, 60) {
+            let bytes = g.encode();
+            let v = runtime::validate(&policy, &bytes);
+            prop_assert!(v.admitted, "{:?}\n{:?}", v.findings, g.ops);
+            // and it decodes back to the same body
+            let again = Genome::decode(&bytes).expect("decodes");
+            prop_assert_eq!(&again.ops, &g.ops);
+        }
+    }
+}
+
+#[test]
+fn valid_share_over_many_offspring() {
+    let policy = Policy::default_policy();
+    let (mut total, mut valid) = (0usize, 0usize);
+    for seed in 0..200u64 {
+        for g in lineage(seed, seed as usize, 40) {
+            total += 1;
+            if runtime::validate(&policy, &g.encode()).admitted {
+                valid += 1;
+            }
+        }
+    }
+    let share = valid as f64 / total as f64;
+    println!("valid offspring: {valid}/{total} = {:.4}", share);
+    assert!(total > 5000);
+    assert!(share >= 0.99, "{share}");
+}
+
+#[test]
+fn mutators_work_on_seeded_modules_with_control_flow() {
+    // A module the engine did not write: other functions, a block, a memory.
+    let wat = r#"(module
+        (memory 1)
+        (func $sq (param i64) (result i64) (i64.mul (local.get 0) (local.get 0)))
+        (func (export "act") (param i64 i64) (result i64)
+          (local $t i64)
+          (local.set $t (i64.add (local.get 0) (i64.const 3)))
+          (i64.add (call $sq (local.get $t)) (local.get 1))))"#;
+    let bytes = wat::parse_str(wat).expect("wat");
+    let g = Genome::decode(&bytes).expect("decode");
+    let mut rng = Rng::new(7);
+    let policy = Policy::default_policy();
+    let mut changed = 0;
+    for (m, _) in mutators::all() {
+        for _ in 0..50 {
+            if let Some(c) = m.mutate(&g, &mut rng) {
+                assert!(
+                    runtime::validate(&policy, &c.encode()).admitted,
+                    "{}: {:?}",
+                    m.name(),
+                    c.ops
+                );
+                changed += 1;
+            }
+        }
+    }
+    assert!(changed > 100);
+}
