@@ -29,6 +29,34 @@ enum Command {
     Run(commands::run::Args),
     /// Inspect, release or purge quarantined modules.
     Quarantine(commands::quarantine::Args),
+    /// Evolve agents for a task with a genetic algorithm.
+    Evolve(commands::evolve::Args),
+    /// List the evolutions in a store.
+    Evolutions {
+        /// The store (default file://.tdev).
+        #[arg(long)]
+        store: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make generation N of an evolution its head again.
+    Rollback {
+        /// The evolution id.
+        id: String,
+        /// The generation.
+        #[arg(long)]
+        generation: u32,
+        /// The store (default file://.tdev).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Emergency stop: every running evolve on the store halts.
+    Stop {
+        /// The store (default file://.tdev).
+        #[arg(long)]
+        store: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +79,14 @@ fn main() -> ExitCode {
         Command::Validate(a) => (a.json, commands::validate::exec(a)),
         Command::Run(a) => (a.json, commands::run::exec(a)),
         Command::Quarantine(a) => (a.json, commands::quarantine::exec(a)),
+        Command::Evolve(a) => (a.json, commands::evolve::exec(a)),
+        Command::Evolutions { store, json } => (json, commands::evolutions(store.as_deref(), json)),
+        Command::Rollback {
+            id,
+            generation,
+            store,
+        } => (false, commands::rollback(store.as_deref(), &id, generation)),
+        Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -48,6 +48,12 @@ pub enum ErrorKind {
     /// An id prefix that matches more than one record.
     #[error("agent id prefix {0:?} is ambiguous")]
     Ambiguous(String),
+    /// A task file that cannot be used.
+    #[error("invalid task: {0}")]
+    Task(String),
+    /// An evolution that cannot go on as asked.
+    #[error("evolution: {0}")]
+    Evolution(String),
     /// An error of the sandbox.
     #[error(transparent)]
     Runtime(#[from] runtime::Error),

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod evolve;
 pub mod genome;
 mod guard;
 pub mod mutators;
@@ -27,6 +28,7 @@ pub mod quarantine;
 pub mod random;
 pub mod rng;
 pub mod store;
+pub mod task;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,283 @@
+//! `tdev evolve --task T [--seed N] [--generations G] [--population P]
+//! [--seed-agent FILE]… [--resume ID] [--store URI] [--out FILE] [--json]`
+
+use crate::common::{load_policy, open_store, print_json, read_module, sandbox};
+use anyhow::{Context, Result, bail};
+use engine::evolve::{Evolution, EvolveConfig, GenerationStats};
+use engine::store::{BlobStore, Bucket};
+use engine::task::Task;
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The task (fixtures/tasks/*.toml or .json). Not needed with --resume.
+    #[arg(long)]
+    task: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Generations after the initial one.
+    #[arg(long)]
+    generations: Option<u32>,
+    /// Population size.
+    #[arg(long)]
+    population: Option<usize>,
+    /// A module to put in the initial population (typed act of the task's signature).
+    #[arg(long = "seed-agent")]
+    seed_agents: Vec<PathBuf>,
+    /// Carry on an evolution from its last complete generation.
+    #[arg(long)]
+    resume: Option<String>,
+    /// Worker threads for evaluation (the result does not depend on it).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Policy file (default: the built-in policies/default.toml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The store (default file://.tdev).
+    #[arg(long)]
+    store: Option<String>,
+    /// Write the best module here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The stop marker `tdev stop` writes; running evolutions poll it.
+pub const STOP_KEY: &str = "control/stop.json";
+
+fn svg_plot(history: &[(f64, f64)]) -> String {
+    let (w, h, pad) = (640.0, 360.0, 40.0);
+    let ys: Vec<f64> = history
+        .iter()
+        .flat_map(|(b, m)| [*b, *m])
+        .filter(|v| v.is_finite())
+        .map(|v| (v + 1e-12).log10())
+        .collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (-1.0, 1.0)
+    };
+    let n = history.len().max(2) as f64 - 1.0;
+    let line = |pick: fn(&(f64, f64)) -> f64| -> String {
+        history
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| pick(p).is_finite())
+            .map(|(i, p)| {
+                let x = pad + (w - 2.0 * pad) * i as f64 / n;
+                let y = h - pad - (h - 2.0 * pad) * (((pick(p) + 1e-12).log10() - lo) / (hi - lo));
+                format!("{x:.1},{y:.1}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="black"/>
+<text x="{pad}" y="20">error per generation (log scale: 1e{lo:.1} to 1e{hi:.1})</text>
+<text x="{r}" y="{t}" text-anchor="end">generation {last}</text>
+<polyline fill="none" stroke="#d33" stroke-width="2" points="{mean}"/>
+<polyline fill="none" stroke="#23d" stroke-width="2" points="{best}"/>
+<text x="{r}" y="20" text-anchor="end"><tspan fill="#23d">best</tspan> / <tspan fill="#d33">mean</tspan></text>
+</svg>
+"##,
+        b = h - pad,
+        r = w - pad,
+        t = h - 10.0,
+        last = history.len().saturating_sub(1),
+        mean = line(|p| p.1),
+        best = line(|p| p.0),
+    )
+}
+
+/// Watches the store for a stop request newer than `since`.
+fn watch_stop(
+    store: Arc<dyn BlobStore>,
+    since: String,
+    flag: Arc<AtomicBool>,
+    handle: runtime::StopHandle,
+    done: Arc<AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            if let Ok(Some(b)) = store.get(Bucket::Evolution, STOP_KEY)
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
+                && v["at"].as_str().is_some_and(|at| at > since.as_str())
+            {
+                flag.store(true, Ordering::SeqCst);
+                handle.stop();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
+pub fn exec(args: Args) -> Result<u8> {
+    let started = Instant::now();
+    let since = engine::time::now_rfc3339();
+    let policy = load_policy(args.policy.as_deref())?;
+    let sandbox = sandbox(policy)?;
+    let store = open_store(args.store.as_deref())?;
+    let mut config = EvolveConfig {
+        seed: args.seed,
+        ..EvolveConfig::default()
+    };
+    if let Some(g) = args.generations {
+        config.generations = g;
+    }
+    if let Some(p) = args.population {
+        if p < 2 {
+            bail!("--population must be at least 2");
+        }
+        config.population = p;
+    }
+    if let Some(t) = args.threads {
+        config.threads = t.max(1);
+    }
+    let mut evo = match (&args.resume, &args.task) {
+        (Some(id), _) => Evolution::resume(sandbox.clone(), store.clone(), id, config)
+            .with_context(|| format!("cannot resume {id}"))?,
+        (None, Some(task)) => {
+            let task = Task::from_file(task).with_context(|| format!("task {}", task.display()))?;
+            let seeds = args
+                .seed_agents
+                .iter()
+                .map(|p| read_module(p))
+                .collect::<Result<Vec<_>>>()?;
+            Evolution::start(sandbox.clone(), store.clone(), task, config, seeds)
+                .context("cannot start the evolution")?
+        }
+        (None, None) => bail!("give --task FILE (or --resume ID)"),
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    watch_stop(
+        store.clone(),
+        since,
+        evo.stop_flag(),
+        sandbox.stop_handle(),
+        done.clone(),
+    );
+    let tty = std::io::stderr().is_terminal();
+    let t0 = Instant::now();
+    let base = evo.evaluations();
+    let progress = |s: &GenerationStats| {
+        let rate = (s.evaluations - base) as f64 / t0.elapsed().as_secs_f64().max(1e-6);
+        let culled: Vec<String> = s.culled.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let line = format!(
+            "gen {:>4}  best {:<12.6} mean {:<12.4} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
+            s.generation,
+            s.best_error,
+            s.mean_error,
+            s.evaluations,
+            rate,
+            s.best_size,
+            culled.join(" ")
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let summary = evo.run(progress);
+    done.store(true, Ordering::SeqCst);
+    if tty {
+        eprintln!();
+    }
+    let summary = summary?;
+    let plot = svg_plot(&summary.history);
+    let plot_key = format!("fitness_logs/{}/plot.svg", summary.evolution_id);
+    store.put(Bucket::Evolution, &plot_key, plot.as_bytes())?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, &summary.best_module)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        let svg = out.with_extension("svg");
+        std::fs::write(&svg, &plot).with_context(|| format!("cannot write {}", svg.display()))?;
+    }
+    let wall_ms = started.elapsed().as_millis() as u64;
+    if args.json {
+        print_json(&json!({
+            "evolution_id": summary.evolution_id,
+            "solved": summary.solved,
+            "generations": summary.generations,
+            "evaluations": summary.evaluations,
+            "wall_ms": wall_ms,
+            "best": {
+                "agent_id": summary.best.agent_id,
+                "train_error": summary.best.train_error,
+                "test_error": summary.best.test_error,
+                "size_bytes": summary.best.size_bytes,
+            },
+            "culled": summary.culled,
+            "quarantined": summary.quarantined,
+            "valid_share": summary.valid_share,
+            "stopped": summary.stopped,
+            "plot": format!("{}/evolution/{plot_key}", store.describe()),
+        }));
+    } else {
+        println!("evolution:  {}", summary.evolution_id);
+        println!(
+            "result:     {} after {} generations, {} evaluations, {} ms{}",
+            if summary.solved {
+                "solved"
+            } else {
+                "not solved"
+            },
+            summary.generations,
+            summary.evaluations,
+            wall_ms,
+            if summary.stopped { " (stopped)" } else { "" }
+        );
+        println!(
+            "best:       {} ({} bytes) train error {} test error {}",
+            summary.best.agent_id,
+            summary.best.size_bytes,
+            summary.best.train_error,
+            summary
+                .best
+                .test_error
+                .map_or_else(|| "-".to_string(), |e| e.to_string())
+        );
+        println!(
+            "offspring:  {:.2}% valid; culled {:?}; quarantined {}",
+            summary.valid_share * 100.0,
+            summary.culled,
+            summary.quarantined
+        );
+        if let Some(out) = &args.out {
+            println!(
+                "written:    {} and its plot {}",
+                out.display(),
+                out.with_extension("svg").display()
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn stop(store: Option<&str>) -> Result<u8> {
+    let store = open_store(store)?;
+    store.put(
+        Bucket::Evolution,
+        STOP_KEY,
+        &serde_json::to_vec(&json!({ "at": engine::time::now_rfc3339() }))?,
+    )?;
+    println!("stop requested: running evolutions halt after their current generation");
+    Ok(0)
+}

@@ -1,0 +1,953 @@
+//! The genetic algorithm: a population of Wasm modules, scored in the sandbox, bred by
+//! tournament selection with elitism and parsimony pressure, every generation stored.
+//!
+//! Storage (evolution bucket, `<id>` the evolution id, `<gen>` zero-padded):
+//! `checkpoints/<id>/task.json` and `checkpoints/<id>/config.json` (written once),
+//! `generations/<id>/<gen>.json` (population), `fitness_logs/<id>/<gen>.json`,
+//! `safety_snapshots/<id>/<gen>.json`, then `checkpoints/<id>/<gen>.json` — the
+//! checkpoint, written last: a generation exists once its checkpoint does — and
+//! `checkpoints/<id>/head.json` naming the generation to resume from. Modules go to
+//! the agents bucket under `source/<hex>`, checked against their id when read back.
+
+use crate::error::{ErrorKind, Result};
+use crate::genome::{Genome, Ty};
+use crate::mutators::{self, Mutator};
+use crate::quarantine::{Quarantine, TrapEvent, source_key};
+use crate::random;
+use crate::rng::Rng;
+use crate::store::{BlobStore, Bucket};
+use crate::task::Task;
+use crate::time::now_rfc3339;
+use runtime::{Admission, Input, Outcome, RunResult, Sandbox};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Parameters of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvolveConfig {
+    /// The seed of every random choice. Default 1.
+    pub seed: u64,
+    /// Generations after the initial one. Default 60.
+    pub generations: u32,
+    /// Population size. Default 300.
+    pub population: usize,
+    /// Tournament size. Default 4.
+    pub tournament: usize,
+    /// Best individuals copied unchanged. Default 2.
+    pub elitism: usize,
+    /// Share of offspring made by crossover. Default 0.3.
+    pub crossover_rate: f64,
+    /// Fitness = mean train error + parsimony × size in bytes. Default 1e-4.
+    pub parsimony: f64,
+    /// Depth of the random initial expressions. Default 4.
+    pub init_depth: u32,
+    /// Worker threads for evaluation (results do not depend on it). Default: all cores.
+    pub threads: usize,
+}
+
+impl Default for EvolveConfig {
+    fn default() -> Self {
+        EvolveConfig {
+            seed: 1,
+            generations: 60,
+            population: 300,
+            tournament: 4,
+            elitism: 2,
+            crossover_rate: 0.3,
+            parsimony: 1e-4,
+            init_depth: 4,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// How an evaluation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Eval {
+    /// Ran every case: the mean train error.
+    Scored(f64),
+    /// Trapped on a case: culled.
+    Culled(Outcome),
+    /// Not admitted by the policy: culled (and quarantined).
+    Rejected,
+}
+
+/// One member of the population.
+#[derive(Clone, Debug)]
+pub struct Individual {
+    /// The module.
+    pub bytes: Arc<Vec<u8>>,
+    /// Its agent id.
+    pub id: String,
+    /// Its parents' ids.
+    pub parents: Vec<String>,
+    /// Its evaluation.
+    pub eval: Eval,
+}
+
+impl Individual {
+    fn train_error(&self) -> f64 {
+        match self.eval {
+            Eval::Scored(e) => e,
+            _ => f64::INFINITY,
+        }
+    }
+
+    fn fitness(&self, parsimony: f64) -> f64 {
+        self.train_error() + parsimony * self.bytes.len() as f64
+    }
+}
+
+/// What a generation looked like.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// Its number (0 is the initial population).
+    pub generation: u32,
+    /// Best mean train error.
+    pub best_error: f64,
+    /// Mean train error of the scored individuals.
+    pub mean_error: f64,
+    /// Id of the best individual.
+    pub best_id: String,
+    /// Size of the best individual.
+    pub best_size: usize,
+    /// Offspring evaluated (duplicates scored once count once).
+    pub evaluations: u64,
+    /// Offspring produced / of which valid.
+    pub produced: u64,
+    /// Valid offspring.
+    pub valid: u64,
+    /// Culled this generation, by outcome word.
+    pub culled: BTreeMap<String, u64>,
+    /// Mean module size.
+    pub mean_size: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    evolution_id: String,
+    generation: u32,
+    task: String,
+    rng: Rng,
+    population: Vec<(String, Vec<String>)>,
+    evaluations: u64,
+    culled: BTreeMap<String, u64>,
+    quarantined: u64,
+    produced: u64,
+    invalid: u64,
+    best: Best,
+    status: String,
+    history: Vec<(f64, f64)>,
+    written_at: String,
+}
+
+/// The best individual of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Its id.
+    pub agent_id: String,
+    /// Mean train error.
+    pub train_error: f64,
+    /// Mean error on the held-out cases (null when the task has none).
+    pub test_error: Option<f64>,
+    /// Size in bytes.
+    pub size_bytes: usize,
+}
+
+/// The result of [`Evolution::run`].
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The evolution id.
+    pub evolution_id: String,
+    /// Whether the success threshold was reached.
+    pub solved: bool,
+    /// The last complete generation.
+    pub generations: u32,
+    /// Evaluations in all.
+    pub evaluations: u64,
+    /// The best individual.
+    pub best: Best,
+    /// Its module.
+    pub best_module: Vec<u8>,
+    /// Culled offspring by outcome word.
+    pub culled: BTreeMap<String, u64>,
+    /// Offspring quarantined.
+    pub quarantined: u64,
+    /// Share of produced offspring that validated.
+    pub valid_share: f64,
+    /// (best, mean) train error per generation.
+    pub history: Vec<(f64, f64)>,
+    /// Whether a stop request ended the run early.
+    pub stopped: bool,
+}
+
+/// An evolution in progress.
+pub struct Evolution {
+    sandbox: Sandbox,
+    store: Arc<dyn BlobStore>,
+    quarantine: Quarantine,
+    task: Task,
+    config: EvolveConfig,
+    id: String,
+    rng: Rng,
+    generation: u32,
+    population: Vec<Individual>,
+    cache: HashMap<String, Eval>,
+    evaluations: u64,
+    culled: BTreeMap<String, u64>,
+    quarantined: u64,
+    produced: u64,
+    invalid: u64,
+    history: Vec<(f64, f64)>,
+    mutators: Vec<(Box<dyn Mutator>, u32)>,
+    stop: Arc<AtomicBool>,
+}
+
+fn gen_key(prefix: &str, id: &str, g: u32) -> String {
+    format!("{prefix}/{id}/{g:06}.json")
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_default()
+}
+
+impl Evolution {
+    /// Starts a new evolution: the initial population is `seeds` (modules with the
+    /// task's typed `act`) filled up with random modules, evaluated and stored as
+    /// generation 0.
+    pub fn start(
+        sandbox: Sandbox,
+        store: Arc<dyn BlobStore>,
+        task: Task,
+        config: EvolveConfig,
+        seeds: Vec<Vec<u8>>,
+    ) -> Result<Evolution> {
+        let params: Vec<Ty> = task.params.iter().map(|p| Ty::from(*p)).collect();
+        let result = Ty::from(task.result);
+        for (i, s) in seeds.iter().enumerate() {
+            let g = Genome::decode(s).ok_or_else(|| {
+                ErrorKind::Evolution(format!("seed agent {} has no typed `act`", i + 1))
+            })?;
+            if g.params != params || g.result != result {
+                return Err(ErrorKind::Evolution(format!(
+                    "seed agent {}'s act does not have the task's signature",
+                    i + 1
+                ))
+                .into());
+            }
+        }
+        if config.population < 2 || config.tournament == 0 {
+            return Err(ErrorKind::Evolution("population ≥ 2 and tournament ≥ 1".into()).into());
+        }
+        let mut rng = Rng::new(config.seed);
+        let digest = runtime::agent_id(
+            format!(
+                "{}|{}|{}|{}",
+                task.name,
+                config.seed,
+                now_rfc3339(),
+                std::process::id()
+            )
+            .as_bytes(),
+        );
+        let id = format!(
+            "evo-{}-{}",
+            task.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            &digest[7..19]
+        );
+        let mut bytes: Vec<Vec<u8>> = seeds;
+        while bytes.len() < config.population {
+            bytes.push(random::module(&params, result, config.init_depth, &mut rng).encode());
+        }
+        bytes.truncate(config.population);
+        let mut evo = Evolution {
+            quarantine: Quarantine::new(store.clone()),
+            sandbox,
+            store,
+            task,
+            config,
+            id,
+            rng,
+            generation: 0,
+            population: Vec::new(),
+            cache: HashMap::new(),
+            evaluations: 0,
+            culled: BTreeMap::new(),
+            quarantined: 0,
+            produced: 0,
+            invalid: 0,
+            history: Vec::new(),
+            mutators: mutators::all(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        evo.store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{}/task.json", evo.id),
+            &to_json(&task_json(&evo.task)),
+        )?;
+        evo.store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{}/config.json", evo.id),
+            &to_json(&evo.config),
+        )?;
+        let individuals: Vec<(Vec<u8>, Vec<String>)> =
+            bytes.into_iter().map(|b| (b, Vec::new())).collect();
+        let n = individuals.len();
+        let (pop, stats) = evo.evaluate_all(individuals, n);
+        evo.population = pop;
+        evo.commit(&stats)?;
+        Ok(evo)
+    }
+
+    /// Resumes an evolution from its head generation.
+    pub fn resume(
+        sandbox: Sandbox,
+        store: Arc<dyn BlobStore>,
+        id: &str,
+        config: EvolveConfig,
+    ) -> Result<Evolution> {
+        crate::store::check_key(id)?;
+        let get = |key: String| -> Result<Vec<u8>> {
+            store
+                .get(Bucket::Evolution, &key)?
+                .ok_or_else(|| ErrorKind::NotFound(format!("{id}: {key}")).into())
+        };
+        let task_bytes = get(format!("checkpoints/{id}/task.json"))?;
+        let task = Task::parse(
+            std::str::from_utf8(&task_bytes).map_err(|e| ErrorKind::Corrupt {
+                key: "task.json".into(),
+                reason: e.to_string(),
+            })?,
+            true,
+        )?;
+        let head = head_generation(store.as_ref(), id)?;
+        let cp_bytes = get(gen_key("checkpoints", id, head))?;
+        let cp: Checkpoint = serde_json::from_slice(&cp_bytes).map_err(|e| ErrorKind::Corrupt {
+            key: gen_key("checkpoints", id, head),
+            reason: e.to_string(),
+        })?;
+        let quarantine = Quarantine::new(store.clone());
+        let mut evo = Evolution {
+            quarantine,
+            sandbox,
+            store: store.clone(),
+            task,
+            config,
+            id: id.to_string(),
+            rng: cp.rng,
+            generation: cp.generation,
+            population: Vec::new(),
+            cache: HashMap::new(),
+            evaluations: cp.evaluations,
+            culled: cp.culled,
+            quarantined: cp.quarantined,
+            produced: cp.produced,
+            invalid: cp.invalid,
+            history: cp.history,
+            mutators: mutators::all(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let mut individuals = Vec::new();
+        for (aid, parents) in cp.population {
+            let bytes = store
+                .get(Bucket::Agents, &source_key(&aid))?
+                .ok_or_else(|| ErrorKind::NotFound(format!("module {aid}")))?;
+            if runtime::agent_id(&bytes) != aid {
+                return Err(ErrorKind::Corrupt {
+                    key: source_key(&aid),
+                    reason: "bytes do not hash to their id".into(),
+                }
+                .into());
+            }
+            individuals.push((bytes, parents));
+        }
+        // Re-score (deterministic) to rebuild the evaluations of the population; the
+        // counters stay as the checkpoint has them.
+        let counters = (evo.evaluations, evo.culled.clone(), evo.quarantined);
+        let n = individuals.len();
+        let (pop, _) = evo.evaluate_all(individuals, n);
+        evo.population = pop;
+        (evo.evaluations, evo.culled, evo.quarantined) = counters;
+        Ok(evo)
+    }
+
+    /// The evolution id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The last complete generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Evaluations so far.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    /// A flag that ends the run after the generation in progress.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    fn best(&self) -> &Individual {
+        let p = self.config.parsimony;
+        self.population
+            .iter()
+            .min_by(|a, b| {
+                a.train_error()
+                    .total_cmp(&b.train_error())
+                    .then(a.fitness(p).total_cmp(&b.fitness(p)))
+                    .then(a.id.cmp(&b.id))
+            })
+            .unwrap_or(&self.population[0])
+    }
+
+    fn solved(&self) -> bool {
+        self.best().train_error() <= self.task.success_threshold
+    }
+
+    /// Runs generations until the task is solved, `config.generations` is reached or
+    /// the stop flag is set; `progress` sees every generation's statistics.
+    pub fn run(&mut self, mut progress: impl FnMut(&GenerationStats)) -> Result<Summary> {
+        let mut stopped = false;
+        while !self.solved() && self.generation < self.config.generations {
+            if self.stop.load(Ordering::SeqCst) {
+                stopped = true;
+                break;
+            }
+            let offspring = self.breed();
+            let elites = self.config.elitism.min(self.population.len());
+            let (pop, stats) = self.evaluate_all(offspring, elites);
+            if self.stop.load(Ordering::SeqCst) {
+                // An interrupted generation is not committed: the last one stays head.
+                stopped = true;
+                break;
+            }
+            self.population = pop;
+            self.generation += 1;
+            self.commit(&stats)?;
+            progress(&stats);
+        }
+        let best = self.best().clone();
+        let b = self.best_record(&best);
+        Ok(Summary {
+            evolution_id: self.id.clone(),
+            solved: self.solved(),
+            generations: self.generation,
+            evaluations: self.evaluations,
+            best: b,
+            best_module: best.bytes.to_vec(),
+            culled: self.culled.clone(),
+            quarantined: self.quarantined,
+            valid_share: if self.produced == 0 {
+                1.0
+            } else {
+                1.0 - self.invalid as f64 / self.produced as f64
+            },
+            history: self.history.clone(),
+            stopped,
+        })
+    }
+
+    fn tournament(&mut self) -> usize {
+        let p = self.config.parsimony;
+        let mut best = self.rng.below(self.population.len());
+        for _ in 1..self.config.tournament {
+            let c = self.rng.below(self.population.len());
+            let (a, b) = (&self.population[c], &self.population[best]);
+            if a.fitness(p)
+                .total_cmp(&b.fitness(p))
+                .then(a.bytes.len().cmp(&b.bytes.len()))
+                .then(a.id.cmp(&b.id))
+                .is_lt()
+            {
+                best = c;
+            }
+        }
+        best
+    }
+
+    /// Offspring of the current population: elites, then crossover and mutation.
+    fn breed(&mut self) -> Vec<(Vec<u8>, Vec<String>)> {
+        let p = self.config.parsimony;
+        let cap = self.sandbox.policy().limits.module_bytes as usize;
+        let mut order: Vec<usize> = (0..self.population.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&self.population[a], &self.population[b]);
+            x.fitness(p).total_cmp(&y.fitness(p)).then(x.id.cmp(&y.id))
+        });
+        let mut out: Vec<(Vec<u8>, Vec<String>)> = order
+            .iter()
+            .take(self.config.elitism.min(self.population.len()))
+            .map(|&i| {
+                let ind = &self.population[i];
+                (ind.bytes.to_vec(), vec![ind.id.clone()])
+            })
+            .collect();
+        while out.len() < self.config.population {
+            let a = self.tournament();
+            let parent = &self.population[a];
+            let Some(ga) = Genome::decode(&parent.bytes) else {
+                out.push((parent.bytes.to_vec(), vec![parent.id.clone()]));
+                continue;
+            };
+            let mut parents = vec![parent.id.clone()];
+            let child = if self.rng.chance(self.config.crossover_rate) {
+                let b = self.tournament();
+                let other = self.population[b].clone();
+                parents.push(other.id.clone());
+                Genome::decode(&other.bytes)
+                    .and_then(|gb| mutators::crossover(&ga, &gb, &mut self.rng))
+            } else {
+                let total: u32 = self.mutators.iter().map(|(_, w)| *w).sum();
+                let mut pick = self.rng.below(total as usize) as u32;
+                let mut chosen = 0;
+                for (i, (_, w)) in self.mutators.iter().enumerate() {
+                    if pick < *w {
+                        chosen = i;
+                        break;
+                    }
+                    pick -= *w;
+                }
+                self.mutators[chosen].0.mutate(&ga, &mut self.rng)
+            };
+            let Some(child) = child else { continue };
+            let bytes = child.encode();
+            self.produced += 1;
+            if bytes.len() > cap {
+                // Nothing over the size cap survives.
+                *self.culled.entry("size_cap".into()).or_default() += 1;
+                self.invalid += 1;
+                continue;
+            }
+            out.push((bytes, parents));
+        }
+        out
+    }
+
+    /// Scores individuals in parallel (duplicates once, cached by id); the result does
+    /// not depend on the number of threads.
+    /// `items[offspring_from..]` are new offspring, counted for the valid share.
+    fn evaluate_all(
+        &mut self,
+        items: Vec<(Vec<u8>, Vec<String>)>,
+        offspring_from: usize,
+    ) -> (Vec<Individual>, GenerationStats) {
+        let ids: Vec<String> = items.iter().map(|(b, _)| runtime::agent_id(b)).collect();
+        let mut todo: Vec<usize> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !self.cache.contains_key(id) && seen.insert(id.clone()) {
+                todo.push(i);
+            }
+        }
+        let threads = self.config.threads.max(1).min(todo.len().max(1));
+        let results: Vec<(usize, Eval, Option<(Outcome, String)>)> = std::thread::scope(|s| {
+            let chunks: Vec<Vec<usize>> = (0..threads)
+                .map(|t| todo.iter().copied().skip(t).step_by(threads).collect())
+                .collect();
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    let sandbox = self.sandbox.clone();
+                    let task = &self.task;
+                    let items = &items;
+                    let stop = self.stop.clone();
+                    std::thread::Builder::new()
+                        .stack_size(16 << 20)
+                        .spawn_scoped(s, move || {
+                            chunk
+                                .into_iter()
+                                .map(|i| {
+                                    if stop.load(Ordering::SeqCst) {
+                                        return (i, Eval::Culled(Outcome::EmergencyStop), None);
+                                    }
+                                    let (e, trap) = evaluate(&sandbox, task, &items[i].0);
+                                    (i, e, trap)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.ok())
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let mut culled_now: BTreeMap<String, u64> = BTreeMap::new();
+        for (i, e, trap) in results {
+            self.evaluations += 1;
+            match &e {
+                Eval::Culled(o) => *culled_now.entry(o.to_string()).or_default() += 1,
+                Eval::Rejected => *culled_now.entry("rejected".into()).or_default() += 1,
+                Eval::Scored(_) => {}
+            }
+            let (bytes, parents) = &items[i];
+            let q = match (&e, trap) {
+                (Eval::Rejected, _) => {
+                    let v = self.sandbox.validate(bytes);
+                    self.quarantine
+                        .quarantine(
+                            bytes,
+                            &v,
+                            v.safety_score,
+                            self.sandbox.policy().min_safety_score,
+                            None,
+                            parents,
+                        )
+                        .is_ok()
+                }
+                (Eval::Culled(o), Some((_, msg))) if o.is_limit() => {
+                    let v = self.sandbox.validate(bytes);
+                    let policy = self.sandbox.policy();
+                    let score = runtime::safety_score(
+                        v.findings
+                            .iter()
+                            .map(|f| f.weight)
+                            .chain([policy.trap_weights.for_outcome(*o)]),
+                    );
+                    score < policy.min_safety_score
+                        && self
+                            .quarantine
+                            .quarantine(
+                                bytes,
+                                &v,
+                                score,
+                                policy.min_safety_score,
+                                Some(TrapEvent {
+                                    at: now_rfc3339(),
+                                    outcome: o.to_string(),
+                                    message: msg,
+                                    fuel_used: 0,
+                                    wall_us: 0,
+                                }),
+                                parents,
+                            )
+                            .is_ok()
+                }
+                _ => false,
+            };
+            if q {
+                self.quarantined += 1;
+            }
+            self.cache.insert(ids[i].clone(), e);
+        }
+        for (k, v) in &culled_now {
+            *self.culled.entry(k.clone()).or_default() += v;
+        }
+        self.invalid += ids[offspring_from.min(ids.len())..]
+            .iter()
+            .filter(|id| matches!(self.cache.get(*id), Some(Eval::Rejected) | None))
+            .count() as u64;
+        let pop: Vec<Individual> = items
+            .into_iter()
+            .zip(ids)
+            .map(|((bytes, parents), id)| Individual {
+                eval: self.cache.get(&id).cloned().unwrap_or(Eval::Rejected),
+                bytes: Arc::new(bytes),
+                id,
+                parents,
+            })
+            .collect();
+        // Survivors only: culled individuals do not enter the population unless
+        // nothing else is left.
+        let scored: Vec<Individual> = pop
+            .iter()
+            .filter(|i| matches!(i.eval, Eval::Scored(_)))
+            .cloned()
+            .collect();
+        let pop = if scored.is_empty() { pop } else { scored };
+        // Errors of 1e30 stand for NaN or infinite results: left out of the mean.
+        let errors: Vec<f64> = pop
+            .iter()
+            .map(|i| i.train_error())
+            .filter(|e| *e < 1e29)
+            .collect();
+        let mean_error = if errors.is_empty() {
+            f64::INFINITY
+        } else {
+            errors.iter().sum::<f64>() / errors.len() as f64
+        };
+        let mean_size =
+            pop.iter().map(|i| i.bytes.len() as f64).sum::<f64>() / pop.len().max(1) as f64;
+        let tmp = Evolution::best_of(&pop, self.config.parsimony);
+        let stats = GenerationStats {
+            generation: self.generation + u32::from(!self.population.is_empty()),
+            best_error: tmp.map_or(f64::INFINITY, |b| b.train_error()),
+            mean_error,
+            best_id: tmp.map_or_else(String::new, |b| b.id.clone()),
+            best_size: tmp.map_or(0, |b| b.bytes.len()),
+            evaluations: self.evaluations,
+            produced: self.produced,
+            valid: self.produced - self.invalid.min(self.produced),
+            culled: culled_now,
+            mean_size,
+        };
+        (pop, stats)
+    }
+
+    fn best_of(pop: &[Individual], p: f64) -> Option<&Individual> {
+        pop.iter().min_by(|a, b| {
+            a.train_error()
+                .total_cmp(&b.train_error())
+                .then(a.fitness(p).total_cmp(&b.fitness(p)))
+                .then(a.id.cmp(&b.id))
+        })
+    }
+
+    fn best_record(&self, best: &Individual) -> Best {
+        let test_error = (!self.task.test_cases.is_empty())
+            .then(|| score_cases(&self.sandbox, &self.task, &best.bytes, true).ok())
+            .flatten();
+        Best {
+            agent_id: best.id.clone(),
+            train_error: best.train_error(),
+            test_error,
+            size_bytes: best.bytes.len(),
+        }
+    }
+
+    /// Stores the current generation; the checkpoint goes last.
+    fn commit(&mut self, stats: &GenerationStats) -> Result<()> {
+        let g = self.generation;
+        self.history.push((stats.best_error, stats.mean_error));
+        for ind in &self.population {
+            let key = source_key(&ind.id);
+            if self.store.get(Bucket::Agents, &key)?.is_none() {
+                self.store.put(Bucket::Agents, &key, &ind.bytes)?;
+            }
+        }
+        let population: Vec<(String, Vec<String>)> = self
+            .population
+            .iter()
+            .map(|i| (i.id.clone(), i.parents.clone()))
+            .collect();
+        let members: Vec<serde_json::Value> = self
+            .population
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "agent_id": i.id,
+                    "train_error": match i.eval { Eval::Scored(e) => Some(e), _ => None },
+                    "size_bytes": i.bytes.len(),
+                    "parents": i.parents,
+                })
+            })
+            .collect();
+        self.store.put(
+            Bucket::Evolution,
+            &gen_key("generations", &self.id, g),
+            &to_json(&serde_json::json!({ "generation": g, "population": members })),
+        )?;
+        self.store.put(
+            Bucket::Evolution,
+            &gen_key("fitness_logs", &self.id, g),
+            &to_json(stats),
+        )?;
+        let prev = self.history.len().checked_sub(2).map(|i| self.history[i].0);
+        let evaluated: u64 = stats.culled.values().sum::<u64>() + self.population.len() as u64;
+        let trap_rate = stats.culled.values().sum::<u64>() as f64 / evaluated.max(1) as f64;
+        let mut flags = Vec::new();
+        if trap_rate > 0.5 {
+            flags.push("trap_rate_spike");
+        }
+        if stats.mean_size > 0.8 * self.sandbox.policy().limits.module_bytes as f64 {
+            flags.push("size_bloat");
+        }
+        if let Some(p) = prev
+            && p.is_finite()
+            && p > 0.0
+            && stats.best_error < p * 0.01
+        {
+            flags.push("sudden_fitness_jump");
+        }
+        self.store.put(
+            Bucket::Evolution,
+            &gen_key("safety_snapshots", &self.id, g),
+            &to_json(&serde_json::json!({
+                "generation": g,
+                "trap_rate": trap_rate,
+                "mean_size": stats.mean_size,
+                "quarantined_total": self.quarantined,
+                "flags": flags,
+            })),
+        )?;
+        let best = self.best().clone();
+        let cp = Checkpoint {
+            evolution_id: self.id.clone(),
+            generation: g,
+            task: self.task.name.clone(),
+            rng: self.rng.clone(),
+            population,
+            evaluations: self.evaluations,
+            culled: self.culled.clone(),
+            quarantined: self.quarantined,
+            produced: self.produced,
+            invalid: self.invalid,
+            best: Best {
+                agent_id: best.id.clone(),
+                train_error: best.train_error(),
+                test_error: None,
+                size_bytes: best.bytes.len(),
+            },
+            status: if self.solved() {
+                "solved".into()
+            } else {
+                "running".into()
+            },
+            history: self.history.clone(),
+            written_at: now_rfc3339(),
+        };
+        self.store.put(
+            Bucket::Evolution,
+            &gen_key("checkpoints", &self.id, g),
+            &to_json(&cp),
+        )?;
+        self.store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{}/head.json", self.id),
+            &to_json(&serde_json::json!({ "generation": g })),
+        )?;
+        Ok(())
+    }
+}
+
+/// The generation an evolution resumes from: `head.json`, or the newest checkpoint.
+pub fn head_generation(store: &dyn BlobStore, id: &str) -> Result<u32> {
+    if let Some(b) = store.get(Bucket::Evolution, &format!("checkpoints/{id}/head.json"))?
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
+        && let Some(g) = v["generation"].as_u64()
+        && store
+            .get(Bucket::Evolution, &gen_key("checkpoints", id, g as u32))?
+            .is_some()
+    {
+        return Ok(g as u32);
+    }
+    let mut gens: Vec<u32> = store
+        .list(Bucket::Evolution, &format!("checkpoints/{id}/"))?
+        .iter()
+        .filter_map(|k| k.rsplit('/').next()?.strip_suffix(".json")?.parse().ok())
+        .collect();
+    gens.sort();
+    gens.last()
+        .copied()
+        .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}")).into())
+}
+
+/// Makes generation `g` the head again.
+pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
+    crate::store::check_key(id)?;
+    if store
+        .get(Bucket::Evolution, &gen_key("checkpoints", id, g))?
+        .is_none()
+    {
+        return Err(ErrorKind::NotFound(format!("generation {g} of {id}")).into());
+    }
+    store.put(
+        Bucket::Evolution,
+        &format!("checkpoints/{id}/head.json"),
+        &to_json(&serde_json::json!({ "generation": g })),
+    )
+}
+
+/// One line per evolution in a store.
+pub fn list(store: &dyn BlobStore) -> Result<Vec<serde_json::Value>> {
+    let mut ids: Vec<String> = store
+        .list(Bucket::Evolution, "checkpoints/")?
+        .iter()
+        .filter_map(|k| {
+            let mut parts = k.split('/');
+            parts.next()?;
+            Some(parts.next()?.to_string())
+        })
+        .collect();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        let Ok(head) = head_generation(store, &id) else {
+            continue;
+        };
+        let Some(b) = store.get(Bucket::Evolution, &gen_key("checkpoints", &id, head))? else {
+            continue;
+        };
+        let Ok(cp) = serde_json::from_slice::<Checkpoint>(&b) else {
+            continue;
+        };
+        out.push(serde_json::json!({
+            "evolution_id": id,
+            "task": cp.task,
+            "head_generation": head,
+            "best_error": cp.best.train_error,
+            "status": cp.status,
+        }));
+    }
+    Ok(out)
+}
+
+fn task_json(t: &Task) -> serde_json::Value {
+    let val = |v: &runtime::Value| match v {
+        runtime::Value::I64(i) => serde_json::json!(i),
+        runtime::Value::F64(b) => {
+            let f = f64::from_bits(*b);
+            if f.is_finite() {
+                serde_json::json!(f)
+            } else {
+                serde_json::json!(f.to_string())
+            }
+        }
+    };
+    let cases = |cs: &[crate::task::Case]| -> Vec<serde_json::Value> {
+        cs.iter()
+            .map(|c| serde_json::json!({"args": c.args.iter().map(val).collect::<Vec<_>>(), "expect": val(&c.expect)}))
+            .collect()
+    };
+    serde_json::json!({
+        "name": t.name,
+        "params": t.params.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        "result": t.result.to_string(),
+        "error": t.metric,
+        "success_threshold": t.success_threshold,
+        "cases": cases(&t.cases),
+        "test_cases": cases(&t.test_cases),
+    })
+}
+
+/// Evaluates one module on the training cases.
+fn evaluate(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> (Eval, Option<(Outcome, String)>) {
+    match score_cases(sandbox, task, bytes, false) {
+        Ok(e) => (Eval::Scored(e), None),
+        Err(Some((o, m))) => (Eval::Culled(o), Some((o, m))),
+        Err(None) => (Eval::Rejected, None),
+    }
+}
+
+/// Mean error over the train (or test) cases; `Err(Some(trap))` when a case trapped,
+/// `Err(None)` when the module is not admitted.
+fn score_cases(
+    sandbox: &Sandbox,
+    task: &Task,
+    bytes: &[u8],
+    test: bool,
+) -> std::result::Result<f64, Option<(Outcome, String)>> {
+    let agent = match sandbox.admit(bytes, false) {
+        Ok(Admission::Admitted(a)) => a,
+        _ => return Err(None),
+    };
+    let cases = if test { &task.test_cases } else { &task.cases };
+    let mut sum = 0.0;
+    for c in cases {
+        let r = sandbox
+            .run(&agent, Input::Typed(c.args.clone()))
+            .map_err(|_| None)?;
+        match (r.outcome, r.result) {
+            (Outcome::Ok, Some(RunResult::Value(v))) => sum += task.error(v, c.expect),
+            (o, _) => return Err(Some((o, r.trap_message.unwrap_or_default()))),
+        }
+    }
+    Ok(sum / cases.len().max(1) as f64)
+}
