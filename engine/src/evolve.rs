@@ -301,12 +301,14 @@ impl Evolution {
         Ok(evo)
     }
 
-    /// Resumes an evolution from its head generation.
+    /// Resumes an evolution from its head generation, with the configuration it was
+    /// started with; only the number of generations and of threads may change.
     pub fn resume(
         sandbox: Sandbox,
         store: Arc<dyn BlobStore>,
         id: &str,
-        config: EvolveConfig,
+        generations: Option<u32>,
+        threads: Option<usize>,
     ) -> Result<Evolution> {
         crate::store::check_key(id)?;
         let get = |key: String| -> Result<Vec<u8>> {
@@ -322,6 +324,18 @@ impl Evolution {
             })?,
             true,
         )?;
+        let config_bytes = get(format!("checkpoints/{id}/config.json"))?;
+        let mut config: EvolveConfig =
+            serde_json::from_slice(&config_bytes).map_err(|e| ErrorKind::Corrupt {
+                key: format!("checkpoints/{id}/config.json"),
+                reason: e.to_string(),
+            })?;
+        if let Some(g) = generations {
+            config.generations = g;
+        }
+        if let Some(t) = threads {
+            config.threads = t.max(1);
+        }
         let head = head_generation(store.as_ref(), id)?;
         let cp_bytes = get(gen_key("checkpoints", id, head))?;
         let cp: Checkpoint = serde_json::from_slice(&cp_bytes).map_err(|e| ErrorKind::Corrupt {

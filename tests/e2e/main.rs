@@ -2,6 +2,7 @@
 
 mod agents;
 mod cli;
+mod evolve;
 mod guide;
 mod hostile;
 mod readme;

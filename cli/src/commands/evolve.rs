@@ -18,9 +18,9 @@ pub struct Args {
     /// The task (fixtures/tasks/*.toml or .json). Not needed with --resume.
     #[arg(long)]
     task: Option<PathBuf>,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of every random choice (default 1).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Generations after the initial one.
     #[arg(long)]
     generations: Option<u32>,
@@ -135,7 +135,7 @@ pub fn exec(args: Args) -> Result<u8> {
     let sandbox = sandbox(policy)?;
     let store = open_store(args.store.as_deref())?;
     let mut config = EvolveConfig {
-        seed: args.seed,
+        seed: args.seed.unwrap_or(1),
         ..EvolveConfig::default()
     };
     if let Some(g) = args.generations {
@@ -151,8 +151,23 @@ pub fn exec(args: Args) -> Result<u8> {
         config.threads = t.max(1);
     }
     let mut evo = match (&args.resume, &args.task) {
-        (Some(id), _) => Evolution::resume(sandbox.clone(), store.clone(), id, config)
-            .with_context(|| format!("cannot resume {id}"))?,
+        (Some(id), _) => {
+            if args.task.is_some()
+                || args.seed.is_some()
+                || args.population.is_some()
+                || !args.seed_agents.is_empty()
+            {
+                bail!("--resume carries on with the evolution's own task, seed and population");
+            }
+            Evolution::resume(
+                sandbox.clone(),
+                store.clone(),
+                id,
+                args.generations,
+                args.threads,
+            )
+            .with_context(|| format!("cannot resume {}", runtime::escape(id)))?
+        }
         (None, Some(task)) => {
             let task = Task::from_file(task).with_context(|| format!("task {}", task.display()))?;
             let seeds = args

@@ -1,0 +1,317 @@
+//! `tdev evolve` end to end: solving, reproducibility, durability under SIGKILL,
+//! resume, rollback and the emergency stop.
+
+use crate::support::{code, fixture, json, tdev, write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn task(name: &str) -> String {
+    fixture(&format!("tasks/{name}.toml"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn evolve(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["evolve"];
+    all.extend(args);
+    all.push("--json");
+    let out = tdev(dir, &all);
+    assert_eq!(
+        code(&out, "evolve"),
+        0,
+        "{:?}: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out, "evolve")
+}
+
+/// Every checkpoint parses and every module it names is stored under its own hash.
+fn assert_store_intact(store: &Path, id: &str) -> u32 {
+    let cps = store.join("evolution/checkpoints").join(id);
+    let mut newest = None;
+    for entry in std::fs::read_dir(&cps).expect("checkpoints") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let Some(g) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read"))
+            .expect("checkpoint parses");
+        for member in cp["population"].as_array().expect("population") {
+            let aid = member[0].as_str().expect("id");
+            let bytes = std::fs::read(store.join("agents/source").join(&aid[7..]))
+                .unwrap_or_else(|_| panic!("module {aid} of generation {g} missing"));
+            assert_eq!(
+                runtime::agent_id(&bytes),
+                aid,
+                "module stored under a wrong id"
+            );
+        }
+        for prefix in ["generations", "fitness_logs", "safety_snapshots"] {
+            let p = store.join("evolution").join(prefix).join(id).join(&name);
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).expect("record")).expect("record parses");
+            assert!(v.is_object());
+        }
+        newest = newest.max(Some(g));
+    }
+    newest.expect("at least generation 0")
+}
+
+#[test]
+fn quartic_is_solved_and_the_best_module_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let r = evolve(
+        d,
+        &[
+            "--task",
+            &task("quartic"),
+            "--seed",
+            "1",
+            "--out",
+            "best.wasm",
+        ],
+    );
+    for k in [
+        "evolution_id",
+        "solved",
+        "generations",
+        "evaluations",
+        "wall_ms",
+        "best",
+        "culled",
+        "quarantined",
+    ] {
+        assert!(r.get(k).is_some(), "missing {k}: {r}");
+    }
+    assert_eq!(r["solved"], true, "{r}");
+    assert!(r["best"]["train_error"].as_f64().expect("err") <= 0.01);
+    assert!(r["best"]["test_error"].as_f64().expect("test err") < 0.05);
+    assert!(r["best"]["size_bytes"].as_u64().expect("size") <= 6656);
+    assert!(r["valid_share"].as_f64().expect("share") >= 0.99);
+    // the written module is the best one and computes the quartic
+    let bytes = std::fs::read(d.join("best.wasm")).expect("best.wasm");
+    assert_eq!(
+        runtime::agent_id(&bytes),
+        r["best"]["agent_id"].as_str().expect("id")
+    );
+    let out = json(
+        &tdev(d, &["run", "best.wasm", "--args", "0.5", "--json"]),
+        "run best",
+    );
+    let y = out["result"].as_f64().expect("f64");
+    assert!((y - 0.9375).abs() < 0.05, "q(0.5) = {y}");
+    assert!(
+        std::fs::read_to_string(d.join("best.svg"))
+            .expect("plot")
+            .contains("<polyline")
+    );
+    let id = r["evolution_id"].as_str().expect("id");
+    assert_eq!(
+        assert_store_intact(&d.join(".tdev"), id),
+        r["generations"].as_u64().expect("g") as u32
+    );
+    let list = json(&tdev(d, &["evolutions", "--json"]), "evolutions");
+    assert_eq!(list["evolutions"][0]["evolution_id"], id);
+    assert_eq!(list["evolutions"][0]["status"], "solved");
+}
+
+#[test]
+fn same_seed_same_best_on_any_number_of_threads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--task", &task("abs"), "--seed", "2", "--population", "120"];
+    let one = evolve(dir.path(), &[&args[..], &["--threads", "1"]].concat());
+    let two = evolve(dir.path(), &[&args[..], &["--threads", "2"]].concat());
+    assert_eq!(one["best"]["agent_id"], two["best"]["agent_id"]);
+    assert_eq!(one["generations"], two["generations"]);
+    let other = evolve(
+        dir.path(),
+        &["--task", &task("abs"), "--seed", "3", "--population", "120"],
+    );
+    assert!(other["best"]["agent_id"].is_string());
+}
+
+#[test]
+fn seed_agents_join_the_initial_population() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = write(
+        dir.path(),
+        "add.toml",
+        "name = \"add\"\nparams = [\"i64\", \"i64\"]\nresult = \"i64\"\nerror = \"abs\"\nsuccess_threshold = 0.0\ncases = [ { args = [1, 2], expect = 3 }, { args = [-5, 9], expect = 4 } ]\n",
+    );
+    let add = fixture("agents/add.wat").to_string_lossy().into_owned();
+    let r = evolve(
+        dir.path(),
+        &[
+            "--task",
+            t.to_str().expect("p"),
+            "--seed-agent",
+            &add,
+            "--population",
+            "20",
+        ],
+    );
+    assert_eq!(r["solved"], true);
+    assert_eq!(r["generations"], 0);
+    // a seed with the wrong signature is refused
+    let gcd_task = task("abs");
+    let out = tdev(
+        dir.path(),
+        &["evolve", "--task", &gcd_task, "--seed-agent", &add],
+    );
+    assert_eq!(code(&out, "bad seed"), 1);
+}
+
+fn spawn_evolve(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .arg("evolve")
+        .args(args)
+        .arg("--json")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn evolution_id(store: &Path) -> Option<String> {
+    let dir = std::fs::read_dir(store.join("evolution/checkpoints")).ok()?;
+    dir.filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("evo-"))
+}
+
+fn wait_for_generation(store: &Path, g: u32, limit: Duration) -> String {
+    let t = Instant::now();
+    loop {
+        if let Some(id) = evolution_id(store)
+            && store
+                .join(format!("evolution/checkpoints/{id}/{g:06}.json"))
+                .exists()
+        {
+            return id;
+        }
+        assert!(t.elapsed() < limit, "generation {g} never committed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume() {
+    let sum = task("sum_range");
+    let args = [
+        "--task",
+        sum.as_str(),
+        "--seed",
+        "5",
+        "--population",
+        "60",
+        "--generations",
+        "100000",
+    ];
+    // kill points, in milliseconds after generation 1 is committed
+    for (round, delay) in [0u64, 37, 151, 420].into_iter().enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let mut child = spawn_evolve(d, &args);
+        let id = wait_for_generation(&d.join(".tdev"), 1, Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        let head = assert_store_intact(&d.join(".tdev"), &id);
+        let target = head + 2;
+        let r = evolve(d, &["--resume", &id, "--generations", &target.to_string()]);
+        assert_eq!(r["evolution_id"], id.as_str(), "round {round}");
+        assert_eq!(r["generations"], target, "round {round}");
+        assert_eq!(assert_store_intact(&d.join(".tdev"), &id), target);
+
+        if round == 0 {
+            // Resuming gives what an uninterrupted run of the same seed gives.
+            let fresh = tempfile::tempdir().expect("tempdir");
+            let straight = evolve(
+                fresh.path(),
+                &[
+                    "--task",
+                    sum.as_str(),
+                    "--seed",
+                    "5",
+                    "--population",
+                    "60",
+                    "--generations",
+                    &target.to_string(),
+                ],
+            );
+            assert_eq!(straight["best"]["agent_id"], r["best"]["agent_id"]);
+        }
+    }
+}
+
+#[test]
+fn rollback_makes_an_old_generation_the_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let sum = task("sum_range");
+    let r = evolve(
+        d,
+        &["--task", &sum, "--population", "40", "--generations", "5"],
+    );
+    let id = r["evolution_id"].as_str().expect("id").to_string();
+    assert_eq!(r["generations"], 5);
+    assert_eq!(
+        code(
+            &tdev(d, &["rollback", &id, "--generation", "2"]),
+            "rollback"
+        ),
+        0
+    );
+    let list = json(&tdev(d, &["evolutions", "--json"]), "list");
+    assert_eq!(list["evolutions"][0]["head_generation"], 2);
+    let r = evolve(d, &["--resume", &id, "--generations", "4"]);
+    assert_eq!(r["generations"], 4);
+    // rolling back to a generation that does not exist is an error
+    let out = tdev(d, &["rollback", &id, "--generation", "99"]);
+    assert_eq!(code(&out, "bad rollback"), 1);
+    let out = tdev(d, &["rollback", "../../etc", "--generation", "0"]);
+    assert_eq!(code(&out, "hostile id"), 1);
+}
+
+#[test]
+fn stop_halts_a_running_evolution_with_its_last_generation_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let sum = task("sum_range");
+    let child = spawn_evolve(
+        d,
+        &[
+            "--task",
+            &sum,
+            "--population",
+            "60",
+            "--generations",
+            "100000",
+        ],
+    );
+    let id = wait_for_generation(&d.join(".tdev"), 2, Duration::from_secs(120));
+    let t = Instant::now();
+    assert_eq!(code(&tdev(d, &["stop"]), "stop"), 0);
+    let out = child.wait_with_output().expect("wait");
+    let stopped_in = t.elapsed();
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["stopped"], true);
+    // generous bound for a loaded machine; the contract is one second
+    assert!(stopped_in < Duration::from_secs(5), "{stopped_in:?}");
+    let head = assert_store_intact(&d.join(".tdev"), &id);
+    assert_eq!(r["generations"], head);
+}
