@@ -6,8 +6,9 @@
 //! `generations/<id>/<gen>.json` (population), `fitness_logs/<id>/<gen>.json`,
 //! `safety_snapshots/<id>/<gen>.json`, then `checkpoints/<id>/<gen>.json` — the
 //! checkpoint, written last: a generation exists once its checkpoint does — and
-//! `checkpoints/<id>/head.json` naming the generation to resume from. Modules go to
-//! the agents bucket under `source/<hex>`, checked against their id when read back.
+//! `checkpoints/<id>/head.json` naming the generation to resume from. The population's
+//! modules are in its generation record (hex); the best one of each generation is also in
+//! the agents bucket under `source/<hex>`; all are checked against their id when read.
 
 use crate::error::{ErrorKind, Result};
 use crate::genome::{Genome, Ty};
@@ -209,6 +210,20 @@ fn gen_key(prefix: &str, id: &str, g: u32) -> String {
     format!("{prefix}/{id}/{g:06}.json")
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(v).unwrap_or_default()
 }
@@ -363,18 +378,33 @@ impl Evolution {
             mutators: mutators::all(),
             stop: Arc::new(AtomicBool::new(false)),
         };
+        let record = get(gen_key("generations", id, head))?;
+        let record: serde_json::Value =
+            serde_json::from_slice(&record).map_err(|e| ErrorKind::Corrupt {
+                key: gen_key("generations", id, head),
+                reason: e.to_string(),
+            })?;
+        let mut modules: HashMap<String, Vec<u8>> = HashMap::new();
+        for m in record["population"].as_array().into_iter().flatten() {
+            if let (Some(aid), Some(h)) = (m["agent_id"].as_str(), m["module_hex"].as_str())
+                && let Some(bytes) = unhex(h)
+                && runtime::agent_id(&bytes) == aid
+            {
+                modules.insert(aid.to_string(), bytes);
+            }
+        }
         let mut individuals = Vec::new();
         for (aid, parents) in cp.population {
-            let bytes = store
-                .get(Bucket::Agents, &source_key(&aid))?
-                .ok_or_else(|| ErrorKind::NotFound(format!("module {aid}")))?;
-            if runtime::agent_id(&bytes) != aid {
-                return Err(ErrorKind::Corrupt {
-                    key: source_key(&aid),
-                    reason: "bytes do not hash to their id".into(),
-                }
-                .into());
-            }
+            let bytes = match modules.get(&aid).cloned() {
+                Some(b) => b,
+                None => store
+                    .get(Bucket::Agents, &source_key(&aid))?
+                    .filter(|b| runtime::agent_id(b) == aid)
+                    .ok_or_else(|| ErrorKind::Corrupt {
+                        key: gen_key("generations", id, head),
+                        reason: format!("module {aid} is missing or does not hash to its id"),
+                    })?,
+            };
             individuals.push((bytes, parents));
         }
         // Re-score (deterministic) to rebuild the evaluations of the population; the
@@ -560,7 +590,7 @@ impl Evolution {
             }
         }
         let threads = self.config.threads.max(1).min(todo.len().max(1));
-        let results: Vec<(usize, Eval, Option<(Outcome, String)>)> = std::thread::scope(|s| {
+        let results: Vec<Scored> = std::thread::scope(|s| {
             let chunks: Vec<Vec<usize>> = (0..threads)
                 .map(|t| todo.iter().copied().skip(t).step_by(threads).collect())
                 .collect();
@@ -730,11 +760,12 @@ impl Evolution {
     fn commit(&mut self, stats: &GenerationStats) -> Result<()> {
         let g = self.generation;
         self.history.push((stats.best_error, stats.mean_error));
-        for ind in &self.population {
-            let key = source_key(&ind.id);
-            if self.store.get(Bucket::Agents, &key)?.is_none() {
-                self.store.put(Bucket::Agents, &key, &ind.bytes)?;
-            }
+        // The population's modules travel in the generation record (one object per
+        // generation); the best module is also kept under `source/<hex>`.
+        let best_now = self.best().clone();
+        let key = source_key(&best_now.id);
+        if self.store.get(Bucket::Agents, &key)?.as_deref() != Some(best_now.bytes.as_slice()) {
+            self.store.put(Bucket::Agents, &key, &best_now.bytes)?;
         }
         let population: Vec<(String, Vec<String>)> = self
             .population
@@ -750,6 +781,7 @@ impl Evolution {
                     "train_error": match i.eval { Eval::Scored(e) => Some(e), _ => None },
                     "size_bytes": i.bytes.len(),
                     "parents": i.parents,
+                    "module_hex": hex(&i.bytes),
                 })
             })
             .collect();
@@ -930,6 +962,9 @@ fn task_json(t: &Task) -> serde_json::Value {
         "test_cases": cases(&t.test_cases),
     })
 }
+
+/// An evaluation of item `.0`, with the trap that culled it.
+type Scored = (usize, Eval, Option<(Outcome, String)>);
 
 /// Evaluates one module on the training cases.
 fn evaluate(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> (Eval, Option<(Outcome, String)>) {

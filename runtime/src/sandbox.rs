@@ -37,6 +37,7 @@ pub struct SandboxConfig {
     memory_init_cow: bool,
     keep_resident: Option<usize>,
     pagemap_scan: bool,
+    fast_compile: bool,
 }
 
 impl Default for SandboxConfig {
@@ -48,6 +49,7 @@ impl Default for SandboxConfig {
             memory_init_cow: true,
             keep_resident: Some(1 << 20),
             pagemap_scan: false,
+            fast_compile: false,
         }
     }
 }
@@ -90,6 +92,14 @@ impl SandboxConfig {
     /// (Linux `PAGEMAP_SCAN`, kernel 6.7+; ignored where unsupported). Default: false.
     pub fn pagemap_scan(&mut self, on: bool) -> &mut Self {
         self.pagemap_scan = on;
+        self
+    }
+
+    /// Compile for speed of compilation rather than of the code: no Cranelift
+    /// optimisation, single-pass register allocation, no parallel compilation. Right
+    /// for many small short-lived modules (evolution). Default: false.
+    pub fn fast_compile(&mut self, on: bool) -> &mut Self {
+        self.fast_compile = on;
         self
     }
 
@@ -307,6 +317,11 @@ impl Sandbox {
             .max_wasm_stack(l.stack_bytes as usize)
             .wasm_backtrace_max_frames(None)
             .memory_init_cow(config.memory_init_cow);
+        if config.fast_compile {
+            cfg.cranelift_opt_level(wasmtime::OptLevel::None)
+                .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass)
+                .parallel_compilation(false);
+        }
         cfg.wasm_features(WasmFeatures::all(), false);
         cfg.wasm_features(policy.features.wasm_features(), true);
         match config.allocation {

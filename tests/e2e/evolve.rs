@@ -46,16 +46,41 @@ fn assert_store_intact(store: &Path, id: &str) -> u32 {
         };
         let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read"))
             .expect("checkpoint parses");
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(store.join("evolution/generations").join(id).join(&name))
+                .expect("generation record"),
+        )
+        .expect("generation record parses");
+        let stored: std::collections::HashMap<&str, &str> = record["population"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| {
+                (
+                    m["agent_id"].as_str().expect("id"),
+                    m["module_hex"].as_str().expect("hex"),
+                )
+            })
+            .collect();
         for member in cp["population"].as_array().expect("population") {
             let aid = member[0].as_str().expect("id");
-            let bytes = std::fs::read(store.join("agents/source").join(&aid[7..]))
-                .unwrap_or_else(|_| panic!("module {aid} of generation {g} missing"));
+            let hex = stored
+                .get(aid)
+                .unwrap_or_else(|| panic!("module {aid} of generation {g} missing"));
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                .collect();
             assert_eq!(
                 runtime::agent_id(&bytes),
                 aid,
                 "module stored under a wrong id"
             );
         }
+        let best = cp["best"]["agent_id"].as_str().expect("best");
+        let bytes =
+            std::fs::read(store.join("agents/source").join(&best[7..])).expect("best module");
+        assert_eq!(runtime::agent_id(&bytes), best);
         for prefix in ["generations", "fitness_logs", "safety_snapshots"] {
             let p = store.join("evolution").join(prefix).join(id).join(&name);
             let v: serde_json::Value =

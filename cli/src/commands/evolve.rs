@@ -1,7 +1,7 @@
 //! `tdev evolve --task T [--seed N] [--generations G] [--population P]
 //! [--seed-agent FILE]… [--resume ID] [--store URI] [--out FILE] [--json]`
 
-use crate::common::{load_policy, open_store, print_json, read_module, sandbox};
+use crate::common::{load_policy, open_store, print_json, read_module};
 use anyhow::{Context, Result, bail};
 use engine::evolve::{Evolution, EvolveConfig, GenerationStats};
 use engine::store::{BlobStore, Bucket};
@@ -132,7 +132,11 @@ pub fn exec(args: Args) -> Result<u8> {
     let started = Instant::now();
     let since = engine::time::now_rfc3339();
     let policy = load_policy(args.policy.as_deref())?;
-    let sandbox = sandbox(policy)?;
+    // Evolution compiles many small short-lived modules: compile for speed of
+    // compilation. The policy's limits are the same on this path.
+    let sandbox =
+        runtime::Sandbox::with_config(policy, runtime::SandboxConfig::new().fast_compile(true))
+            .context("cannot start the sandbox")?;
     let store = open_store(args.store.as_deref())?;
     let mut config = EvolveConfig {
         seed: args.seed.unwrap_or(1),
