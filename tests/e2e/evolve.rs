@@ -340,3 +340,52 @@ fn stop_halts_a_running_evolution_with_its_last_generation_durable() {
     let head = assert_store_intact(&d.join(".tdev"), &id);
     assert_eq!(r["generations"], head);
 }
+
+#[test]
+fn offspring_below_the_minimum_score_are_quarantined_with_parents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // A policy that scores any module multiplying i64 at 0.5: such offspring are
+    // rejected, culled and quarantined with their parents.
+    let p = write(
+        d,
+        "nomul.toml",
+        "[[patterns]]\nname = \"no_mul\"\nscope = \"text\"\nregex = 'i64\\.mul'\nweight = 0.5\n",
+    );
+    let r = evolve(
+        d,
+        &[
+            "--task",
+            &task("abs"),
+            "--policy",
+            p.to_str().expect("p"),
+            "--population",
+            "40",
+            "--generations",
+            "3",
+            "--seed",
+            "4",
+        ],
+    );
+    assert!(r["culled"]["rejected"].as_u64().unwrap_or(0) > 0, "{r}");
+    let q = r["quarantined"].as_u64().expect("quarantined");
+    assert!(q > 0, "{r}");
+    let list = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
+    let items = list["quarantine"].as_array().expect("items");
+    assert_eq!(items.len() as u64, q);
+    let mut with_parents = 0;
+    for i in items {
+        let id = i["agent_id"].as_str().expect("id");
+        let s = json(&tdev(d, &["quarantine", "show", id, "--json"]), "show");
+        assert_eq!(s["reason"], "static");
+        assert_eq!(s["findings"][0]["kind"], "pattern:no_mul");
+        assert!(s["wat"].as_str().expect("wat").contains("i64.mul"));
+        if !s["parents"].as_array().expect("parents").is_empty() {
+            with_parents += 1;
+        }
+    }
+    assert!(
+        with_parents > 0,
+        "no quarantined offspring records its parents"
+    );
+}
