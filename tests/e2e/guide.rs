@@ -28,15 +28,7 @@ fn guide_commands_work_as_written() {
         }
     }
     assert!(script.contains("cargo add --path"), "guide changed shape");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_tdev"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::support::path_with_tdev();
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)

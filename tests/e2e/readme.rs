@@ -16,15 +16,7 @@ fn readme_tour_commands_work_when_pasted() {
         .expect("symlink");
     std::os::unix::fs::symlink(root().join("policies"), dir.path().join("policies"))
         .expect("symlink");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_tdev"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::support::path_with_tdev();
 
     let mut in_block = false;
     let mut ran = 0;

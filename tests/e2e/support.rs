@@ -88,3 +88,17 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("write file");
     p
 }
+
+/// `PATH` with the directory of the `tdev` under test first, as a reader's shell would
+/// have it after installing `tdev`.
+pub fn path_with_tdev() -> String {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tdev"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
