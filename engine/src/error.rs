@@ -48,6 +48,12 @@ pub enum ErrorKind {
     /// An id prefix that matches more than one record.
     #[error("agent id prefix {0:?} is ambiguous")]
     Ambiguous(String),
+    /// The remote store (S3, DynamoDB) refused or could not be reached.
+    #[error("remote store: {0}")]
+    Remote(String),
+    /// Another process committed the same thing differently.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A task file that cannot be used.
     #[error("invalid task: {0}")]
     Task(String),

@@ -849,11 +849,40 @@ impl Evolution {
             history: self.history.clone(),
             written_at: now_rfc3339(),
         };
-        self.store.put(
-            Bucket::Evolution,
-            &gen_key("checkpoints", &self.id, g),
-            &to_json(&cp),
-        )?;
+        // The checkpoint commits the generation, only if no other process committed
+        // it: a repeat of the same commit (a retry, or a twin resuming the same
+        // deterministic run) is accepted, anything else is a conflict.
+        let cp_key = gen_key("checkpoints", &self.id, g);
+        if !self
+            .store
+            .put_new(Bucket::Evolution, &cp_key, &to_json(&cp))?
+        {
+            let existing = self
+                .store
+                .get(Bucket::Evolution, &cp_key)?
+                .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok());
+            let same = existing.is_some_and(|e| e.rng == cp.rng && e.population == cp.population);
+            if !same {
+                return Err(ErrorKind::Conflict(format!(
+                    "generation {g} of {} was committed by another process",
+                    self.id
+                ))
+                .into());
+            }
+        }
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let item = crate::store::StateItem {
+            evolution_id: self.id.clone(),
+            generation: g,
+            timestamp: cp.written_at.clone(),
+            agent_code: best.bytes.to_vec(),
+            best_agent_id: best.id.clone(),
+            fitness_score: best.train_error().min(f64::MAX),
+            parent_ids: best.parents.clone(),
+            safety_flags: flags,
+        };
+        // The state row follows the checkpoint; an existing row (a retry) is kept.
+        self.store.put_state(&item)?;
         self.store.put(
             Bucket::Evolution,
             &format!("checkpoints/{}/head.json", self.id),
@@ -877,7 +906,12 @@ pub fn head_generation(store: &dyn BlobStore, id: &str) -> Result<u32> {
     let mut gens: Vec<u32> = store
         .list(Bucket::Evolution, &format!("checkpoints/{id}/"))?
         .iter()
-        .filter_map(|k| k.rsplit('/').next()?.strip_suffix(".json")?.parse().ok())
+        .filter_map(|k| {
+            k.strip_prefix(&format!("checkpoints/{id}/"))?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
         .collect();
     gens.sort();
     gens.last()
@@ -885,7 +919,9 @@ pub fn head_generation(store: &dyn BlobStore, id: &str) -> Result<u32> {
         .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}")).into())
 }
 
-/// Makes generation `g` the head again.
+/// Makes generation `g` the head again. Later checkpoints are moved to
+/// `checkpoints/<id>/abandoned/<time>/` (nothing is deleted), so the next resume can
+/// commit those generations anew.
 pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
     crate::store::check_key(id)?;
     if store
@@ -898,7 +934,29 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
         Bucket::Evolution,
         &format!("checkpoints/{id}/head.json"),
         &to_json(&serde_json::json!({ "generation": g })),
-    )
+    )?;
+    let stamp = now_rfc3339().replace([':', '.'], "-");
+    for key in store.list(Bucket::Evolution, &format!("checkpoints/{id}/"))? {
+        let Some(name) = key.strip_prefix(&format!("checkpoints/{id}/")) else {
+            continue;
+        };
+        let Some(later) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|n| *n > g)
+        else {
+            continue;
+        };
+        if let Some(bytes) = store.get(Bucket::Evolution, &key)? {
+            store.put(
+                Bucket::Evolution,
+                &format!("checkpoints/{id}/abandoned/{stamp}/{later:06}.json"),
+                &bytes,
+            )?;
+            store.delete(Bucket::Evolution, &key)?;
+        }
+    }
+    Ok(())
 }
 
 /// One line per evolution in a store.

@@ -1,6 +1,6 @@
 //! The local-directory backend (`file://PATH`).
 
-use super::{BlobStore, Bucket, check_key};
+use super::{BlobStore, Bucket, StateItem, check_key};
 use crate::error::{ErrorKind, Result};
 use std::fs::{self, File};
 use std::io::Write;
@@ -24,6 +24,36 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
         }
         .into()
     }
+}
+
+/// Writes `bytes` at `path` only if nothing is there: the data goes to a synced
+/// temporary file that is hard-linked into place (a link fails when the name exists,
+/// so the create-if-absent is atomic).
+fn create_new(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let dir = path.parent().unwrap_or(path).to_path_buf();
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<bool> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        let created = match fs::hard_link(&tmp, path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        fs::remove_file(&tmp)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(created)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(path)(e)
+    })
 }
 
 impl FsStore {
@@ -68,6 +98,48 @@ impl BlobStore for FsStore {
             let _ = fs::remove_file(&tmp);
             io(&path)(e)
         })
+    }
+
+    fn put_new(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<bool> {
+        create_new(&self.path(bucket, key)?, bytes)
+    }
+
+    /// The state table lives beside the buckets, as `state/<evolution>/<gen>.json`.
+    fn put_state(&self, item: &StateItem) -> Result<bool> {
+        let key = format!("{}/{:06}.json", item.evolution_id, item.generation);
+        check_key(&key)?;
+        let bytes = serde_json::to_vec_pretty(item).map_err(|e| ErrorKind::Corrupt {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        create_new(&self.root.join("state").join(&key), &bytes)
+    }
+
+    fn get_states(&self, evolution_id: &str) -> Result<Vec<StateItem>> {
+        check_key(evolution_id)?;
+        let dir = self.root.join("state").join(evolution_id);
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
+                continue;
+            }
+            let bytes = fs::read(entry.path()).map_err(io(&entry.path()))?;
+            let item: StateItem =
+                serde_json::from_slice(&bytes).map_err(|e| ErrorKind::Corrupt {
+                    key: format!("state/{evolution_id}/{name}"),
+                    reason: e.to_string(),
+                })?;
+            out.push(item);
+        }
+        out.sort_by_key(|i| i.generation);
+        Ok(out)
     }
 
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>> {

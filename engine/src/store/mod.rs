@@ -3,8 +3,10 @@
 //! bucket (`source/`, `compiled/`, `metadata/`, `performance/`, `quarantine/`).
 
 mod fs;
+mod s3;
 
 pub use fs::FsStore;
+pub use s3::S3Store;
 
 use crate::error::{ErrorKind, Result};
 use std::path::PathBuf;
@@ -19,10 +21,40 @@ pub enum Bucket {
     Agents,
 }
 
-/// A store of objects by bucket and key.
+/// One row of the state table: an evolution's committed generation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StateItem {
+    /// Partition key.
+    pub evolution_id: String,
+    /// Sort key.
+    pub generation: u32,
+    /// When the generation was committed (RFC 3339; the `timestamp-index` sort key).
+    pub timestamp: String,
+    /// The best module's bytes.
+    pub agent_code: Vec<u8>,
+    /// The best module's id.
+    pub best_agent_id: String,
+    /// The best train error.
+    pub fitness_score: f64,
+    /// The best module's parents.
+    pub parent_ids: Vec<String>,
+    /// Anomaly flags of the generation.
+    pub safety_flags: Vec<String>,
+}
+
+/// A store of objects by bucket and key, and of evolution state by evolution and
+/// generation.
 pub trait BlobStore: Send + Sync {
     /// Writes an object whole; readers see the old or the new object, never a part.
     fn put(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<()>;
+    /// Writes an object only if there is none under that key; false when there was.
+    /// Two writers can never both succeed.
+    fn put_new(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<bool>;
+    /// Writes a state row only if there is none for that evolution and generation;
+    /// false when there was.
+    fn put_state(&self, item: &StateItem) -> Result<bool>;
+    /// The state rows of an evolution, by generation.
+    fn get_states(&self, evolution_id: &str) -> Result<Vec<StateItem>>;
     /// Reads an object; `None` when there is none.
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>>;
     /// Keys under a prefix, sorted.
@@ -49,7 +81,7 @@ pub fn open(uri: &str) -> Result<Arc<dyn BlobStore>> {
         return Ok(Arc::new(FsStore::open(PathBuf::from(path))?));
     }
     if uri.starts_with("s3://") {
-        return Err(bad("the S3 and DynamoDB backend is not built yet; use file://PATH").into());
+        return Ok(Arc::new(S3Store::open(uri)?));
     }
     if uri.contains("://") {
         return Err(bad("expected file://PATH or s3://BUCKET?agents=..&table=..").into());
