@@ -17,6 +17,33 @@ echo "== toolchain"
 # Agents are built for wasm32 by the tests (SDK examples, the guide's agent).
 rustup target add wasm32-unknown-unknown
 
+echo "== S3 and DynamoDB on loopback (moto)"
+venv="$HOME/.cache/t-developer/moto-venv"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet 'moto[s3,dynamodb,server]==5.2.5' flask==3.1.3 flask-cors==6.0.5
+fi
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(200):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit("moto did not start")
+PY
+# The AWS tests (and any tdev they start) talk to this server.
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=testing
+export AWS_SECRET_ACCESS_KEY=testing
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
 echo "== build"
 cargo build --workspace --all-features --locked --all-targets
 

@@ -51,11 +51,36 @@ enum Command {
         #[arg(long)]
         store: Option<String>,
     },
+    /// Set up a store, or copy one into another.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Emergency stop: every running evolve on the store halts.
     Stop {
         /// The store (default file://.tdev).
         #[arg(long)]
         store: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Create the directories, or the buckets and the state table, when missing; check
+    /// them when present.
+    Init {
+        /// The store (default file://.tdev).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Copy every module, generation, record and state row from one store to another.
+    Copy {
+        /// The source store.
+        #[arg(long)]
+        from: String,
+        /// The target store (initialised first).
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -87,6 +112,7 @@ fn main() -> ExitCode {
             store,
         } => (false, commands::rollback(store.as_deref(), &id, generation)),
         Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
+        Command::Store { action } => (false, commands::store(action)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

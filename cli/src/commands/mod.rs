@@ -42,3 +42,24 @@ pub fn rollback(store: Option<&str>, id: &str, generation: u32) -> Result<u8> {
     );
     Ok(0)
 }
+
+/// `tdev store init --store URI` / `tdev store copy --from URI --to URI`
+pub fn store(action: crate::StoreAction) -> Result<u8> {
+    match action {
+        crate::StoreAction::Init { store } => {
+            let uri = store.as_deref().unwrap_or(engine::store::DEFAULT_STORE);
+            for line in engine::store::init(uri).with_context(|| format!("cannot set up {uri}"))? {
+                println!("{line}");
+            }
+        }
+        crate::StoreAction::Copy { from, to } => {
+            engine::store::init(&to).with_context(|| format!("cannot set up {to}"))?;
+            let src = open_store(Some(&from))?;
+            let dst = open_store(Some(&to))?;
+            let r = engine::store::copy(src.as_ref(), dst.as_ref())
+                .with_context(|| format!("cannot copy {from} to {to}"))?;
+            println!("copied {} objects and {} state rows", r.objects, r.states);
+        }
+    }
+    Ok(0)
+}

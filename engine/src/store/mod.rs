@@ -111,3 +111,64 @@ pub fn check_key(key: &str) -> Result<()> {
         Err(ErrorKind::Key(key.to_string()).into())
     }
 }
+
+/// Creates what a store needs (directories; or the buckets and the state table) and
+/// checks what is there. Returns one line per thing checked.
+pub fn init(uri: &str) -> Result<Vec<String>> {
+    if uri.starts_with("s3://") {
+        return S3Store::open(uri)?.init();
+    }
+    let store = open(uri)?;
+    Ok(vec![format!("{}: ready", store.describe())])
+}
+
+/// What [`copy`] moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Objects copied.
+    pub objects: u64,
+    /// State rows copied (rows already present in the target are kept).
+    pub states: u64,
+}
+
+/// Copies every object of both buckets and every state row from one store to another;
+/// module bytes are checked against their id on the way. The emergency-stop marker is
+/// not copied.
+pub fn copy(from: &dyn BlobStore, to: &dyn BlobStore) -> Result<CopyReport> {
+    let mut report = CopyReport::default();
+    for bucket in [Bucket::Agents, Bucket::Evolution] {
+        for key in from.list(bucket, "")? {
+            if bucket == Bucket::Evolution && key.starts_with("control/") {
+                continue;
+            }
+            let Some(bytes) = from.get(bucket, &key)? else {
+                continue;
+            };
+            if bucket == Bucket::Agents
+                && let Some(hex) = key.strip_prefix("source/")
+                && runtime::agent_id(&bytes) != format!("sha256:{hex}")
+            {
+                return Err(ErrorKind::Corrupt {
+                    key,
+                    reason: "bytes do not hash to their id".into(),
+                }
+                .into());
+            }
+            to.put(bucket, &key, &bytes)?;
+            report.objects += 1;
+        }
+    }
+    let mut ids: Vec<String> = from
+        .list(Bucket::Evolution, "checkpoints/")?
+        .iter()
+        .filter_map(|k| k.split('/').nth(1).map(str::to_string))
+        .collect();
+    ids.dedup();
+    for id in ids {
+        for item in from.get_states(&id)? {
+            to.put_state(&item)?;
+            report.states += 1;
+        }
+    }
+    Ok(report)
+}
