@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the built `tdev` binary as a user would.
 
 mod agents;
+mod aws;
 mod cli;
 mod evolve;
 mod guide;

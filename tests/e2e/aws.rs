@@ -1,0 +1,235 @@
+//! The AWS backend end to end, against the S3 + DynamoDB server on loopback that
+//! scripts/test.sh starts (AWS_ENDPOINT_URL and credentials come from it).
+
+use crate::support::{code, fixture, json, tdev};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+fn s3_uri(dir: &std::path::Path) -> String {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh"
+    );
+    let tag = format!(
+        "e2e-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    );
+    let uri = format!("s3://evo-{tag}?agents=agents-{tag}&table=state-{tag}");
+    let out = tdev(dir, &["store", "init", "--store", &uri]);
+    assert_eq!(
+        code(&out, "init"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("created"), "{text}");
+    // a second init checks what is there
+    let again = tdev(dir, &["store", "init", "--store", &uri]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("present"));
+    uri
+}
+
+fn task(name: &str) -> String {
+    fixture(&format!("tasks/{name}.toml"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn evolve(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["evolve"];
+    all.extend(args);
+    all.push("--json");
+    let out = tdev(dir, &all);
+    assert_eq!(
+        code(&out, "evolve"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out, "evolve")
+}
+
+#[test]
+fn evolve_resume_rollback_and_copy_on_s3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let uri = s3_uri(d);
+    let sum = task("sum_range");
+    // SIGKILL a long run, then resume it from S3
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args([
+            "evolve",
+            "--task",
+            &sum,
+            "--seed",
+            "9",
+            "--population",
+            "40",
+            "--generations",
+            "100000",
+            "--store",
+            &uri,
+        ])
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let t = Instant::now();
+    let id = loop {
+        let list = json(&tdev(d, &["evolutions", "--store", &uri, "--json"]), "list");
+        if let Some(e) = list["evolutions"].as_array().and_then(|a| a.first())
+            && e["head_generation"].as_u64().unwrap_or(0) >= 2
+        {
+            break e["evolution_id"].as_str().expect("id").to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no generation committed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let list = json(&tdev(d, &["evolutions", "--store", &uri, "--json"]), "list");
+    let head = list["evolutions"][0]["head_generation"]
+        .as_u64()
+        .expect("head");
+    let target = (head + 2).to_string();
+    let r = evolve(
+        d,
+        &["--resume", &id, "--generations", &target, "--store", &uri],
+    );
+    assert_eq!(r["generations"].as_u64(), Some(head + 2));
+    // roll back and resume again
+    assert_eq!(
+        code(
+            &tdev(d, &["rollback", &id, "--generation", "1", "--store", &uri]),
+            "rollback"
+        ),
+        0
+    );
+    let list = json(&tdev(d, &["evolutions", "--store", &uri, "--json"]), "list");
+    assert_eq!(list["evolutions"][0]["head_generation"], 1);
+    let r = evolve(d, &["--resume", &id, "--generations", "3", "--store", &uri]);
+    assert_eq!(r["generations"], 3);
+    // copy the whole store to a local directory: the evolution resumes there
+    let local = format!("file://{}", d.join("copy").display());
+    let out = tdev(d, &["store", "copy", "--from", &uri, "--to", &local]);
+    assert_eq!(
+        code(&out, "copy"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = json(
+        &tdev(d, &["evolutions", "--store", &local, "--json"]),
+        "local list",
+    );
+    assert_eq!(list["evolutions"][0]["evolution_id"], id.as_str());
+    let r = evolve(
+        d,
+        &["--resume", &id, "--generations", "4", "--store", &local],
+    );
+    assert_eq!(r["generations"], 4);
+    // the state table has a row per committed generation, with the best module
+    let states = std::fs::read_dir(d.join("copy/state").join(&id))
+        .expect("state rows")
+        .count();
+    assert!(states >= 4, "{states} state rows");
+}
+
+#[test]
+fn quarantine_on_s3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let uri = s3_uri(d);
+    let spin = fixture("hostile/infinite_loop.wat")
+        .to_string_lossy()
+        .into_owned();
+    let r = json(&tdev(d, &["run", &spin, "--store", &uri, "--json"]), "run");
+    assert_eq!(r["quarantined"], true);
+    let id = r["agent_id"].as_str().expect("id").to_string();
+    let l = json(
+        &tdev(d, &["quarantine", "list", "--store", &uri, "--json"]),
+        "list",
+    );
+    assert_eq!(l["quarantine"][0]["agent_id"], id.as_str());
+    let s = json(
+        &tdev(d, &["quarantine", "show", &id, "--store", &uri, "--json"]),
+        "show",
+    );
+    assert_eq!(s["trap_history"][0]["outcome"], "out_of_fuel");
+    assert!(s["wat"].as_str().expect("wat").contains("loop"));
+    assert_eq!(
+        code(
+            &tdev(d, &["quarantine", "release", &id, "--store", &uri]),
+            "release"
+        ),
+        0
+    );
+    assert_eq!(
+        code(
+            &tdev(d, &["quarantine", "purge", &id, "--store", &uri]),
+            "purge"
+        ),
+        0
+    );
+    let l = json(
+        &tdev(d, &["quarantine", "list", "--store", &uri, "--json"]),
+        "list",
+    );
+    assert_eq!(l["quarantine"], serde_json::json!([]));
+    // nothing was written to the local default store
+    assert!(!d.join(".tdev/agents/quarantine").exists());
+}
+
+#[test]
+fn unreachable_endpoint_is_a_quick_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args([
+            "store",
+            "init",
+            "--store",
+            "s3://evo-x?agents=agents-x&table=state-x",
+        ])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("tdev");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("remote store") && err.contains("evo-x"),
+        "{err}"
+    );
+    // a URI missing its table is refused before any network call
+    let out = tdev(
+        dir.path(),
+        &[
+            "quarantine",
+            "list",
+            "--store",
+            "s3://evo-x?agents=agents-x",
+        ],
+    );
+    assert_eq!(code(&out, "bad uri"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("table"));
+}
