@@ -23,6 +23,11 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet 'moto[s3,dynamodb,server]==5.2.5' flask==3.1.3 flask-cors==6.0.5
 fi
+if ! "$venv/bin/python" -c 'import hcl2' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet python-hcl2==8.1.4
+fi
+# tests/e2e/deploy.rs checks deploy/main.tf with this interpreter
+export TDEV_PYTHON="$venv/bin/python"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto.log" 2>&1 &
 moto_pid=$!

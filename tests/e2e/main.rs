@@ -3,6 +3,7 @@
 mod agents;
 mod aws;
 mod cli;
+mod deploy;
 mod evolve;
 mod guide;
 mod hostile;
