@@ -766,6 +766,23 @@ impl Evolution {
         let key = source_key(&best_now.id);
         if self.store.get(Bucket::Agents, &key)?.as_deref() != Some(best_now.bytes.as_slice()) {
             self.store.put(Bucket::Agents, &key, &best_now.bytes)?;
+            let verdict = self.sandbox.validate(&best_now.bytes);
+            self.store.put(
+                Bucket::Agents,
+                &format!("metadata/{}.json", &best_now.id[7..]),
+                &to_json(&serde_json::json!({
+                    "agent_id": best_now.id,
+                    "parents": best_now.parents,
+                    "admitted": verdict.admitted,
+                    "safety_score": verdict.safety_score,
+                    "findings": verdict.findings.iter().map(|f| f.kind.to_string()).collect::<Vec<_>>(),
+                    "size_bytes": best_now.bytes.len(),
+                    "evolution_id": self.id,
+                    "generation": g,
+                    "train_error": best_now.train_error(),
+                    "created_at": now_rfc3339(),
+                })),
+            )?;
         }
         let population: Vec<(String, Vec<String>)> = self
             .population
