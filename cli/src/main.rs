@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (admitted / ok), 1 usage or I/O error (one line on stderr),
 //! 3 rejected, 4 trapped.
 
+mod api;
 mod commands;
 mod common;
 
@@ -51,6 +52,8 @@ enum Command {
         #[arg(long)]
         store: Option<String>,
     },
+    /// Serve the operator HTTP API.
+    Serve(commands::serve::Args),
     /// Set up a store, or copy one into another.
     Store {
         #[command(subcommand)]
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         } => (false, commands::rollback(store.as_deref(), &id, generation)),
         Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
         Command::Store { action } => (false, commands::store(action)),
+        Command::Serve(a) => (false, commands::serve::exec(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -8,4 +8,5 @@ mod evolve;
 mod guide;
 mod hostile;
 mod readme;
+mod serve;
 mod support;

@@ -290,13 +290,15 @@ pub fn exec(args: Args) -> Result<u8> {
     Ok(0)
 }
 
+/// Writes the stop marker that every running `evolve` on the store polls.
+pub fn request_stop(store: &dyn BlobStore) -> engine::Result<()> {
+    let marker = json!({ "at": engine::time::now_rfc3339() }).to_string();
+    store.put(Bucket::Evolution, STOP_KEY, marker.as_bytes())
+}
+
 pub fn stop(store: Option<&str>) -> Result<u8> {
     let store = open_store(store)?;
-    store.put(
-        Bucket::Evolution,
-        STOP_KEY,
-        &serde_json::to_vec(&json!({ "at": engine::time::now_rfc3339() }))?,
-    )?;
+    request_stop(store.as_ref())?;
     println!("stop requested: running evolutions halt after their current generation");
     Ok(0)
 }

@@ -46,6 +46,26 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
+/// The `quarantine list --json` object.
+pub(crate) fn list_json(records: &[Record]) -> Value {
+    let items: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "agent_id": r.agent_id,
+                "status": status_word(r.status),
+                "reason": r.reason,
+                "safety_score": r.safety_score,
+                "quarantined_at": r.quarantined_at,
+                "size_bytes": r.size_bytes,
+                "findings": r.findings.iter().map(|f| f.kind.clone()).collect::<Vec<_>>(),
+                "traps": r.trap_history.len(),
+            })
+        })
+        .collect();
+    json!({ "quarantine": items })
+}
+
 fn record_json(r: &Record) -> Result<Value> {
     serde_json::to_value(r).context("cannot encode the record")
 }
@@ -61,22 +81,7 @@ pub fn exec(args: Args) -> Result<u8> {
         Action::List => {
             let records = q.list()?;
             if args.json {
-                let items: Vec<Value> = records
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "agent_id": r.agent_id,
-                            "status": status_word(r.status),
-                            "reason": r.reason,
-                            "safety_score": r.safety_score,
-                            "quarantined_at": r.quarantined_at,
-                            "size_bytes": r.size_bytes,
-                            "findings": r.findings.iter().map(|f| f.kind.clone()).collect::<Vec<_>>(),
-                            "traps": r.trap_history.len(),
-                        })
-                    })
-                    .collect();
-                print_json(&json!({ "quarantine": items }));
+                print_json(&list_json(&records));
             } else if records.is_empty() {
                 println!("no quarantined modules");
             } else {

@@ -58,6 +58,28 @@ fn value_text(v: Value) -> String {
     }
 }
 
+/// The `run --json` object of a module that did not run.
+pub(crate) fn rejected_json(
+    verdict: &runtime::Verdict,
+    record: &engine::Record,
+    reason: &str,
+) -> serde_json::Value {
+    json!({
+        "agent_id": verdict.agent_id,
+        "outcome": "rejected",
+        "trap": null,
+        "result": null,
+        "result_bits": null,
+        "output_hex": "",
+        "fuel_used": 0,
+        "wall_us": 0,
+        "quarantined": record.status == engine::Status::Quarantined,
+        "findings": findings_json(&verdict.findings),
+        "safety_score": verdict.safety_score,
+        "rejected_because": reason,
+    })
+}
+
 fn report_rejected(
     json: bool,
     verdict: &runtime::Verdict,
@@ -65,20 +87,7 @@ fn report_rejected(
     reason: &str,
 ) -> Result<u8> {
     if json {
-        print_json(&json!({
-            "agent_id": verdict.agent_id,
-            "outcome": "rejected",
-            "trap": null,
-            "result": null,
-            "result_bits": null,
-            "output_hex": "",
-            "fuel_used": 0,
-            "wall_us": 0,
-            "quarantined": record.status == engine::Status::Quarantined,
-            "findings": findings_json(&verdict.findings),
-            "safety_score": verdict.safety_score,
-            "rejected_because": reason,
-        }));
+        print_json(&rejected_json(verdict, record, reason));
     } else {
         println!("agent:      {}", verdict.agent_id);
         println!("outcome:    rejected ({reason})");
@@ -258,7 +267,7 @@ fn run_group(
     Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
 }
 
-fn run_json(agent: &runtime::Agent, run: &engine::GuardedRun) -> serde_json::Value {
+pub(crate) fn run_json(agent: &runtime::Agent, run: &engine::GuardedRun) -> serde_json::Value {
     let r = &run.report;
     let trapped = r.outcome != runtime::Outcome::Ok;
     let (result, bits) = match r.result {

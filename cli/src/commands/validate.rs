@@ -15,18 +15,23 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The `validate --json` object.
+pub(crate) fn validate_json(v: &runtime::Verdict, policy: &runtime::Policy) -> serde_json::Value {
+    json!({
+        "agent_id": v.agent_id,
+        "size_bytes": v.size_bytes,
+        "admitted": v.admitted,
+        "safety_score": v.safety_score,
+        "min_safety_score": policy.min_safety_score,
+        "findings": findings_json(&v.findings),
+    })
+}
+
 pub fn exec(args: Args) -> Result<u8> {
     let (policy, bytes) = args.module.load()?;
     let v = runtime::validate(&policy, &bytes);
     if args.json {
-        print_json(&json!({
-            "agent_id": v.agent_id,
-            "size_bytes": v.size_bytes,
-            "admitted": v.admitted,
-            "safety_score": v.safety_score,
-            "min_safety_score": policy.min_safety_score,
-            "findings": findings_json(&v.findings),
-        }));
+        print_json(&validate_json(&v, &policy));
     } else {
         println!("agent:      {}", v.agent_id);
         println!(

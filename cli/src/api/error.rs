@@ -1,0 +1,89 @@
+//! API errors: `{"error": {"code", "message"}}` with a fitting status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400
+    BadRequest(String),
+    /// 401, with no detail.
+    Unauthorized,
+    /// 404
+    NotFound(String),
+    /// 409
+    Conflict(String),
+    /// 503 with Retry-After.
+    Busy,
+    /// 500; the message is logged, not sent.
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token".to_string(),
+            ),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many runs in progress; retry shortly".to_string(),
+            ),
+            ApiError::Internal(m) => {
+                eprintln!("tdev serve: internal error: {m}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_string(),
+                )
+            }
+        };
+        let mut resp = (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<engine::Error> for ApiError {
+    fn from(e: engine::Error) -> Self {
+        match e.kind() {
+            engine::ErrorKind::NotFound(_) | engine::ErrorKind::Ambiguous(_) => {
+                ApiError::NotFound(runtime::escape(&e.to_string()))
+            }
+            engine::ErrorKind::Key(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
+            engine::ErrorKind::Conflict(_) => ApiError::Conflict(e.to_string()),
+            engine::ErrorKind::Runtime(r) if matches!(r.kind(), runtime::ErrorKind::Args(_)) => {
+                ApiError::BadRequest(runtime::escape(&e.to_string()))
+            }
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<runtime::Error> for ApiError {
+    fn from(e: runtime::Error) -> Self {
+        match e.kind() {
+            runtime::ErrorKind::Args(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}

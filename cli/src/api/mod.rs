@@ -1,0 +1,528 @@
+//! The operator HTTP API (`tdev serve`): `pub fn app(state) -> Router`.
+//!
+//! Every route under `/v1` but `/v1/healthz` needs `Authorization: Bearer <token>`,
+//! compared in constant time. Bodies are capped; agent ids are validated before they
+//! touch the store; runs are bounded by a semaphore (503 with Retry-After past it).
+
+mod error;
+
+pub use error::ApiError;
+
+use crate::commands::{
+    quarantine::list_json, run::rejected_json, run::run_json, validate::validate_json,
+};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use engine::store::{BlobStore, Bucket};
+use engine::{Gate, Guard, Quarantine};
+use runtime::{ActForm, Input, Sandbox};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest request body: a module is at most a few KB; JSON and base64 add a third.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandbox: Sandbox,
+    store: Arc<dyn BlobStore>,
+    token: String,
+    runs: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// State for a sandbox, a store, the bearer token and how many runs may be in
+    /// progress at once.
+    pub fn new(
+        sandbox: Sandbox,
+        store: Arc<dyn BlobStore>,
+        token: String,
+        max_runs: usize,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                sandbox,
+                store,
+                token,
+                runs: Arc::new(tokio::sync::Semaphore::new(max_runs.max(1))),
+            }),
+        }
+    }
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/validate", post(validate))
+        .route("/run", post(run))
+        .route("/agents/{id}", get(agent))
+        .route("/agents/{id}/wat", get(agent_wat))
+        .route("/quarantine", get(quarantine_list))
+        .route(
+            "/quarantine/{id}",
+            get(quarantine_show).delete(quarantine_purge),
+        )
+        .route("/quarantine/{id}/release", post(quarantine_release))
+        .route("/evolutions", get(evolutions))
+        .route("/evolutions/{id}", get(evolution))
+        .route("/evolutions/{id}/rollback", post(rollback))
+        .route("/emergency-stop", post(emergency_stop))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+    Router::new()
+        .nest("/v1", v1)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), st.inner.token.as_bytes()) {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+/// Runs blocking work (sandbox, store) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+fn agent_id(given: &str) -> Result<String, ApiError> {
+    if runtime::is_agent_id(given) {
+        Ok(given.to_string())
+    } else {
+        Err(ApiError::BadRequest(
+            "an agent id is sha256: and 64 lowercase hex digits".into(),
+        ))
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn unbase64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// (module bytes, input bytes, typed arguments) of a request.
+type RunRequest = (Vec<u8>, Option<Vec<u8>>, Option<String>);
+
+/// The module, input and args of a request: `application/wasm` bytes with `?args=` or
+/// an `X-Tdev-Input` hex header, or JSON `{"module_b64", "input_b64", "args"}`.
+fn parse_request(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<RunRequest, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+        let module = v["module_b64"]
+            .as_str()
+            .and_then(unbase64)
+            .ok_or_else(|| ApiError::BadRequest("module_b64: base64 module bytes needed".into()))?;
+        let input = match &v["input_b64"] {
+            Value::Null => None,
+            Value::String(s) => Some(
+                unbase64(s).ok_or_else(|| ApiError::BadRequest("input_b64: not base64".into()))?,
+            ),
+            _ => return Err(ApiError::BadRequest("input_b64: a string".into())),
+        };
+        let args = match &v["args"] {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|x| match x {
+                        Value::String(s) => Ok(s.clone()),
+                        Value::Number(n) => Ok(n.to_string()),
+                        _ => Err(ApiError::BadRequest("args: numbers or strings".into())),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+            ),
+            _ => return Err(ApiError::BadRequest("args: a string or an array".into())),
+        };
+        return Ok((module, input, args));
+    }
+    let input = match headers.get("x-tdev-input") {
+        None => None,
+        Some(h) => Some(
+            h.to_str()
+                .ok()
+                .and_then(unhex)
+                .ok_or_else(|| ApiError::BadRequest("X-Tdev-Input: hex bytes".into()))?,
+        ),
+    };
+    Ok((body.to_vec(), input, query.get("args").cloned()))
+}
+
+async fn validate(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (module, _, _) = parse_request(&headers, &q, &body)?;
+    let sandbox = st.inner.sandbox.clone();
+    blocking(move || {
+        let v = sandbox.validate(&module);
+        Ok(Json(validate_json(&v, sandbox.policy())))
+    })
+    .await
+}
+
+async fn run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (module, input, args) = parse_request(&headers, &q, &body)?;
+    let permit = st
+        .inner
+        .runs
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy)?;
+    let sandbox = st.inner.sandbox.clone();
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let _permit = permit;
+        let guard = Guard::new(sandbox, Quarantine::new(store));
+        let agent = match guard.admit(&module)? {
+            Gate::Admitted { agent, .. } => agent,
+            Gate::Held { verdict, record } => {
+                return Ok(Json(rejected_json(&verdict, &record, "quarantined")));
+            }
+            Gate::Rejected { verdict, record } => {
+                return Ok(Json(rejected_json(&verdict, &record, "static")));
+            }
+        };
+        let input = match agent.form() {
+            ActForm::Bytes => {
+                if args.is_some() {
+                    return Err(ApiError::BadRequest(
+                        "this agent has the bytes form: send input, not args".into(),
+                    ));
+                }
+                Input::Bytes(input.unwrap_or_default())
+            }
+            ActForm::Typed { params, .. } => {
+                if input.is_some() {
+                    return Err(ApiError::BadRequest(
+                        "this agent has the typed form: send args, not input".into(),
+                    ));
+                }
+                Input::Typed(runtime::parse_args(params, args.as_deref().unwrap_or(""))?)
+            }
+        };
+        let run = guard.run(&module, &agent, input)?;
+        Ok(Json(run_json(&agent, &run)))
+    })
+    .await
+}
+
+async fn agent(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(&id)?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let q = Quarantine::new(store.clone());
+        let record = q.get(&id)?;
+        let module = store.get(Bucket::Agents, &engine::quarantine::source_key(&id))?;
+        let meta = store
+            .get(Bucket::Agents, &format!("metadata/{}.json", &id[7..]))?
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        if record.is_none() && module.is_none() && meta.is_none() {
+            return Err(ApiError::NotFound(format!("no agent {id}")));
+        }
+        Ok(Json(json!({
+            "agent_id": id,
+            "size_bytes": module.as_ref().map(|m| m.len()),
+            "quarantine": record.map(|r| serde_json::to_value(r.status).unwrap_or(Value::Null)),
+            "metadata": meta,
+        })))
+    })
+    .await
+}
+
+async fn agent_wat(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(&id)?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let bytes = store
+            .get(Bucket::Agents, &engine::quarantine::source_key(&id))?
+            .ok_or_else(|| ApiError::NotFound(format!("no module {id}")))?;
+        if runtime::agent_id(&bytes) != id {
+            return Err(ApiError::Internal(format!("stored module {id} is corrupt")));
+        }
+        Ok(Json(
+            json!({"agent_id": id, "wat": runtime::text_form(&bytes)}),
+        ))
+    })
+    .await
+}
+
+async fn quarantine_list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = st.inner.store.clone();
+    blocking(move || Ok(Json(list_json(&Quarantine::new(store).list()?)))).await
+}
+
+async fn quarantine_show(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(&id)?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let q = Quarantine::new(store);
+        let r = q.require(&id)?;
+        let wat = q.module(&id)?.as_deref().and_then(runtime::text_form);
+        let mut v = serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?;
+        v["wat"] = json!(wat);
+        v["lineage"] = json!(r.parents);
+        Ok(Json(v))
+    })
+    .await
+}
+
+async fn quarantine_release(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(&id)?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let r = Quarantine::new(store).release(&id, "tdev serve API")?;
+        Ok(Json(
+            serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ))
+    })
+    .await
+}
+
+async fn quarantine_purge(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = agent_id(&id)?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let r = Quarantine::new(store).purge(&id, "tdev serve API")?;
+        Ok(Json(
+            serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+        ))
+    })
+    .await
+}
+
+async fn evolutions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = st.inner.store.clone();
+    blocking(move || {
+        Ok(Json(
+            json!({"evolutions": engine::evolve::list(store.as_ref())?}),
+        ))
+    })
+    .await
+}
+
+fn evolution_id(id: &str) -> Result<String, ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::BadRequest(
+            "an evolution id is letters, digits, - and _".into(),
+        ))
+    }
+}
+
+async fn evolution(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = evolution_id(&id)?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let head = engine::evolve::head_generation(store.as_ref(), &id)?;
+        let mut generations = Vec::new();
+        for key in store.list(Bucket::Evolution, &format!("fitness_logs/{id}/"))? {
+            if !key.ends_with(".json") {
+                continue;
+            }
+            if let Some(b) = store.get(Bucket::Evolution, &key)?
+                && let Ok(v) = serde_json::from_slice::<Value>(&b)
+                && v["generation"]
+                    .as_u64()
+                    .is_some_and(|g| g <= u64::from(head))
+            {
+                generations.push(json!({
+                    "generation": v["generation"],
+                    "best_error": v["best_error"],
+                    "mean_error": v["mean_error"],
+                    "culled": v["culled"],
+                    "evaluations": v["evaluations"],
+                }));
+            }
+        }
+        Ok(Json(
+            json!({"evolution_id": id, "head_generation": head, "generations": generations}),
+        ))
+    })
+    .await
+}
+
+async fn rollback(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let id = evolution_id(&id)?;
+    let generation: u32 = q
+        .get("generation")
+        .and_then(|g| g.parse().ok())
+        .ok_or_else(|| ApiError::BadRequest("?generation=N needed".into()))?;
+    let store = st.inner.store.clone();
+    blocking(move || {
+        engine::evolve::rollback(store.as_ref(), &id, generation)?;
+        Ok(Json(
+            json!({"evolution_id": id, "head_generation": generation}),
+        ))
+    })
+    .await
+}
+
+async fn emergency_stop(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    st.inner.sandbox.stop_handle().stop();
+    let store = st.inner.store.clone();
+    blocking(move || {
+        crate::commands::evolve::request_stop(store.as_ref())?;
+        Ok(Json(json!({"stopped": true})))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request as HttpRequest, StatusCode};
+    use tower::ServiceExt;
+
+    fn state() -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            engine::store::open(&format!("file://{}", dir.path().display())).expect("store");
+        let sandbox = Sandbox::new(runtime::Policy::default_policy()).expect("sandbox");
+        (AppState::new(sandbox, store, "t0ken".into(), 2), dir)
+    }
+
+    async fn call(app: Router, req: HttpRequest<Body>) -> (StatusCode, Value) {
+        let resp = app.oneshot(req).await.expect("response");
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), BODY_LIMIT)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    #[test]
+    fn oneshot_routes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            let (st, _dir) = state();
+            let app = app(st);
+            let get = |uri: &str, token: Option<&str>| {
+                let mut b = HttpRequest::builder().uri(uri);
+                if let Some(t) = token {
+                    b = b.header("authorization", format!("Bearer {t}"));
+                }
+                b.body(Body::empty()).expect("request")
+            };
+            let (s, v) = call(app.clone(), get("/v1/healthz", None)).await;
+            assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+            let (s, v) = call(app.clone(), get("/v1/evolutions", None)).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+            assert_eq!(v["error"]["code"], "unauthorized");
+            let (s, v) = call(app.clone(), get("/v1/evolutions", Some("t0ken"))).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v["evolutions"], serde_json::json!([]));
+            let (s, _) = call(app.clone(), get("/v1/quarantine/not-an-id", Some("t0ken"))).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST);
+            let (s, _) = call(app, get("/v1/nothing", Some("t0ken"))).await;
+            assert_eq!(s, StatusCode::NOT_FOUND);
+        });
+    }
+}

@@ -1,0 +1,301 @@
+//! `tdev serve` over a real socket: auth, runs, hostile ids and bodies, the run bound,
+//! quarantine review and the emergency stop.
+
+use crate::support::{fixture, write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(dir.path())
+        .env("TDEV_API_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed nothing").expect("line");
+        if let Some(a) = line.strip_prefix("tdev serve: listening on http://") {
+            break a.to_string();
+        }
+    };
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// One HTTP/1.1 request; returns (status, headers, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(std::str::from_utf8(&rest[..p]).unwrap_or("0").trim(), 16)
+                    .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[p + 2..p + 2 + n]);
+            rest = &rest[p + 2 + n + 2..];
+        }
+        body = out;
+    }
+    (status, head, body)
+}
+
+fn auth() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+fn wasm(name: &str) -> Vec<u8> {
+    wat::parse_file(fixture(name)).expect("wat")
+}
+
+#[test]
+fn auth_runs_and_quarantine_review_over_http() {
+    let s = serve(&[]);
+    let a = &s.addr;
+    // healthz needs no token; everything else does, with no detail leaked
+    assert_eq!(http(a, "GET", "/v1/healthz", &[], b"").0, 200);
+    for h in [
+        vec![],
+        vec![("Authorization", "Bearer wrong")],
+        vec![("Authorization", "Basic eA==")],
+    ] {
+        let (st, _, body) = http(a, "GET", "/v1/quarantine", &h, b"");
+        assert_eq!(st, 401);
+        let v = json(&body);
+        assert_eq!(v["error"]["code"], "unauthorized");
+        assert!(!String::from_utf8_lossy(&body).contains(TOKEN));
+    }
+    let au = auth();
+    let h = [
+        ("Authorization", au.as_str()),
+        ("Content-Type", "application/wasm"),
+    ];
+    // a typed run from raw bytes with ?args=
+    let (st, _, body) = http(a, "POST", "/v1/run?args=2,40", &h, &wasm("agents/add.wat"));
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let v = json(&body);
+    assert_eq!(v["outcome"], "ok");
+    assert_eq!(v["result"], 42);
+    // bytes form with X-Tdev-Input
+    let hi = [
+        ("Authorization", au.as_str()),
+        ("Content-Type", "application/wasm"),
+        ("X-Tdev-Input", "6869"),
+    ];
+    let v = json(&http(a, "POST", "/v1/run", &hi, &wasm("agents/echo.wat")).2);
+    assert_eq!(v["output_hex"], "6869");
+    // JSON form
+    let b64 = base64(&wasm("agents/fmul.wat"));
+    let body = serde_json::json!({"module_b64": b64, "args": [2.5, "-4"]}).to_string();
+    let hj = [
+        ("Authorization", au.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let v = json(&http(a, "POST", "/v1/run", &hj, body.as_bytes()).2);
+    assert_eq!(v["result"], -10.0);
+    // validate
+    let v = json(
+        &http(
+            a,
+            "POST",
+            "/v1/validate",
+            &h,
+            &wasm("hostile/wasi_import.wat"),
+        )
+        .2,
+    );
+    assert_eq!(v["admitted"], false);
+    // a hostile run is quarantined and reviewable
+    let v = json(&http(a, "POST", "/v1/run", &h, &wasm("hostile/infinite_loop.wat")).2);
+    assert_eq!(v["outcome"], "out_of_fuel");
+    assert_eq!(v["quarantined"], true);
+    let id = v["agent_id"].as_str().expect("id").to_string();
+    let ha = [("Authorization", au.as_str())];
+    let l = json(&http(a, "GET", "/v1/quarantine", &ha, b"").2);
+    assert_eq!(l["quarantine"][0]["agent_id"], id.as_str());
+    let q = json(&http(a, "GET", &format!("/v1/quarantine/{id}"), &ha, b"").2);
+    assert_eq!(q["trap_history"][0]["outcome"], "out_of_fuel");
+    assert!(q["wat"].as_str().expect("wat").contains("loop"));
+    let (st, _, _) = http(a, "GET", &format!("/v1/agents/{id}/wat"), &ha, b"");
+    assert_eq!(st, 200);
+    let r = json(&http(a, "POST", &format!("/v1/quarantine/{id}/release"), &ha, b"").2);
+    assert_eq!(r["status"], "released");
+    let p = json(&http(a, "DELETE", &format!("/v1/quarantine/{id}"), &ha, b"").2);
+    assert_eq!(p["status"], "purged");
+    let actions: Vec<&str> = p["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|e| e["action"].as_str().expect("a"))
+        .collect();
+    assert_eq!(actions, ["quarantined", "trapped", "released", "purged"]);
+    // hostile ids and paths: refused, never a file outside the store
+    for path in [
+        "/v1/quarantine/..%2F..%2Fetc%2Fpasswd",
+        "/v1/quarantine/sha256:..%2F..%2F..",
+        "/v1/agents/sha256:zz",
+        "/v1/agents/%00",
+        "/v1/evolutions/..%2Fx",
+        "/v1/evolutions/x;rm%20-rf/rollback?generation=1",
+    ] {
+        let method = if path.ends_with("rollback?generation=1") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (st, _, body) = http(a, method, path, &ha, b"");
+        assert!(st == 400 || st == 404, "{path}: {st}");
+        assert!(json(&body)["error"]["message"].is_string(), "{path}");
+    }
+    // a body over the cap is refused; garbage JSON is a 400
+    let (st, _, _) = http(a, "POST", "/v1/run", &h, &vec![0u8; 200_000]);
+    assert_eq!(st, 413);
+    let (st, _, _) = http(a, "POST", "/v1/run", &hj, b"{not json");
+    assert_eq!(st, 400);
+    // the emergency stop reaches evolve processes through the store
+    let v = json(&http(a, "POST", "/v1/emergency-stop", &ha, b"").2);
+    assert_eq!(v["stopped"], true);
+    assert!(
+        s._dir
+            .path()
+            .join(".tdev/evolution/control/stop.json")
+            .exists()
+    );
+    assert_eq!(http(a, "GET", "/v1/healthz", &[], b"").0, 200);
+}
+
+#[test]
+fn runs_past_the_bound_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow = write(
+        dir.path(),
+        "slow.toml",
+        "[limits]\nfuel_per_call = 1000000000000000\nwall_clock_ms = 400\n",
+    );
+    let s = serve(&["--max-runs", "1", "--policy", slow.to_str().expect("p")]);
+    let module = wasm("hostile/deadline_spin.wat");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let a = s.addr.clone();
+            let m = module.clone();
+            std::thread::spawn(move || {
+                let au = auth();
+                http(
+                    &a,
+                    "POST",
+                    "/v1/run",
+                    &[
+                        ("Authorization", au.as_str()),
+                        ("Content-Type", "application/wasm"),
+                    ],
+                    &m,
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("join"))
+        .collect();
+    let busy = results.iter().filter(|r| r.0 == 503).count();
+    let ran = results.iter().filter(|r| r.0 == 200).count();
+    assert!(
+        ran >= 1 && busy >= 1,
+        "{:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    for r in results.iter().filter(|r| r.0 == 503) {
+        assert!(
+            r.1.to_ascii_lowercase().contains("retry-after: 1"),
+            "{}",
+            r.1
+        );
+    }
+    assert_eq!(http(&s.addr, "GET", "/v1/healthz", &[], b"").0, 200);
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
