@@ -197,6 +197,25 @@ fn auth_runs_and_quarantine_review_over_http() {
         .map(|e| e["action"].as_str().expect("a"))
         .collect();
     assert_eq!(actions, ["quarantined", "trapped", "released", "purged"]);
+    // the audit log lists every decision with its time
+    let log = json(&http(a, "GET", "/v1/audit", &ha, b"").2);
+    let events = log["audit"].as_array().expect("audit");
+    assert!(events.iter().any(|e| e["action"] == "purged" && e["agent_id"] == id.as_str()));
+    assert!(events.iter().all(|e| e["at"].is_string()));
+    // metrics: runs by outcome, latency histograms, quarantine size
+    assert_eq!(http(a, "GET", "/metrics", &[], b"").0, 401);
+    let (st, _, m) = http(a, "GET", "/metrics", &ha, b"");
+    assert_eq!(st, 200);
+    let m = String::from_utf8_lossy(&m);
+    for needle in [
+        "tdev_runs_total{outcome=\"ok\"} 3",
+        "tdev_runs_total{outcome=\"out_of_fuel\"} 1",
+        "tdev_instantiate_seconds_bucket{le=\"+Inf\"} 4",
+        "tdev_run_seconds_count 4",
+        "tdev_quarantine_modules 0",
+    ] {
+        assert!(m.contains(needle), "{needle} missing from:\n{m}");
+    }
     // hostile ids and paths: refused, never a file outside the store
     for path in [
         "/v1/quarantine/..%2F..%2Fetc%2Fpasswd",

@@ -39,6 +39,51 @@ struct Inner {
     store: Arc<dyn BlobStore>,
     token: String,
     runs: Arc<tokio::sync::Semaphore>,
+    metrics: std::sync::Mutex<Metrics>,
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    total: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.total += 1;
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        for (i, b) in BUCKETS.iter().enumerate() {
+            out.push_str(&format!("{name}_bucket{{le=\"{b}\"}} {}\n", self.counts[i]));
+        }
+        out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {}\n", self.total));
+        out.push_str(&format!(
+            "{name}_sum {}\n{name}_count {}\n",
+            self.sum, self.total
+        ));
+    }
+}
+
+#[derive(Default)]
+struct Metrics {
+    runs: std::collections::BTreeMap<String, u64>,
+    instantiate: Histogram,
+    run: Histogram,
+    busy: u64,
 }
 
 impl AppState {
@@ -56,7 +101,16 @@ impl AppState {
                 store,
                 token,
                 runs: Arc::new(tokio::sync::Semaphore::new(max_runs.max(1))),
+                metrics: std::sync::Mutex::new(Metrics::default()),
             }),
+        }
+    }
+}
+
+impl AppState {
+    fn count(&self, outcome: &str) {
+        if let Ok(mut m) = self.inner.metrics.lock() {
+            *m.runs.entry(outcome.to_string()).or_default() += 1;
         }
     }
 }
@@ -78,10 +132,15 @@ pub fn app(state: AppState) -> Router {
         .route("/evolutions/{id}", get(evolution))
         .route("/evolutions/{id}/rollback", post(rollback))
         .route("/emergency-stop", post(emergency_stop))
+        .route("/audit", get(audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
+    let metrics_route = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/v1", v1)
+        .merge(metrics_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -238,26 +297,32 @@ async fn run(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (module, input, args) = parse_request(&headers, &q, &body)?;
-    let permit = st
-        .inner
-        .runs
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Busy)?;
+    let Ok(permit) = st.inner.runs.clone().try_acquire_owned() else {
+        if let Ok(mut m) = st.inner.metrics.lock() {
+            m.busy += 1;
+        }
+        return Err(ApiError::Busy);
+    };
     let sandbox = st.inner.sandbox.clone();
     let store = st.inner.store.clone();
+    let state = st.clone();
     blocking(move || {
         let _permit = permit;
         let guard = Guard::new(sandbox, Quarantine::new(store));
         let agent = match guard.admit(&module)? {
             Gate::Admitted { agent, .. } => agent,
             Gate::Held { verdict, record } => {
+                state.count("rejected");
                 return Ok(Json(rejected_json(&verdict, &record, "quarantined")));
             }
             Gate::Rejected { verdict, record } => {
+                state.count("rejected");
                 return Ok(Json(rejected_json(&verdict, &record, "static")));
             }
         };
+        let t = std::time::Instant::now();
+        let instantiated = guard.sandbox().instantiate_only(&agent);
+        let inst = t.elapsed().as_secs_f64();
         let input = match agent.form() {
             ActForm::Bytes => {
                 if args.is_some() {
@@ -277,6 +342,13 @@ async fn run(
             }
         };
         let run = guard.run(&module, &agent, input)?;
+        if let Ok(mut m) = state.inner.metrics.lock() {
+            *m.runs.entry(run.report.outcome.to_string()).or_default() += 1;
+            if instantiated {
+                m.instantiate.observe(inst);
+            }
+            m.run.observe(run.report.wall.as_secs_f64());
+        }
         Ok(Json(run_json(&agent, &run)))
     })
     .await
@@ -457,6 +529,91 @@ async fn rollback(
         Ok(Json(
             json!({"evolution_id": id, "head_generation": generation}),
         ))
+    })
+    .await
+}
+
+/// Prometheus text: runs by outcome, instantiate and run latency, quarantine size,
+/// evolutions' head generation and best error.
+async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let store = st.inner.store.clone();
+    let (quarantined, evolutions) = blocking(move || {
+        let q = Quarantine::new(store.clone()).list()?;
+        let e = engine::evolve::list(store.as_ref())?;
+        Ok((q, e))
+    })
+    .await?;
+    let mut out = String::new();
+    if let Ok(m) = st.inner.metrics.lock() {
+        out.push_str("# HELP tdev_runs_total Runs served, by outcome word.\n# TYPE tdev_runs_total counter\n");
+        for (k, v) in &m.runs {
+            out.push_str(&format!("tdev_runs_total{{outcome=\"{k}\"}} {v}\n"));
+        }
+        out.push_str(&format!(
+            "# HELP tdev_runs_refused_total Runs refused past the concurrency bound.\n# TYPE tdev_runs_refused_total counter\ntdev_runs_refused_total {}\n",
+            m.busy
+        ));
+        m.instantiate.render(
+            "tdev_instantiate_seconds",
+            "Store set-up and instantiation time.",
+            &mut out,
+        );
+        m.run.render(
+            "tdev_run_seconds",
+            "Wall time of a run (instantiate and call).",
+            &mut out,
+        );
+    }
+    let held = quarantined
+        .iter()
+        .filter(|r| r.status == engine::Status::Quarantined)
+        .count();
+    out.push_str(&format!(
+        "# HELP tdev_quarantine_modules Modules held in quarantine.\n# TYPE tdev_quarantine_modules gauge\ntdev_quarantine_modules {held}\n"
+    ));
+    out.push_str("# HELP tdev_evolution_generation Head generation of each evolution.\n# TYPE tdev_evolution_generation gauge\n");
+    for e in &evolutions {
+        out.push_str(&format!(
+            "tdev_evolution_generation{{evolution_id=\"{}\"}} {}\n",
+            e["evolution_id"].as_str().unwrap_or(""),
+            e["head_generation"]
+        ));
+    }
+    out.push_str("# HELP tdev_evolution_best_error Best train error of each evolution.\n# TYPE tdev_evolution_best_error gauge\n");
+    for e in &evolutions {
+        let best = e["best_error"].as_f64().unwrap_or(f64::NAN);
+        out.push_str(&format!(
+            "tdev_evolution_best_error{{evolution_id=\"{}\"}} {}\n",
+            e["evolution_id"].as_str().unwrap_or(""),
+            if best.is_finite() {
+                best.to_string()
+            } else {
+                "NaN".into()
+            }
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// Every quarantine decision, newest first: `{"audit": [{"at", "agent_id", "action",
+/// "detail"}]}`.
+async fn audit(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = st.inner.store.clone();
+    blocking(move || {
+        let q = Quarantine::new(store.clone());
+        let mut events = Vec::new();
+        for key in store.list(Bucket::Agents, "quarantine/")? {
+            let Some(hex) = key.strip_prefix("quarantine/").and_then(|k| k.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Some(r) = q.get(&format!("sha256:{hex}"))? {
+                for a in &r.audit {
+                    events.push(json!({"at": a.at, "agent_id": r.agent_id, "action": a.action, "detail": a.detail}));
+                }
+            }
+        }
+        events.sort_by(|a, b| b["at"].as_str().cmp(&a["at"].as_str()));
+        Ok(Json(json!({"audit": events})))
     })
     .await
 }
