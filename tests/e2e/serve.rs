@@ -200,7 +200,11 @@ fn auth_runs_and_quarantine_review_over_http() {
     // the audit log lists every decision with its time
     let log = json(&http(a, "GET", "/v1/audit", &ha, b"").2);
     let events = log["audit"].as_array().expect("audit");
-    assert!(events.iter().any(|e| e["action"] == "purged" && e["agent_id"] == id.as_str()));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "purged" && e["agent_id"] == id.as_str())
+    );
     assert!(events.iter().all(|e| e["at"].is_string()));
     // metrics: runs by outcome, latency histograms, quarantine size
     assert_eq!(http(a, "GET", "/metrics", &[], b"").0, 401);
@@ -239,6 +243,28 @@ fn auth_runs_and_quarantine_review_over_http() {
     assert_eq!(st, 413);
     let (st, _, _) = http(a, "POST", "/v1/run", &hj, b"{not json");
     assert_eq!(st, 400);
+    // the dashboard: one page, no token needed to load it, no outside resources
+    let (st, head, page) = http(a, "GET", "/", &[], b"");
+    assert_eq!(st, 200);
+    assert!(head.to_ascii_lowercase().contains("text/html"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("id=\"stop\"")
+            && page.contains("id=\"chart\"")
+            && page.contains("id=\"quarantine\"")
+    );
+    // the only URL in the page is the SVG namespace: nothing is fetched from outside
+    let stripped = page.replace("http://www.w3.org/2000/svg", "");
+    for outside in ["http://", "https://", "src=\"//", "href=\"//", "@import"] {
+        assert!(
+            !stripped.contains(outside),
+            "the dashboard refers to {outside}"
+        );
+    }
+    assert!(
+        !page.contains("innerHTML"),
+        "module text must only go through textContent"
+    );
     // the emergency stop reaches evolve processes through the store
     let v = json(&http(a, "POST", "/v1/emergency-stop", &ha, b"").2);
     assert_eq!(v["stopped"], true);

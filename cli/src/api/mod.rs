@@ -139,6 +139,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
+        .route("/", get(dashboard))
         .nest("/v1", v1)
         .merge(metrics_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -531,6 +532,20 @@ async fn rollback(
         ))
     })
     .await
+}
+
+/// The dashboard: one page, no outside resources; it asks for the token and calls
+/// the API from the browser. Text from modules is set with `textContent` only.
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        include_str!("dashboard.html"),
+    )
+        .into_response()
 }
 
 /// Prometheus text: runs by outcome, instantiate and run latency, quarantine size,
