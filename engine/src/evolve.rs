@@ -210,20 +210,6 @@ fn gen_key(prefix: &str, id: &str, g: u32) -> String {
     format!("{prefix}/{id}/{g:06}.json")
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(v).unwrap_or_default()
 }
@@ -387,7 +373,7 @@ impl Evolution {
         let mut modules: HashMap<String, Vec<u8>> = HashMap::new();
         for m in record["population"].as_array().into_iter().flatten() {
             if let (Some(aid), Some(h)) = (m["agent_id"].as_str(), m["module_hex"].as_str())
-                && let Some(bytes) = unhex(h)
+                && let Some(bytes) = runtime::from_hex(h)
                 && runtime::agent_id(&bytes) == aid
             {
                 modules.insert(aid.to_string(), bytes);
@@ -798,7 +784,7 @@ impl Evolution {
                     "train_error": match i.eval { Eval::Scored(e) => Some(e), _ => None },
                     "size_bytes": i.bytes.len(),
                     "parents": i.parents,
-                    "module_hex": hex(&i.bytes),
+                    "module_hex": runtime::to_hex(&i.bytes),
                 })
             })
             .collect();

@@ -46,7 +46,7 @@ pub use sandbox::{
     Admission, Agent, Allocation, Input, RunReport, RunResult, Sandbox, SandboxConfig, StopHandle,
     Value, parse_args,
 };
-pub use text::{agent_id, escape, escape_bytes, is_agent_id};
+pub use text::{agent_id, escape, escape_bytes, from_hex, is_agent_id, to_hex};
 pub use validate::{
     ActForm, Finding, FindingKind, Param, Verdict, abi_signature, safety_score, text_form, validate,
 };

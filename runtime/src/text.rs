@@ -14,6 +14,26 @@ pub fn agent_id(bytes: &[u8]) -> String {
     s
 }
 
+/// Lowercase hex of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Bytes of a hex string (either case); `None` for anything else.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Checks that `id` is a well-formed agent id (`sha256:` and 64 lowercase hex digits).
 pub fn is_agent_id(id: &str) -> bool {
     id.strip_prefix("sha256:").is_some_and(|hex| {
@@ -86,5 +106,9 @@ mod tests {
         assert_eq!(escape("héllo"), "héllo");
         assert_eq!(escape_bytes(b"ok\xff"), "ok\\xff");
         assert_eq!(escape_multiline("(module\n  \u{7})"), "(module\n  \\u{7})");
+        assert_eq!(to_hex(b"\x00\xffA"), "00ff41");
+        assert_eq!(from_hex("00ff41").as_deref(), Some(&b"\x00\xffA"[..]));
+        assert_eq!(from_hex("0"), None);
+        assert_eq!(from_hex("zz"), None);
     }
 }

@@ -75,11 +75,7 @@ fn run_bytes(path: &str, input: &[u8]) -> (String, i64, Vec<u8>) {
     let out = tdev_stdin(dir.path(), &["run", path, "--input", "-", "--json"], input);
     code(&out, path);
     let r = json(&out, path);
-    let hex = r["output_hex"].as_str().expect("hex");
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect();
+    let bytes = runtime::from_hex(r["output_hex"].as_str().expect("hex")).expect("hex");
     (
         r["outcome"].as_str().expect("outcome").to_string(),
         r["result"].as_i64().unwrap_or(-999),
@@ -103,7 +99,7 @@ fn bytes_agents_do_their_work_in_both_builds() {
             b"agents",
         );
         let r = json(&out, &path);
-        assert_eq!(r["output_hex"], hex(b"hello, agents!"));
+        assert_eq!(r["output_hex"], runtime::to_hex(b"hello, agents!"));
         assert_eq!(r["logs"], serde_json::json!(["input of 6 bytes"]));
     }
     for path in both("empty") {
@@ -197,14 +193,10 @@ fn ping_and_pong_talk_to_completion() {
         assert_eq!(r["quiescent"], true);
         assert_eq!(r["messages_sent"], 4);
         assert_eq!(r["messages_received"], 4);
-        assert_eq!(r["output_hex"], hex(b"done after 4 pongs\n"));
+        assert_eq!(r["output_hex"], runtime::to_hex(b"done after 4 pongs\n"));
         assert_eq!(r["peers"][0]["name"], "pong");
         assert_eq!(r["peers"][0]["outcome"], "ok");
         assert_eq!(r["peers"][0]["messages_received"], 4);
         assert_eq!(r["rounds"], 9);
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -186,16 +186,6 @@ fn agent_id(given: &str) -> Result<String, ApiError> {
     }
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn unbase64(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
@@ -269,7 +259,7 @@ fn parse_request(
         Some(h) => Some(
             h.to_str()
                 .ok()
-                .and_then(unhex)
+                .and_then(runtime::from_hex)
                 .ok_or_else(|| ApiError::BadRequest("X-Tdev-Input: hex bytes".into()))?,
         ),
     };

@@ -275,7 +275,7 @@ pub(crate) fn run_json(agent: &runtime::Agent, run: &engine::GuardedRun) -> serd
         Some(RunResult::Value(v)) => (value_json(v), json!(v.bits().to_string())),
         None => (serde_json::Value::Null, serde_json::Value::Null),
     };
-    let hex: String = r.output.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = runtime::to_hex(&r.output);
     json!({
         "agent_id": agent.id(),
         "outcome": r.outcome.to_string(),
