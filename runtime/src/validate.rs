@@ -3,10 +3,7 @@
 use crate::policy::{Policy, Scope, WASM_PAGE};
 use crate::text::{agent_id, escape};
 use std::fmt;
-use wasmparser::{
-    FuncType, Parser, Payload, ValType, Validator, WasmFeatures,
-    types::{EntityType, TypesRef},
-};
+use wasmparser::{FuncType, Parser, Payload, ValType, Validator, WasmFeatures, types::EntityType};
 
 /// Modules larger than this are not parsed at all: `size_cap` alone rejects them.
 const PARSE_CEILING: usize = 1 << 20;
@@ -415,11 +412,11 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
             Err(_) => break,
         }
     }
-    scan_patterns(c, &names, bytes, t);
+    scan_patterns(c, &names, bytes);
     form
 }
 
-fn scan_patterns(c: &mut Collector<'_>, names: &[String], bytes: &[u8], _t: TypesRef<'_>) {
+fn scan_patterns(c: &mut Collector<'_>, names: &[String], bytes: &[u8]) {
     let policy = c.policy;
     let mut text: Option<Option<String>> = None;
     for p in &policy.patterns {

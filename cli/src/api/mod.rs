@@ -414,14 +414,17 @@ async fn quarantine_show(
     .await
 }
 
-async fn quarantine_release(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
+/// A quarantine decision (release or purge) on a validated id, recorded in the
+/// record's audit trail.
+async fn decide(
+    st: AppState,
+    id: String,
+    act: fn(&Quarantine, &str, &str) -> engine::Result<engine::Record>,
 ) -> Result<Json<Value>, ApiError> {
     let id = agent_id(&id)?;
     let store = st.inner.store.clone();
     blocking(move || {
-        let r = Quarantine::new(store).release(&id, "tdev serve API")?;
+        let r = act(&Quarantine::new(store), &id, "tdev serve API")?;
         Ok(Json(
             serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
         ))
@@ -429,19 +432,18 @@ async fn quarantine_release(
     .await
 }
 
+async fn quarantine_release(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(st, id, Quarantine::release).await
+}
+
 async fn quarantine_purge(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = agent_id(&id)?;
-    let store = st.inner.store.clone();
-    blocking(move || {
-        let r = Quarantine::new(store).purge(&id, "tdev serve API")?;
-        Ok(Json(
-            serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
-        ))
-    })
-    .await
+    decide(st, id, Quarantine::purge).await
 }
 
 async fn evolutions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
