@@ -1,7 +1,7 @@
 //! The AWS backend end to end, against the S3 + DynamoDB server on loopback that
 //! scripts/test.sh starts (AWS_ENDPOINT_URL and credentials come from it).
 
-use crate::support::{code, fixture, json, tdev};
+use crate::support::{code, evolve, fixture, json, tdev};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -41,20 +41,6 @@ fn task(name: &str) -> String {
     fixture(&format!("tasks/{name}.toml"))
         .to_string_lossy()
         .into_owned()
-}
-
-fn evolve(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["evolve"];
-    all.extend(args);
-    all.push("--json");
-    let out = tdev(dir, &all);
-    assert_eq!(
-        code(&out, "evolve"),
-        0,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(&out, "evolve")
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `tdev evolve` end to end: solving, reproducibility, durability under SIGKILL,
 //! resume, rollback and the emergency stop.
 
-use crate::support::{code, fixture, json, tdev, write};
+use crate::support::{code, evolve, fixture, json, tdev, write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,21 +10,6 @@ fn task(name: &str) -> String {
     fixture(&format!("tasks/{name}.toml"))
         .to_string_lossy()
         .into_owned()
-}
-
-fn evolve(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["evolve"];
-    all.extend(args);
-    all.push("--json");
-    let out = tdev(dir, &all);
-    assert_eq!(
-        code(&out, "evolve"),
-        0,
-        "{:?}: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json(&out, "evolve")
 }
 
 /// Every checkpoint parses and every module it names is stored under its own hash.

@@ -102,3 +102,19 @@ pub fn path_with_tdev() -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// Runs `tdev evolve ARGS --json` in `dir`; fails the test unless it exits 0.
+pub fn evolve(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["evolve"];
+    all.extend(args);
+    all.push("--json");
+    let out = tdev(dir, &all);
+    assert_eq!(
+        code(&out, "evolve"),
+        0,
+        "{:?}: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out, "evolve")
+}

@@ -354,7 +354,7 @@ async fn agent(
     blocking(move || {
         let q = Quarantine::new(store.clone());
         let record = q.get(&id)?;
-        let module = store.get(Bucket::Agents, &engine::quarantine::source_key(&id))?;
+        let module = q.module(&id)?;
         let meta = store
             .get(Bucket::Agents, &format!("metadata/{}.json", &id[7..]))?
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
@@ -378,12 +378,10 @@ async fn agent_wat(
     let id = agent_id(&id)?;
     let store = st.inner.store.clone();
     blocking(move || {
-        let bytes = store
-            .get(Bucket::Agents, &engine::quarantine::source_key(&id))?
+        // Quarantine::module checks the bytes against their id.
+        let bytes = Quarantine::new(store)
+            .module(&id)?
             .ok_or_else(|| ApiError::NotFound(format!("no module {id}")))?;
-        if runtime::agent_id(&bytes) != id {
-            return Err(ApiError::Internal(format!("stored module {id} is corrupt")));
-        }
         Ok(Json(
             json!({"agent_id": id, "wat": runtime::text_form(&bytes)}),
         ))
