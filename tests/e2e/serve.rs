@@ -239,8 +239,12 @@ fn auth_runs_and_quarantine_review_over_http() {
         assert!(json(&body)["error"]["message"].is_string(), "{path}");
     }
     // a body over the cap is refused; garbage JSON is a 400
-    let (st, _, _) = http(a, "POST", "/v1/run", &h, &vec![0u8; 200_000]);
+    let (st, _, body) = http(a, "POST", "/v1/run", &h, &vec![0u8; 200_000]);
     assert_eq!(st, 413);
+    assert_eq!(json(&body)["error"]["code"], "payload_too_large");
+    let (st, _, body) = http(a, "PUT", "/v1/run", &ha, b"");
+    assert_eq!(st, 405);
+    assert_eq!(json(&body)["error"]["code"], "method_not_allowed");
     let (st, _, _) = http(a, "POST", "/v1/run", &hj, b"{not json");
     assert_eq!(st, 400);
     // the dashboard: one page, no token needed to load it, no outside resources

@@ -19,6 +19,8 @@ pub enum ApiError {
     Busy,
     /// 500; the message is logged, not sent.
     Internal(String),
+    /// Any other status, with a fixed message (answers axum makes itself).
+    Status(StatusCode),
 }
 
 impl IntoResponse for ApiError {
@@ -37,6 +39,24 @@ impl IntoResponse for ApiError {
                 "busy",
                 "too many runs in progress; retry shortly".to_string(),
             ),
+            ApiError::Status(s) => {
+                let (code, message) = match s {
+                    StatusCode::NOT_FOUND => ("not_found", "no such route"),
+                    StatusCode::METHOD_NOT_ALLOWED => {
+                        ("method_not_allowed", "this route does not take that method")
+                    }
+                    StatusCode::PAYLOAD_TOO_LARGE => (
+                        "payload_too_large",
+                        "the request body is over the server's cap",
+                    ),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                        ("unsupported_media_type", "unsupported content type")
+                    }
+                    s if s.is_server_error() => ("internal", "internal error"),
+                    _ => ("bad_request", "the request could not be read"),
+                };
+                (s, code, message.to_string())
+            }
             ApiError::Internal(m) => {
                 eprintln!("tdev serve: internal error: {m}");
                 (

@@ -108,6 +108,16 @@ impl AppState {
 }
 
 impl AppState {
+    /// A place among the runs (and validations) in progress, or 503 past the bound.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.inner.runs.clone().try_acquire_owned().map_err(|_| {
+            if let Ok(mut m) = self.inner.metrics.lock() {
+                m.busy += 1;
+            }
+            ApiError::Busy
+        })
+    }
+
     fn count(&self, outcome: &str) {
         if let Ok(mut m) = self.inner.metrics.lock() {
             *m.runs.entry(outcome.to_string()).or_default() += 1;
@@ -143,7 +153,33 @@ pub fn app(state: AppState) -> Router {
         .nest("/v1", v1)
         .merge(metrics_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Gives every error answer the JSON shape `{"error": {"code", "message"}}`, also the
+/// ones axum makes itself (unknown route, wrong method, body over the cap, a path or
+/// query that does not parse). Their own text is not passed on: it may quote the
+/// request.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    let mut out = ApiError::Status(parts.status).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -273,8 +309,10 @@ async fn validate(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (module, _, _) = parse_request(&headers, &q, &body)?;
+    let permit = st.permit()?;
     let sandbox = st.inner.sandbox.clone();
     blocking(move || {
+        let _permit = permit;
         let v = sandbox.validate(&module);
         Ok(Json(validate_json(&v, sandbox.policy())))
     })
@@ -288,12 +326,7 @@ async fn run(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (module, input, args) = parse_request(&headers, &q, &body)?;
-    let Ok(permit) = st.inner.runs.clone().try_acquire_owned() else {
-        if let Ok(mut m) = st.inner.metrics.lock() {
-            m.busy += 1;
-        }
-        return Err(ApiError::Busy);
-    };
+    let permit = st.permit()?;
     let sandbox = st.inner.sandbox.clone();
     let store = st.inner.store.clone();
     let state = st.clone();
@@ -683,8 +716,34 @@ mod tests {
             assert_eq!(v["evolutions"], serde_json::json!([]));
             let (s, _) = call(app.clone(), get("/v1/quarantine/not-an-id", Some("t0ken"))).await;
             assert_eq!(s, StatusCode::BAD_REQUEST);
-            let (s, _) = call(app, get("/v1/nothing", Some("t0ken"))).await;
-            assert_eq!(s, StatusCode::NOT_FOUND);
+            // axum's own answers get the JSON error shape too
+            let (s, v) = call(app.clone(), get("/v1/nothing", Some("t0ken"))).await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (StatusCode::NOT_FOUND, Some("not_found"))
+            );
+            let (s, v) = call(app.clone(), get("/v1/run", Some("t0ken"))).await;
+            assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(v["error"]["code"], "method_not_allowed");
+            let big = HttpRequest::builder()
+                .method("POST")
+                .uri("/v1/validate")
+                .header("authorization", "Bearer t0ken")
+                .body(Body::from(vec![0u8; BODY_LIMIT + 1]))
+                .expect("request");
+            let (s, v) = call(app.clone(), big).await;
+            assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(v["error"]["code"], "payload_too_large");
+            let (s, v) = call(
+                app.clone(),
+                get("/v1/evolutions/x/rollback?generation=1", Some("t0ken")),
+            )
+            .await;
+            assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+            let bad_utf8 = get("/v1/quarantine/%FF%FE", Some("t0ken"));
+            let (s, v) = call(app, bad_utf8).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST);
+            assert!(v["error"]["message"].is_string());
         });
     }
 }
