@@ -846,6 +846,8 @@ impl Evolution {
             },
             status: if self.solved() {
                 "solved".into()
+            } else if g >= self.config.generations {
+                "finished".into()
             } else {
                 "running".into()
             },

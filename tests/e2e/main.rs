@@ -3,10 +3,12 @@
 mod agents;
 mod aws;
 mod cli;
+mod dashboard;
 mod deploy;
 mod evolve;
 mod guide;
 mod hostile;
+mod http;
 mod readme;
 mod serve;
 mod support;

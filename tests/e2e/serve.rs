@@ -2,17 +2,15 @@
 //! quarantine review and the emergency stop.
 
 use crate::support::{fixture, write};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
+    pub(crate) addr: String,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -22,7 +20,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(extra: &[&str]) -> Server {
+pub(crate) fn serve(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -48,71 +46,28 @@ fn serve(extra: &[&str]) -> Server {
     }
 }
 
-/// One HTTP/1.1 request; returns (status, headers, body).
-fn http(
+/// One HTTP/1.1 request on a new connection; returns (status, head, body).
+pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write");
-    s.write_all(body).expect("write body");
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        while let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&rest[..p]).unwrap_or("0").trim(), 16)
-                    .unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[p + 2..p + 2 + n]);
-            rest = &rest[p + 2 + n + 2..];
-        }
-        body = out;
-    }
-    (status, head, body)
+    let a = crate::http::request(addr, method, path, headers, body);
+    (a.status, a.head, a.body)
 }
 
-fn auth() -> String {
+pub(crate) fn auth() -> String {
     format!("Bearer {TOKEN}")
 }
 
-fn json(body: &[u8]) -> serde_json::Value {
+pub(crate) fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
-fn wasm(name: &str) -> Vec<u8> {
+pub(crate) fn wasm(name: &str) -> Vec<u8> {
     wat::parse_file(fixture(name)).expect("wat")
 }
 
@@ -257,18 +212,33 @@ fn auth_runs_and_quarantine_review_over_http() {
             && page.contains("id=\"chart\"")
             && page.contains("id=\"quarantine\"")
     );
-    // the only URL in the page is the SVG namespace: nothing is fetched from outside
-    let stripped = page.replace("http://www.w3.org/2000/svg", "");
-    for outside in ["http://", "https://", "src=\"//", "href=\"//", "@import"] {
-        assert!(
-            !stripped.contains(outside),
-            "the dashboard refers to {outside}"
-        );
-    }
+    // the only URL in page and script is the SVG namespace: nothing is fetched from outside
+    let (st, head, script) = http(a, "GET", "/dashboard.js", &[], b"");
+    assert_eq!(st, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("javascript"), "{head}");
     assert!(
-        !page.contains("innerHTML"),
-        "module text must only go through textContent"
+        head.contains("content-security-policy: default-src 'none'; script-src 'self';"),
+        "{head}"
     );
+    let script = String::from_utf8_lossy(&script).replace("http://www.w3.org/2000/svg", "");
+    for text in [page.as_ref(), script.as_str()] {
+        for outside in ["http://", "https://", "src=\"//", "href=\"//", "@import"] {
+            assert!(!text.contains(outside), "the dashboard refers to {outside}");
+        }
+        for unsafe_sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(
+                !text.contains(unsafe_sink),
+                "module text must only go through textContent ({unsafe_sink})"
+            );
+        }
+    }
     // the emergency stop reaches evolve processes through the store
     let v = json(&http(a, "POST", "/v1/emergency-stop", &ha, b"").2);
     assert_eq!(v["stopped"], true);

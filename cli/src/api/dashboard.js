@@ -1,0 +1,174 @@
+// The T-Developer dashboard. Served as /dashboard.js under a Content-Security-Policy
+// that allows no inline script. Text that came from a module (names, findings, the
+// text form) is only ever set with textContent, never parsed as HTML.
+"use strict";
+const $ = (s) => document.querySelector(s);
+const NS = "http://www.w3.org/2000/svg";
+const tokenBox = $("#token");
+
+// A token in the address (#token=…) is taken once, kept for this tab only and removed
+// from the address bar.
+{
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    sessionStorage.setItem("tdev-token", fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  tokenBox.value = sessionStorage.getItem("tdev-token") || "";
+}
+tokenBox.addEventListener("change", () => { sessionStorage.setItem("tdev-token", tokenBox.value); refresh(); });
+
+function status(text) { $("#status").textContent = text; }
+
+async function api(path, opts = {}) {
+  const r = await fetch(path, { ...opts, headers: { Authorization: "Bearer " + tokenBox.value } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error((body.error && body.error.message) || String(r.status));
+  return body;
+}
+
+function el(tag, text) { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); return e; }
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+function fmt(v) { return typeof v === "number" ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : String(+v.toFixed(4))) : String(v); }
+
+// Best and mean error per generation, log scale. Errors at or above 1e29 stand for
+// "failed" and are left out of the lines.
+function chart(gens) {
+  const box = $("#chart"); box.replaceChildren();
+  const usable = (v) => typeof v === "number" && isFinite(v) && v < 1e29;
+  const vals = gens.flatMap((g) => [g.best_error, g.mean_error]).filter(usable);
+  $("#chart-caption").textContent = gens.length ? `${gens.length} generations` : "no generations yet";
+  if (!vals.length) return;
+  const lg = (v) => Math.log10(Math.max(v, 0) + 1e-12);
+  let lo = Math.min(...vals.map(lg)), hi = Math.max(...vals.map(lg));
+  if (hi <= lo) hi = lo + 1;
+  const last = Math.max(...gens.map((g) => g.generation), 1);
+  const x = (g) => 60 + 520 * g / last, y = (v) => 240 - 220 * (lg(v) - lo) / (hi - lo);
+  box.appendChild(svg("path", { d: "M60 20 V240 H580", stroke: "#333", fill: "none" }));
+  box.appendChild(svg("text", { x: 56, y: 24, "text-anchor": "end", "font-size": 11 }, fmt(10 ** hi)));
+  box.appendChild(svg("text", { x: 56, y: 240, "text-anchor": "end", "font-size": 11 }, fmt(Math.max(10 ** lo - 1e-12, 0))));
+  box.appendChild(svg("text", { x: 60, y: 256, "font-size": 11 }, "0"));
+  box.appendChild(svg("text", { x: 580, y: 256, "text-anchor": "end", "font-size": 11 }, `generation ${last}`));
+  for (const [key, color] of [["mean_error", "#d33"], ["best_error", "#23d"]]) {
+    const points = gens.filter((g) => usable(g[key])).map((g) => `${x(g.generation).toFixed(1)},${y(g[key]).toFixed(1)}`);
+    box.appendChild(svg("polyline", { points: points.join(" "), fill: "none", stroke: color, "stroke-width": 2, class: "series " + key, "data-points": points.length }));
+  }
+}
+
+function select(table, tr) {
+  document.querySelectorAll(table + " tr.sel").forEach((r) => r.classList.remove("sel"));
+  tr.classList.add("sel");
+}
+
+let shownEvolution = null;
+let shownAgent = null;
+
+async function showEvolution(id, tr) {
+  shownEvolution = id;
+  select("#evolutions", tr);
+  const e = await api("/v1/evolutions/" + encodeURIComponent(id));
+  chart(e.generations || []);
+}
+
+async function decide(id, action) {
+  if (!confirm(`${action} ${id}?`)) return;
+  try {
+    if (action === "release") await api(`/v1/quarantine/${encodeURIComponent(id)}/release`, { method: "POST" });
+    else await api(`/v1/quarantine/${encodeURIComponent(id)}`, { method: "DELETE" });
+    status(`${action}d ${id.slice(0, 19)}…`);
+  } catch (err) { status(`${action} failed: ${err.message}`); }
+  refresh();
+}
+
+async function showQuarantine(id, tr) {
+  shownAgent = id;
+  select("#quarantine", tr);
+  const q = await api("/v1/quarantine/" + encodeURIComponent(id));
+  const d = $("#detail"); d.replaceChildren();
+  d.appendChild(el("h3", q.agent_id));
+  d.appendChild(el("p", `status ${q.status} · safety score ${fmt(q.safety_score)} (minimum ${fmt(q.min_safety_score)}) · reason ${q.reason}`));
+  if (q.status === "quarantined") {
+    const rel = el("button", "Release"); rel.id = "release"; rel.type = "button";
+    rel.addEventListener("click", () => decide(q.agent_id, "release"));
+    const pur = el("button", "Purge"); pur.id = "purge"; pur.type = "button";
+    pur.addEventListener("click", () => decide(q.agent_id, "purge"));
+    d.append(rel, " ", pur);
+  }
+  d.appendChild(el("h4", "Findings"));
+  const fl = d.appendChild(el("ul")); fl.className = "findings";
+  for (const f of q.findings || []) fl.appendChild(el("li", `${f.kind} (weight ${f.weight}): ${f.detail}`));
+  if (!fl.children.length) fl.appendChild(el("li", "none"));
+  d.appendChild(el("h4", "Trap history"));
+  const tl = d.appendChild(el("ul"));
+  for (const t of q.trap_history || []) tl.appendChild(el("li", `${t.at}: ${t.outcome}, ${t.message} (fuel ${t.fuel_used}, ${t.wall_us} µs)`));
+  if (!tl.children.length) tl.appendChild(el("li", "none"));
+  d.appendChild(el("h4", "Lineage"));
+  d.appendChild(el("p", (q.lineage || []).length ? q.lineage.join(", ") : "no parents recorded"));
+  d.appendChild(el("h4", "Audit"));
+  const al = d.appendChild(el("ul"));
+  for (const a of q.audit || []) al.appendChild(el("li", `${a.at}: ${a.action}${a.detail ? " (" + a.detail + ")" : ""}`));
+  d.appendChild(el("h4", "Text form"));
+  const pre = d.appendChild(el("pre", q.wat || "(no text form: the module does not parse)"));
+  pre.className = "wat";
+}
+
+// Updates a table body in place. Rows are keyed by data-id, so a row stays the same
+// element across refreshes and a click never lands on a row that was just replaced.
+function renderRows(tbody, items, key, cellsOf, onClick, empty) {
+  const old = new Map([...tbody.querySelectorAll("tr[data-id]")].map((tr) => [tr.dataset.id, tr]));
+  tbody.querySelectorAll("tr:not([data-id])").forEach((tr) => tr.remove());
+  for (const item of items) {
+    const id = key(item);
+    let tr = old.get(id);
+    old.delete(id);
+    if (!tr) {
+      tr = el("tr"); tr.dataset.id = id;
+      tr.addEventListener("click", () => onClick(id, tr).catch((err) => status("error: " + err.message)));
+    }
+    const texts = cellsOf(item).map(String);
+    while (tr.children.length > texts.length) tr.lastChild.remove();
+    texts.forEach((t, i) => { const td = tr.children[i] || tr.appendChild(el("td")); if (td.textContent !== t) td.textContent = t; });
+    tbody.appendChild(tr);
+  }
+  old.forEach((tr) => tr.remove());
+  if (!items.length) tbody.appendChild(el("tr")).appendChild(el("td", empty)).colSpan = 5;
+}
+
+async function refresh() {
+  if (!tokenBox.value) { status("enter the API token"); return; }
+  try {
+    const ev = await api("/v1/evolutions");
+    const tb = $("#evolutions tbody");
+    renderRows(tb, ev.evolutions, (e) => e.evolution_id,
+      (e) => [e.evolution_id, e.task, e.head_generation, fmt(e.best_error), e.status],
+      showEvolution, "no evolutions in this store");
+    if (!ev.evolutions.some((e) => e.evolution_id === shownEvolution)) shownEvolution = null;
+    if (ev.evolutions.length) {
+      const id = shownEvolution || ev.evolutions[0].evolution_id;
+      await showEvolution(id, tb.querySelector(`tr[data-id="${CSS.escape(id)}"]`));
+    } else chart([]);
+
+    const q = await api("/v1/quarantine");
+    renderRows($("#quarantine tbody"), q.quarantine, (r) => r.agent_id,
+      (r) => [r.agent_id.slice(0, 19) + "…", r.status, fmt(r.safety_score), r.reason, (r.findings || []).join(" ")],
+      showQuarantine, "nothing in quarantine");
+    $("#held").textContent = `${q.quarantine.filter((r) => r.status === "quarantined").length} held`;
+    status("updated " + new Date().toLocaleTimeString());
+  } catch (err) { status("error: " + err.message); }
+}
+
+$("#stop").addEventListener("click", async () => {
+  if (!confirm("Emergency stop: interrupt every running agent and halt every evolution on this store?")) return;
+  try {
+    await api("/v1/emergency-stop", { method: "POST" });
+    status("emergency stop sent " + new Date().toLocaleTimeString());
+    document.body.dataset.stopped = "1";
+  } catch (err) { status("stop failed: " + err.message); }
+});
+refresh();
+setInterval(refresh, 5000);
