@@ -9,6 +9,7 @@ mod evolve;
 mod guide;
 mod hostile;
 mod http;
+mod load;
 mod readme;
 mod serve;
 mod support;

@@ -1,9 +1,11 @@
 //! `tdev serve` over a real socket: auth, runs, hostile ids and bodies, the run bound,
 //! quarantine review and the emergency stop.
 
+use crate::load::{Plan, drive};
 use crate::support::{fixture, write};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub(crate) const TOKEN: &str = "test-token-0123456789";
 
@@ -11,6 +13,13 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,
     pub(crate) _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Whether the server process is still running.
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Server {
@@ -39,6 +48,8 @@ pub(crate) fn serve(extra: &[&str]) -> Server {
             break a.to_string();
         }
     };
+    // Keep reading what the server says, so its stderr never fills or closes.
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
     Server {
         child,
         addr,
@@ -317,4 +328,74 @@ fn base64(b: &[u8]) -> String {
         }
     }
     out
+}
+
+#[test]
+fn concurrent_runs_with_hostile_modules_get_exact_answers_and_healthz_stays_up() {
+    let mut s = serve(&["--max-runs", "4"]);
+    let plan = Plan {
+        clients: 12,
+        requests: 300,
+        time_limit: Duration::from_secs(120),
+        hostile_every: 4,
+        health_every: Duration::from_millis(20),
+        retry_busy: true,
+    };
+    let r = drive(&s.addr, TOKEN, &plan);
+    eprintln!(
+        "{} requests ({} hostile), {} busy answers, outcomes {:?}",
+        r.sent, r.hostile, r.busy, r.outcomes
+    );
+    assert!(
+        r.failed.is_empty(),
+        "failed: {:?}",
+        &r.failed[..r.failed.len().min(5)]
+    );
+    assert!(
+        r.wrong.is_empty(),
+        "wrong answers: {:?}",
+        &r.wrong[..r.wrong.len().min(5)]
+    );
+    assert_eq!(r.sent, plan.requests, "the time limit cut the run short");
+    // every request was answered and checked, some after retries past the bound
+    assert_eq!(r.ok, r.sent, "{r:?}");
+    assert!(r.hostile >= 70);
+    assert_eq!(r.health_failures, 0);
+    assert!(!r.health.is_empty());
+    // the hostile mix reached the sandbox: traps of several kinds, and rejections
+    for word in [
+        "ok",
+        "rejected",
+        "out_of_fuel",
+        "memory_limit",
+        "stack_overflow",
+    ] {
+        assert!(
+            r.outcomes.contains_key(word),
+            "{word} never seen: {:?}",
+            r.outcomes
+        );
+    }
+    assert!(s.alive(), "the server died under load");
+    // the server's own counts agree with what the clients saw
+    let au = auth();
+    let (_, _, m) = http(
+        &s.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", au.as_str())],
+        b"",
+    );
+    let m = String::from_utf8_lossy(&m);
+    let served: u64 = m
+        .lines()
+        .filter(|l| l.starts_with("tdev_runs_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(served, r.ok as u64, "{m}");
+    assert!(
+        m.contains(&format!("tdev_runs_refused_total {}\n", r.busy)),
+        "{m}"
+    );
+    assert_eq!(http(&s.addr, "GET", "/v1/healthz", &[], b"").0, 200);
 }

@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::io::Write;
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -58,7 +59,8 @@ impl IntoResponse for ApiError {
                 (s, code, message.to_string())
             }
             ApiError::Internal(m) => {
-                eprintln!("tdev serve: internal error: {m}");
+                // A closed stderr must not take the handler down with it.
+                let _ = writeln!(std::io::stderr(), "tdev serve: internal error: {m}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

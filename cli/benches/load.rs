@@ -1,0 +1,148 @@
+//! Load bench of `tdev serve`: `cargo bench -p cli --bench load`.
+//!
+//! Starts the built `tdev serve` on loopback (a fresh store in a temporary folder) and
+//! sends many concurrent `POST /v1/run` requests, a share of them hostile modules (the
+//! fixtures the default policy governs, most made unique so each is compiled, run and
+//! quarantined afresh). Every answer is checked; a healthz poller runs alongside. Prints
+//! a table: throughput, p50/p99 latency, 503 answers, healthz latency. Bounded in
+//! requests and time per row. Without `--bench` (as `cargo test --benches` runs it) it
+//! does one small row.
+
+#[path = "../../tests/e2e/http.rs"]
+mod http;
+#[path = "../../tests/e2e/load.rs"]
+mod load;
+
+use load::{Plan, Report, drive};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(max_runs: usize) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--max-runs"])
+        .arg(max_runs.to_string())
+        .current_dir(dir.path())
+        .env("TDEV_API_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tdev serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed nothing").expect("line");
+        if let Some(a) = line.strip_prefix("tdev serve: listening on http://") {
+            break a.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    // (clients, --max-runs, hostile every n-th request, retry after 503)
+    let rows: &[(usize, usize, usize, bool)] = if full {
+        &[
+            (1, 8, 5, true),
+            (4, 8, 5, true),
+            (16, 8, 5, true),
+            (64, 8, 5, true),
+            (64, 8, 0, true),
+            (64, 64, 5, true),
+            (64, 8, 5, false),
+        ]
+    } else {
+        &[(8, 4, 5, true)]
+    };
+    let requests = if full { 3000 } else { 200 };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "tdev serve under load: {requests} POST /v1/run per row (at most 30 s), loopback, {cores} cores"
+    );
+    println!();
+    println!(
+        "| clients | --max-runs | hostile | retry 503 | answered | 503s | req/s | p50 ms | p99 ms | max ms | healthz probes | healthz p99 ms | healthz max ms |"
+    );
+    println!("|---:|---:|---:|:--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut bad = false;
+    for &(clients, max_runs, hostile_every, retry_busy) in rows {
+        let mut server = serve(max_runs);
+        let plan = Plan {
+            clients,
+            requests,
+            time_limit: Duration::from_secs(30),
+            hostile_every,
+            health_every: Duration::from_millis(10),
+            retry_busy,
+        };
+        let r: Report = drive(&server.addr, TOKEN, &plan);
+        let alive = matches!(server.child.try_wait(), Ok(None));
+        let hostile = if hostile_every == 0 {
+            "0%".to_string()
+        } else {
+            format!("{}%", 100 / hostile_every)
+        };
+        println!(
+            "| {clients} | {max_runs} | {hostile} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            if retry_busy { "yes" } else { "no" },
+            r.ok,
+            r.busy,
+            r.ok as f64 / r.elapsed.as_secs_f64(),
+            ms(Report::quantile(&r.latencies, 0.5)),
+            ms(Report::quantile(&r.latencies, 0.99)),
+            ms(Report::quantile(&r.latencies, 1.0)),
+            r.health.len(),
+            ms(Report::quantile(&r.health, 0.99)),
+            ms(Report::quantile(&r.health, 1.0)),
+        );
+        if !r.failed.is_empty() || !r.wrong.is_empty() || r.health_failures > 0 || !alive {
+            bad = true;
+            eprintln!(
+                "  problems: alive={alive} healthz failures={} failed={:?} wrong={:?}",
+                r.health_failures,
+                &r.failed[..r.failed.len().min(3)],
+                &r.wrong[..r.wrong.len().min(3)]
+            );
+        }
+        // a row without retries ends each refused request with its 503
+        if !retry_busy && r.ok + r.busy != r.sent {
+            bad = true;
+        }
+    }
+    println!();
+    println!(
+        "answered: requests answered 200 (each answer checked: outcome word, result or output); \
+         503s: refusals past --max-runs (retried after 1-20 ms when 'retry 503' is yes); \
+         latency of answered requests includes their retries."
+    );
+    if bad {
+        eprintln!("load bench: the server failed, died or answered wrongly");
+        std::process::exit(1);
+    }
+}
