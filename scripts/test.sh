@@ -17,13 +17,15 @@ echo "== toolchain"
 # Agents are built for wasm32 by the tests (SDK examples, the guide's agent).
 rustup target add wasm32-unknown-unknown
 
-echo "== headless Chromium (the dashboard test drives it through chromedriver)"
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+echo "== headless Chromium and curl (the dashboard and README API tests)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 ||
+  ! command -v curl >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y -q chromium chromium-driver >/dev/null ||
-    { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
+  pkgs="chromium chromium-driver curl"
+  $sudo apt-get install -y -q $pkgs >/dev/null ||
+    { $sudo apt-get update -q && $sudo apt-get install -y -q $pkgs >/dev/null; }
 fi
 
 echo "== S3 and DynamoDB on loopback (moto)"
