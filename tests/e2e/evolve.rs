@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn task(name: &str) -> String {
+pub(crate) fn task(name: &str) -> String {
     fixture(&format!("tasks/{name}.toml"))
         .to_string_lossy()
         .into_owned()
@@ -182,7 +182,7 @@ fn seed_agents_join_the_initial_population() {
     assert_eq!(code(&out, "bad seed"), 1);
 }
 
-fn spawn_evolve(dir: &Path, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn_evolve(dir: &Path, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_tdev"))
         .arg("evolve")
         .args(args)
@@ -202,7 +202,7 @@ fn evolution_id(store: &Path) -> Option<String> {
         .find(|n| n.starts_with("evo-"))
 }
 
-fn wait_for_generation(store: &Path, g: u32, limit: Duration) -> String {
+pub(crate) fn wait_for_generation(store: &Path, g: u32, limit: Duration) -> String {
     let t = Instant::now();
     loop {
         if let Some(id) = evolution_id(store)

@@ -399,3 +399,120 @@ fn concurrent_runs_with_hostile_modules_get_exact_answers_and_healthz_stays_up()
     );
     assert_eq!(http(&s.addr, "GET", "/v1/healthz", &[], b"").0, 200);
 }
+
+#[test]
+fn emergency_stop_interrupts_the_servers_runs_and_evolve_processes_on_its_store() {
+    use crate::evolve::{spawn_evolve, task, wait_for_generation};
+    use std::time::Instant;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // a run that would last 20 s of wall clock if nothing stopped it
+    let slow = write(
+        dir.path(),
+        "slow.toml",
+        "[limits]\nfuel_per_call = 1000000000000000\nwall_clock_ms = 20000\n",
+    );
+    let mut s = serve(&["--policy", slow.to_str().expect("p")]);
+    let d = s._dir.path().to_path_buf();
+    // an evolution on the same store, in its own process
+    let evolve = spawn_evolve(
+        &d,
+        &[
+            "--task",
+            &task("sum_range"),
+            "--population",
+            "60",
+            "--generations",
+            "100000",
+        ],
+    );
+    // killed if the test fails before the stop ends it
+    struct Reaper(Option<std::process::Child>);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut evolve = Reaper(Some(evolve));
+    let id = wait_for_generation(&d.join(".tdev"), 1, Duration::from_secs(120));
+    let spinning = {
+        let a = s.addr.clone();
+        let m = wasm("hostile/deadline_spin.wat");
+        std::thread::spawn(move || {
+            let au = auth();
+            let h = [
+                ("Authorization", au.as_str()),
+                ("Content-Type", "application/wasm"),
+            ];
+            let t = Instant::now();
+            let (st, _, body) = http(&a, "POST", "/v1/run", &h, &m);
+            (st, body, t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let au = auth();
+    let v = json(
+        &http(
+            &s.addr,
+            "POST",
+            "/v1/emergency-stop",
+            &[("Authorization", au.as_str())],
+            b"",
+        )
+        .2,
+    );
+    assert_eq!(v["stopped"], true);
+    let t = Instant::now();
+    // the running agent ends with emergency_stop, long before its 20 s deadline
+    let (st, body, took) = spinning.join().expect("run thread");
+    assert_eq!(st, 200);
+    let r = json(&body);
+    assert_eq!(r["outcome"], "emergency_stop", "{r}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // the evolve process halts with its last generation durable
+    let out = evolve
+        .0
+        .take()
+        .expect("evolve")
+        .wait_with_output()
+        .expect("wait evolve");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).expect("evolve JSON");
+    assert_eq!(e["stopped"], true, "{e}");
+    assert_eq!(e["evolution_id"], id.as_str());
+    let listed = json(
+        &http(
+            &s.addr,
+            "GET",
+            &format!("/v1/evolutions/{id}"),
+            &[("Authorization", au.as_str())],
+            b"",
+        )
+        .2,
+    );
+    assert_eq!(listed["head_generation"], e["generations"], "{listed}");
+    // the server itself goes on: new runs are not affected by the stop
+    let h = [
+        ("Authorization", au.as_str()),
+        ("Content-Type", "application/wasm"),
+    ];
+    let v = json(
+        &http(
+            &s.addr,
+            "POST",
+            "/v1/run?args=2,3",
+            &h,
+            &wasm("agents/add.wat"),
+        )
+        .2,
+    );
+    assert_eq!(v["result"], 5);
+    assert!(s.alive());
+}
