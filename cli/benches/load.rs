@@ -103,11 +103,7 @@ fn main() {
         };
         let r: Report = drive(&server.addr, TOKEN, &plan);
         let alive = matches!(server.child.try_wait(), Ok(None));
-        let hostile = if hostile_every == 0 {
-            "0%".to_string()
-        } else {
-            format!("{}%", 100 / hostile_every)
-        };
+        let hostile = format!("{}%", 100usize.checked_div(hostile_every).unwrap_or(0));
         println!(
             "| {clients} | {max_runs} | {hostile} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             if retry_busy { "yes" } else { "no" },

@@ -516,3 +516,75 @@ fn emergency_stop_interrupts_the_servers_runs_and_evolve_processes_on_its_store(
     assert_eq!(v["result"], 5);
     assert!(s.alive());
 }
+
+#[test]
+fn slow_or_idle_clients_are_cut_off_and_connections_are_bounded() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+    let mut s = serve(&[
+        "--read-timeout-ms",
+        "400",
+        "--max-connections",
+        "2",
+        "--max-body-bytes",
+        "1000",
+    ]);
+    let a = s.addr.clone();
+    // read until the server closes the connection; what it said
+    let drain = |mut c: TcpStream| -> String {
+        c.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // a head that never ends: the connection is closed
+    let mut c = TcpStream::connect(&a).expect("connect");
+    c.write_all(b"GET /v1/healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let t = Instant::now();
+    drain(c);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    // a body that never ends: 408 in the JSON error shape
+    let mut c = TcpStream::connect(&a).expect("connect");
+    c.write_all(
+        format!(
+            "POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 500\r\n\r\n0123456789",
+            auth()
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let answer = drain(c);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    // the body cap comes from --max-body-bytes
+    let au = auth();
+    let (st, _, body) = http(
+        &a,
+        "POST",
+        "/v1/validate",
+        &[("Authorization", au.as_str())],
+        &[0u8; 1001],
+    );
+    assert_eq!(st, 413);
+    assert_eq!(json(&body)["error"]["code"], "payload_too_large");
+    // two idle connections take both places; a third is served once the server has
+    // closed them for idling
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(&a).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    assert_eq!(http(&a, "GET", "/v1/healthz", &[], b"").0, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "served while two idle connections held both places: {:?}",
+        t.elapsed()
+    );
+    for c in idle {
+        assert_eq!(drain(c), "", "an idle connection was answered");
+    }
+    assert!(s.alive());
+}

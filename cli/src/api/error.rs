@@ -50,6 +50,10 @@ impl IntoResponse for ApiError {
                         "payload_too_large",
                         "the request body is over the server's cap",
                     ),
+                    StatusCode::REQUEST_TIMEOUT => (
+                        "request_timeout",
+                        "the request did not arrive within the server's read timeout",
+                    ),
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                         ("unsupported_media_type", "unsupported content type")
                     }

@@ -25,8 +25,35 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Largest request body: a module is at most a few KB; JSON and base64 add a third.
+/// Default cap of a request body: a module is at most a few KB; JSON and base64 add a
+/// third.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The server's own limits (the sandbox's come from the policy). `tdev serve` sets
+/// them from its flags.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Runs and validations in progress at once; past it, 503 with Retry-After.
+    pub max_runs: usize,
+    /// Largest request body in bytes; past it, 413.
+    pub max_body_bytes: usize,
+    /// Open connections at once; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's head, and then its body; an idle
+    /// keep-alive connection is closed after it too.
+    pub read_timeout: std::time::Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_runs: 8,
+            max_body_bytes: BODY_LIMIT,
+            max_connections: 256,
+            read_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
 
 /// Shared state of the server.
 #[derive(Clone)]
@@ -39,6 +66,7 @@ struct Inner {
     store: Arc<dyn BlobStore>,
     token: String,
     runs: Arc<tokio::sync::Semaphore>,
+    limits: ServerLimits,
     metrics: std::sync::Mutex<Metrics>,
 }
 
@@ -87,20 +115,20 @@ struct Metrics {
 }
 
 impl AppState {
-    /// State for a sandbox, a store, the bearer token and how many runs may be in
-    /// progress at once.
+    /// State for a sandbox, a store, the bearer token and the server's limits.
     pub fn new(
         sandbox: Sandbox,
         store: Arc<dyn BlobStore>,
         token: String,
-        max_runs: usize,
+        limits: ServerLimits,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 sandbox,
                 store,
                 token,
-                runs: Arc::new(tokio::sync::Semaphore::new(max_runs.max(1))),
+                runs: Arc::new(tokio::sync::Semaphore::new(limits.max_runs.max(1))),
+                limits,
                 metrics: std::sync::Mutex::new(Metrics::default()),
             }),
         }
@@ -153,9 +181,97 @@ pub fn app(state: AppState) -> Router {
         .route("/dashboard.js", get(dashboard_js))
         .nest("/v1", v1)
         .merge(metrics_route)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Reads the whole body first, within the body cap and the read timeout: a client that
+/// trickles its body gets 408 and does not hold a handler; one over the cap gets 413.
+async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let limits = &st.inner.limits;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return ApiError::Status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
+    let collected = tokio::time::timeout(
+        limits.read_timeout,
+        http_body_util::BodyExt::collect(limited),
+    )
+    .await;
+    match collected {
+        Err(_) => ApiError::Status(axum::http::StatusCode::REQUEST_TIMEOUT).into_response(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            ApiError::Status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).into_response()
+        }
+        Ok(Err(_)) => {
+            ApiError::BadRequest("the request body could not be read".into()).into_response()
+        }
+        Ok(Ok(body)) => {
+            next.run(Request::from_parts(
+                parts,
+                axum::body::Body::from(body.to_bytes()),
+            ))
+            .await
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, under the server's limits:
+/// at most `max_connections` connections at once, each closed when a request's head
+/// takes longer than `read_timeout` to arrive (or a keep-alive connection idles that
+/// long).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &ServerLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = &mut shutdown => return,
+        };
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: wait, go on.
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        format!("tdev serve: accept failed: {e}\n").as_bytes(),
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let timeout = limits.read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
 }
 
 /// Gives every error answer the JSON shape `{"error": {"code", "message"}}`, also the
@@ -699,7 +815,18 @@ mod tests {
         let store =
             engine::store::open(&format!("file://{}", dir.path().display())).expect("store");
         let sandbox = Sandbox::new(runtime::Policy::default_policy()).expect("sandbox");
-        (AppState::new(sandbox, store, "t0ken".into(), 2), dir)
+        (
+            AppState::new(
+                sandbox,
+                store,
+                "t0ken".into(),
+                ServerLimits {
+                    max_runs: 2,
+                    ..ServerLimits::default()
+                },
+            ),
+            dir,
+        )
     }
 
     async fn call(app: Router, req: HttpRequest<Body>) -> (StatusCode, Value) {

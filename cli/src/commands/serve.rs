@@ -1,4 +1,4 @@
-//! `tdev serve [--addr A] [--store URI] [--policy P]`
+//! `tdev serve [--addr A] [--store URI] [--policy P] [--max-runs N] …`
 
 use crate::common::{load_policy, open_store};
 use anyhow::{Context, Result};
@@ -16,9 +16,20 @@ pub struct Args {
     /// Policy file (default: the built-in policies/default.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Runs in progress at once; past it `POST /v1/run` answers 503 with Retry-After.
-    #[arg(long, default_value_t = 8)]
-    max_runs: usize,
+    /// Runs and validations in progress at once; past it they answer 503 with
+    /// Retry-After.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    max_runs: u32,
+    /// Largest request body in bytes; past it, 413.
+    #[arg(long, default_value_t = crate::api::BODY_LIMIT as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_body_bytes: u32,
+    /// Open connections at once; past it, new ones wait until one closes.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Milliseconds a client has to send a request's head and then its body (408
+    /// past it); idle keep-alive connections are closed after it too.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    read_timeout_ms: u64,
 }
 
 fn new_token() -> Result<String> {
@@ -41,7 +52,13 @@ pub fn exec(args: Args) -> Result<u8> {
             t
         }
     };
-    let state = crate::api::AppState::new(sandbox, store, token, args.max_runs);
+    let limits = crate::api::ServerLimits {
+        max_runs: args.max_runs as usize,
+        max_body_bytes: args.max_body_bytes as usize,
+        max_connections: args.max_connections as usize,
+        read_timeout: std::time::Duration::from_millis(args.read_timeout_ms),
+    };
+    let state = crate::api::AppState::new(sandbox, store, token, limits.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,12 +69,11 @@ pub fn exec(args: Args) -> Result<u8> {
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         let local = listener.local_addr().context("local address")?;
         eprintln!("tdev serve: listening on http://{local}");
-        axum::serve(listener, crate::api::app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("server error")
+        crate::api::serve(listener, crate::api::app(state), &limits, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        anyhow::Ok(())
     })?;
     Ok(0)
 }
