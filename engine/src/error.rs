@@ -42,8 +42,9 @@ pub enum ErrorKind {
         /// Why.
         reason: String,
     },
-    /// A malformed or unknown agent id.
-    #[error("no such agent: {0}")]
+    /// An unknown or malformed agent id, evolution or generation (the message names
+    /// which).
+    #[error("not found: {0}")]
     NotFound(String),
     /// An id prefix that matches more than one record.
     #[error("agent id prefix {0:?} is ambiguous")]

@@ -315,7 +315,7 @@ impl Evolution {
         let get = |key: String| -> Result<Vec<u8>> {
             store
                 .get(Bucket::Evolution, &key)?
-                .ok_or_else(|| ErrorKind::NotFound(format!("{id}: {key}")).into())
+                .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
         };
         let task_bytes = get(format!("checkpoints/{id}/task.json"))?;
         let task = Task::parse(

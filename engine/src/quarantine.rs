@@ -136,7 +136,7 @@ impl Quarantine {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
-            return Err(ErrorKind::NotFound(runtime::escape(given)).into());
+            return Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(given))).into());
         }
         if hex.len() == 64 {
             return Ok(format!("sha256:{hex}"));
@@ -151,7 +151,7 @@ impl Quarantine {
             })
             .collect();
         match matches.len() {
-            0 => Err(ErrorKind::NotFound(given.to_string()).into()),
+            0 => Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(given))).into()),
             1 => Ok(matches.into_iter().next().unwrap_or_default()),
             _ => Err(ErrorKind::Ambiguous(given.to_string()).into()),
         }
@@ -160,7 +160,7 @@ impl Quarantine {
     /// The record of an agent, if any.
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         if !is_agent_id(id) {
-            return Err(ErrorKind::NotFound(runtime::escape(id)).into());
+            return Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(id))).into());
         }
         let key = record_key(id);
         let Some(bytes) = self.store.get(Bucket::Agents, &key)? else {
@@ -183,7 +183,7 @@ impl Quarantine {
     /// The record, or `NotFound`.
     pub fn require(&self, id: &str) -> Result<Record> {
         self.get(id)?
-            .ok_or_else(|| ErrorKind::NotFound(id.to_string()).into())
+            .ok_or_else(|| ErrorKind::NotFound(format!("agent {id}")).into())
     }
 
     /// Every record that is not purged, oldest first.
@@ -309,7 +309,7 @@ impl Quarantine {
     pub fn release(&self, id: &str, by: &str) -> Result<Record> {
         let mut rec = self.require(id)?;
         if rec.status == Status::Purged {
-            return Err(ErrorKind::NotFound(format!("{id} (purged)")).into());
+            return Err(ErrorKind::NotFound(format!("agent {id} (purged)")).into());
         }
         rec.status = Status::Released;
         rec.audit.push(AuditEvent {

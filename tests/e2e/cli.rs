@@ -198,7 +198,7 @@ fn usage_errors_exit_1_with_one_line() {
                 "show".into(),
                 "../../etc/passwd".into(),
             ],
-            "no such agent",
+            "not found: agent",
         ),
         (
             vec![

@@ -311,8 +311,9 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if constant_time_eq(given.as_bytes(), st.inner.token.as_bytes()) {
         next.run(req).await
     } else {
@@ -861,6 +862,23 @@ mod tests {
             assert_eq!(v["error"]["code"], "unauthorized");
             let (s, v) = call(app.clone(), get("/v1/evolutions", Some("t0ken"))).await;
             assert_eq!(s, StatusCode::OK);
+            // the scheme is case-insensitive (RFC 9110); the token is not
+            for (header, want) in [
+                ("bearer t0ken", StatusCode::OK),
+                ("BEARER t0ken", StatusCode::OK),
+                ("Bearer T0KEN", StatusCode::UNAUTHORIZED),
+                ("Bearer  t0ken ", StatusCode::OK),
+                ("Basic t0ken", StatusCode::UNAUTHORIZED),
+                ("t0ken", StatusCode::UNAUTHORIZED),
+                ("Bearer", StatusCode::UNAUTHORIZED),
+            ] {
+                let req = HttpRequest::builder()
+                    .uri("/v1/evolutions")
+                    .header("authorization", header)
+                    .body(Body::empty())
+                    .expect("request");
+                assert_eq!(call(app.clone(), req).await.0, want, "{header}");
+            }
             assert_eq!(v["evolutions"], serde_json::json!([]));
             let (s, _) = call(app.clone(), get("/v1/quarantine/not-an-id", Some("t0ken"))).await;
             assert_eq!(s, StatusCode::BAD_REQUEST);
