@@ -245,6 +245,32 @@ fn dashboard_in_headless_chromium_shows_the_chart_and_quarantine_and_stops() {
     );
     assert_eq!(v["quarantined"], true, "{v}");
 
+    // the evolution's gauges in the metrics
+    let (_, _, m) = http(a, "GET", "/metrics", &[("Authorization", au.as_str())], b"");
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains(&format!(
+            "tdev_evolution_generation{{evolution_id=\"{evolution}\"}} {generations}\n"
+        )),
+        "{m}"
+    );
+    let best = r["best"]["train_error"].as_f64().expect("best error");
+    let line = m
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "tdev_evolution_best_error{{evolution_id=\"{evolution}\"}}"
+            ))
+        })
+        .expect("best error gauge");
+    let gauge: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("number");
+    assert_eq!(gauge, best, "{line}");
+    assert!(m.contains("tdev_quarantine_modules 2\n"), "{m}");
+
     let b = Browser::start();
     b.go(&format!("http://{a}/#token={TOKEN}"));
     // the token left the address bar and the page loaded the evolution list
