@@ -258,9 +258,12 @@ impl Evolution {
             task.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
             &digest[7..19]
         );
+        let consts = Arc::new(random::Constants::from_task(&task));
         let mut bytes: Vec<Vec<u8>> = seeds;
         while bytes.len() < config.population {
-            bytes.push(random::module(&params, result, config.init_depth, &mut rng).encode());
+            bytes.push(
+                random::module(&params, result, config.init_depth, &consts, &mut rng).encode(),
+            );
         }
         bytes.truncate(config.population);
         let mut evo = Evolution {
@@ -280,7 +283,7 @@ impl Evolution {
             produced: 0,
             invalid: 0,
             history: Vec::new(),
-            mutators: mutators::all(),
+            mutators: mutators::all(&consts),
             stop: Arc::new(AtomicBool::new(false)),
         };
         evo.store.put(
@@ -325,6 +328,7 @@ impl Evolution {
             })?,
             true,
         )?;
+        let consts = Arc::new(random::Constants::from_task(&task));
         let config_bytes = get(format!("checkpoints/{id}/config.json"))?;
         let mut config: EvolveConfig =
             serde_json::from_slice(&config_bytes).map_err(|e| ErrorKind::Corrupt {
@@ -361,7 +365,7 @@ impl Evolution {
             produced: cp.produced,
             invalid: cp.invalid,
             history: cp.history,
-            mutators: mutators::all(),
+            mutators: mutators::all(&consts),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let record = get(gen_key("generations", id, head))?;

@@ -1,11 +1,15 @@
 use super::Mutator;
 use crate::genome::Genome;
-use crate::random;
+use crate::random::{self, Constants};
 use crate::rng::Rng;
+use std::sync::Arc;
 
 /// Deletes a stack-balanced sequence: a whole sub-expression of two or more operations
 /// is replaced by a single leaf of its type. Modules only get smaller.
-pub struct Delete;
+pub struct Delete {
+    /// The task's constants.
+    pub consts: Arc<Constants>,
+}
 
 impl Mutator for Delete {
     fn name(&self) -> &'static str {
@@ -20,7 +24,7 @@ impl Mutator for Delete {
         let (a, b, ty) = super::pick(&exprs, rng)?;
         let mut out = g.clone();
         out.ops
-            .splice(a..=b, [random::leaf(ty, &g.local_types, rng)]);
+            .splice(a..=b, [random::leaf(ty, &g.local_types, &self.consts, rng)]);
         Some(out)
     }
 }

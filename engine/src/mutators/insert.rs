@@ -1,13 +1,16 @@
 use super::Mutator;
 use crate::genome::{Genome, NumOp, Op};
-use crate::random;
+use crate::random::{self, Constants};
 use crate::rng::Rng;
+use std::sync::Arc;
 
 /// Inserts a stack-balanced sequence where a value of type T is on top: a random
 /// expression of T and a binary T,T→T operation, or a unary T→T operation.
 pub struct Insert {
     /// Depth of the inserted expression.
     pub max_depth: u32,
+    /// The task's constants.
+    pub consts: Arc<Constants>,
 }
 
 impl Mutator for Insert {
@@ -33,7 +36,7 @@ impl Mutator for Insert {
             seq.push(Op::Num(super::pick(&unary, rng)?));
         } else {
             let depth = rng.below(self.max_depth as usize + 1) as u32;
-            random::expr(ty, depth, &g.local_types, rng, &mut seq);
+            random::expr(ty, depth, &g.local_types, &self.consts, rng, &mut seq);
             seq.push(Op::Num(super::pick(&binary, rng)?));
         }
         let mut out = g.clone();

@@ -20,7 +20,9 @@ pub use opcode_swap::OpcodeSwap;
 pub use subtree::Subtree;
 
 use crate::genome::{Genome, Op, Ty};
+use crate::random::Constants;
 use crate::rng::Rng;
+use std::sync::Arc;
 
 /// A mutation operator.
 pub trait Mutator: Send + Sync {
@@ -30,14 +32,37 @@ pub trait Mutator: Send + Sync {
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome>;
 }
 
-/// Every mutator with its weight in the mix.
-pub fn all() -> Vec<(Box<dyn Mutator>, u32)> {
+/// Every mutator with its weight in the mix; those that make constants draw some from
+/// `consts` (the task's, see [`Constants::from_task`]).
+pub fn all(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
     vec![
-        (Box::new(ConstPerturb), 3),
+        (
+            Box::new(ConstPerturb {
+                consts: consts.clone(),
+            }),
+            3,
+        ),
         (Box::new(OpcodeSwap), 3),
-        (Box::new(Insert { max_depth: 2 }), 2),
-        (Box::new(Delete), 2),
-        (Box::new(Subtree { max_depth: 3 }), 3),
+        (
+            Box::new(Insert {
+                max_depth: 2,
+                consts: consts.clone(),
+            }),
+            2,
+        ),
+        (
+            Box::new(Delete {
+                consts: consts.clone(),
+            }),
+            2,
+        ),
+        (
+            Box::new(Subtree {
+                max_depth: 3,
+                consts: consts.clone(),
+            }),
+            3,
+        ),
         (Box::new(Neutral), 1),
     ]
 }

@@ -19,9 +19,14 @@ const SIGS: [(&[Ty], Ty); 4] = [
 fn lineage(seed: u64, sig: usize, steps: usize) -> Vec<Genome> {
     let mut rng = Rng::new(seed);
     let (params, result) = SIGS[sig % SIGS.len()];
-    let ops = mutators::all();
-    let mut a = random::module(params, result, 4, &mut rng);
-    let mut b = random::module(params, result, 4, &mut rng);
+    // task constants at the edges of their types
+    let consts = std::sync::Arc::new(random::Constants {
+        i64s: vec![i64::MIN, i64::MAX, 0, -1, 1000],
+        f64s: vec![-0.0, f64::MAX, 5e-324, 0.1],
+    });
+    let ops = mutators::all(&consts);
+    let mut a = random::module(params, result, 4, &consts, &mut rng);
+    let mut b = random::module(params, result, 4, &consts, &mut rng);
     let mut out = Vec::new();
     for _ in 0..steps {
         let child = if rng.chance(0.2) {
@@ -89,7 +94,7 @@ fn mutators_work_on_seeded_modules_with_control_flow() {
     let mut rng = Rng::new(7);
     let policy = Policy::default_policy();
     let mut changed = 0;
-    for (m, _) in mutators::all() {
+    for (m, _) in mutators::all(&Default::default()) {
         for _ in 0..50 {
             if let Some(c) = m.mutate(&g, &mut rng) {
                 assert!(
