@@ -58,7 +58,7 @@ impl Constants {
 }
 
 /// A leaf of type `ty`: a local of that type (70% when there is one), else a constant:
-/// one of the task's (30% when it has some) or a small one.
+/// one of the task's (15% when it has some) or a small one.
 pub fn leaf(ty: Ty, locals: &[Option<Ty>], consts: &Constants, rng: &mut Rng) -> Op {
     let candidates: Vec<u32> = locals
         .iter()
@@ -69,7 +69,7 @@ pub fn leaf(ty: Ty, locals: &[Option<Ty>], consts: &Constants, rng: &mut Rng) ->
     if !candidates.is_empty() && rng.chance(0.7) {
         return Op::LocalGet(candidates[rng.below(candidates.len())]);
     }
-    if rng.chance(0.3)
+    if rng.chance(0.15)
         && let Some(op) = consts.pick(ty, rng)
     {
         return op;
