@@ -12,6 +12,7 @@
 
 use crate::error::{ErrorKind, Result};
 use crate::genome::{Genome, Ty};
+use crate::interp::{Answer, Plan};
 use crate::mutators::{self, Mutator};
 use crate::quarantine::{Quarantine, TrapEvent, source_key};
 use crate::random;
@@ -773,6 +774,17 @@ impl Evolution {
                     "created_at": now_rfc3339(),
                 })),
             )?;
+            if let Some(perf) = performance(&self.sandbox, &self.task, &best_now.bytes) {
+                let mut perf = perf;
+                perf["agent_id"] = best_now.id.clone().into();
+                perf["evolution_id"] = self.id.clone().into();
+                perf["generation"] = g.into();
+                self.store.put(
+                    Bucket::Agents,
+                    &format!("performance/{}.json", &best_now.id[7..]),
+                    &to_json(&perf),
+                )?;
+            }
         }
         let population: Vec<(String, Vec<String>)> = self
             .population
@@ -1042,6 +1054,52 @@ fn evaluate(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> (Eval, Option<(Outc
     }
 }
 
+/// The interpreter's plan for a module, when it can answer for the sandbox and the
+/// module has the task's signature.
+fn interpretable(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<Plan> {
+    let g = Genome::decode(bytes)?;
+    let same_sig = g.params.len() == task.params.len()
+        && g.params
+            .iter()
+            .zip(&task.params)
+            .all(|(a, b)| *a == Ty::from(*b))
+        && g.result == Ty::from(task.result);
+    if !same_sig {
+        return None;
+    }
+    Plan::new(&g, sandbox.policy())
+}
+
+/// What running an agent on every training case costs: fuel and wall time per case
+/// (total and largest), with the outcomes. `None` when it is not admitted.
+fn performance(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<serde_json::Value> {
+    let agent = match sandbox.admit(bytes, false) {
+        Ok(Admission::Admitted(a)) => a,
+        _ => return None,
+    };
+    let (mut fuel, mut fuel_max, mut wall, mut wall_max) = (0u64, 0u64, 0u64, 0u64);
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &task.cases {
+        let r = sandbox.run(&agent, Input::Typed(c.args.clone())).ok()?;
+        let us = r.wall.as_micros() as u64;
+        fuel = fuel.saturating_add(r.fuel_used);
+        fuel_max = fuel_max.max(r.fuel_used);
+        wall = wall.saturating_add(us);
+        wall_max = wall_max.max(us);
+        *outcomes.entry(r.outcome.to_string()).or_default() += 1;
+    }
+    Some(serde_json::json!({
+        "cases": task.cases.len(),
+        "fuel_used_total": fuel,
+        "fuel_used_max": fuel_max,
+        "wall_us_total": wall,
+        "wall_us_max": wall_max,
+        "outcomes": outcomes,
+        "fuel_per_call": sandbox.policy().limits.fuel_per_call,
+        "measured_at": now_rfc3339(),
+    }))
+}
+
 /// Mean error over the train (or test) cases; `Err(Some(trap))` when a case trapped,
 /// `Err(None)` when the module is not admitted.
 fn score_cases(
@@ -1050,11 +1108,27 @@ fn score_cases(
     bytes: &[u8],
     test: bool,
 ) -> std::result::Result<f64, Option<(Outcome, String)>> {
+    let cases = if test { &task.test_cases } else { &task.cases };
+    // Screening without compiling: a pure straight-line genome of the task's signature
+    // is interpreted, with the sandbox's answers (see `interp`), once the policy has
+    // admitted it. Anything else is compiled and run in the sandbox.
+    if let Some(plan) = interpretable(sandbox, task, bytes) {
+        if !sandbox.validate(bytes).admitted {
+            return Err(None);
+        }
+        let mut sum = 0.0;
+        for c in cases {
+            match plan.call(&c.args) {
+                Answer::Value(v) => sum += task.error(v, c.expect),
+                Answer::Trap(o) => return Err(Some((o, format!("{o} (screened)")))),
+            }
+        }
+        return Ok(sum / cases.len().max(1) as f64);
+    }
     let agent = match sandbox.admit(bytes, false) {
         Ok(Admission::Admitted(a)) => a,
         _ => return Err(None),
     };
-    let cases = if test { &task.test_cases } else { &task.cases };
     let mut sum = 0.0;
     for c in cases {
         let r = sandbox

@@ -128,6 +128,9 @@ pub struct Genome {
     pub result: Ty,
     /// The body of `act`, without its final `end`.
     pub ops: Vec<Op>,
+    /// No import, table, memory, global, start, element or data: instantiating the
+    /// module can do nothing but make `act` callable.
+    pure: bool,
 }
 
 fn ty_of(v: ValType) -> Option<Ty> {
@@ -183,7 +186,14 @@ impl Genome {
             params: params.to_vec(),
             result,
             ops,
+            pure: true,
         }
+    }
+
+    /// Whether instantiating the module can do nothing but make `act` callable (no
+    /// import, table, memory, global, start, element or data section).
+    pub fn is_pure(&self) -> bool {
+        self.pure
     }
 
     /// Decodes a module whose `act` has the typed form. `None` for anything else
@@ -237,6 +247,7 @@ impl Genome {
         let mut code_end = 0usize;
         let mut bodies = Vec::new();
         let mut act = None;
+        let mut pure = true;
         loop {
             let (consumed, payload) = match parser.parse(&bytes[offset..], true).ok()? {
                 Chunk::Parsed { consumed, payload } => (consumed, payload),
@@ -257,6 +268,15 @@ impl Genome {
                     bodies.push(bytes[range].to_vec());
                 }
                 Payload::End(_) => break,
+                Payload::ImportSection(_)
+                | Payload::TableSection(_)
+                | Payload::MemorySection(_)
+                | Payload::GlobalSection(_)
+                | Payload::StartSection { .. }
+                | Payload::ElementSection(_)
+                | Payload::DataCountSection { .. }
+                | Payload::DataSection(_)
+                | Payload::TagSection(_) => pure = false,
                 _ => {}
             }
         }
@@ -272,6 +292,7 @@ impl Genome {
             params,
             result,
             ops,
+            pure,
         })
     }
 

@@ -23,6 +23,7 @@ mod error;
 pub mod evolve;
 pub mod genome;
 mod guard;
+pub mod interp;
 pub mod mutators;
 pub mod quarantine;
 pub mod random;

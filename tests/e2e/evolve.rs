@@ -134,6 +134,31 @@ fn quartic_is_solved_and_the_best_module_runs() {
     let list = json(&tdev(d, &["evolutions", "--json"]), "evolutions");
     assert_eq!(list["evolutions"][0]["evolution_id"], id);
     assert_eq!(list["evolutions"][0]["status"], "solved");
+    // the best's bytes, metadata and measured cost in the agents bucket
+    let best = r["best"]["agent_id"].as_str().expect("id");
+    let agents = d.join(".tdev/agents");
+    assert_eq!(
+        std::fs::read(agents.join(format!("source/{}", &best[7..]))).expect("source"),
+        bytes
+    );
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(agents.join(format!("metadata/{}.json", &best[7..]))).expect("metadata"),
+    )
+    .expect("metadata JSON");
+    assert_eq!(meta["evolution_id"], id);
+    let perf: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(agents.join(format!("performance/{}.json", &best[7..])))
+            .expect("performance"),
+    )
+    .expect("performance JSON");
+    assert_eq!(perf["agent_id"], best);
+    assert_eq!(perf["cases"], 20);
+    assert_eq!(perf["outcomes"]["ok"], 20, "{perf}");
+    let (total, max) = (
+        perf["fuel_used_total"].as_u64().expect("fuel"),
+        perf["fuel_used_max"].as_u64().expect("fuel max"),
+    );
+    assert!(max > 0 && max <= total && total <= 20 * max, "{perf}");
 }
 
 #[test]

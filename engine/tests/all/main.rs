@@ -1,4 +1,5 @@
 //! Integration tests of the engine crate.
 
+mod interp;
 mod mutants;
 mod store;

@@ -16,7 +16,7 @@ const SIGS: [(&[Ty], Ty); 4] = [
 
 /// Applies `steps` random operators (crossover with a second lineage one time in five)
 /// and returns every offspring produced.
-fn lineage(seed: u64, sig: usize, steps: usize) -> Vec<Genome> {
+pub(crate) fn lineage(seed: u64, sig: usize, steps: usize) -> Vec<Genome> {
     let mut rng = Rng::new(seed);
     let (params, result) = SIGS[sig % SIGS.len()];
     // task constants at the edges of their types
