@@ -12,7 +12,7 @@
 
 use crate::error::{ErrorKind, Result};
 use crate::genome::{Genome, Ty};
-use crate::interp::{Answer, Plan};
+use crate::interp::{Answer, Plan, Scratch};
 use crate::mutators::{self, Mutator};
 use crate::quarantine::{Quarantine, TrapEvent, source_key};
 use crate::random;
@@ -1079,8 +1079,13 @@ fn performance(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<serde_jso
     };
     let (mut fuel, mut fuel_max, mut wall, mut wall_max) = (0u64, 0u64, 0u64, 0u64);
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut error = 0.0;
     for c in &task.cases {
         let r = sandbox.run(&agent, Input::Typed(c.args.clone())).ok()?;
+        match (r.outcome, &r.result) {
+            (Outcome::Ok, Some(RunResult::Value(v))) => error += task.error(*v, c.expect),
+            _ => error = f64::INFINITY,
+        }
         let us = r.wall.as_micros() as u64;
         fuel = fuel.saturating_add(r.fuel_used);
         fuel_max = fuel_max.max(r.fuel_used);
@@ -1095,6 +1100,9 @@ fn performance(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<serde_jso
         "wall_us_total": wall,
         "wall_us_max": wall_max,
         "outcomes": outcomes,
+        // the train error as the sandbox computes it (the evolution may have screened
+        // this module with the interpreter)
+        "train_error": error / task.cases.len().max(1) as f64,
         "fuel_per_call": sandbox.policy().limits.fuel_per_call,
         "measured_at": now_rfc3339(),
     }))
@@ -1117,8 +1125,9 @@ fn score_cases(
             return Err(None);
         }
         let mut sum = 0.0;
+        let mut scratch = Scratch::default();
         for c in cases {
-            match plan.call(&c.args) {
+            match plan.call_with(&c.args, &mut scratch) {
                 Answer::Value(v) => sum += task.error(v, c.expect),
                 Answer::Trap(o) => return Err(Some((o, format!("{o} (screened)")))),
             }

@@ -26,6 +26,13 @@ pub struct Plan {
     result: Ty,
 }
 
+/// Buffers for the locals and the value stack, kept between calls.
+#[derive(Default)]
+pub struct Scratch {
+    locals: Vec<u64>,
+    stack: Vec<u64>,
+}
+
 /// What one call gives: a value or a trap.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Answer {
@@ -74,19 +81,27 @@ impl Plan {
 
     /// Calls `act` with `args` (typed as the genome's parameters).
     pub fn call(&self, args: &[Value]) -> Answer {
-        match self.run(args) {
+        self.call_with(args, &mut Scratch::default())
+    }
+
+    /// [`Plan::call`] reusing the buffers of earlier calls.
+    pub fn call_with(&self, args: &[Value], scratch: &mut Scratch) -> Answer {
+        match self.run(args, scratch) {
             Ok(v) => Answer::Value(v),
             Err(o) => Answer::Trap(o),
         }
     }
 
-    fn run(&self, args: &[Value]) -> Result<Value, Outcome> {
+    fn run(&self, args: &[Value], scratch: &mut Scratch) -> Result<Value, Outcome> {
         // Values as raw bits: i32 in the low 32, i64 as is, f64 as its bits.
-        let mut locals: Vec<u64> = vec![0; self.locals.len()];
+        let locals = &mut scratch.locals;
+        locals.clear();
+        locals.resize(self.locals.len(), 0);
         for (i, a) in args.iter().take(self.params).enumerate() {
             locals[i] = a.bits();
         }
-        let mut s: Vec<u64> = Vec::with_capacity(16);
+        let s = &mut scratch.stack;
+        s.clear();
         // The typing was checked in `new`: pops cannot fail; `?` on them is defensive.
         let bad = Outcome::HostError;
         for op in &self.ops {

@@ -8,19 +8,25 @@ pub fn agent_id(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(7 + 64);
     s.push_str("sha256:");
-    for b in digest {
-        let _ = write!(s, "{b:02x}");
-    }
+    push_hex(&mut s, &digest);
     s
 }
 
 /// Lowercase hex of bytes.
 pub fn to_hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
+    push_hex(&mut s, bytes);
     s
+}
+
+/// Appends the lowercase hex digits of `bytes` (a table, not `fmt`: module bytes of
+/// whole generations go through here).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
 }
 
 /// Bytes of a hex string (either case); `None` for anything else.

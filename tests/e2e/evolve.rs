@@ -154,6 +154,8 @@ fn quartic_is_solved_and_the_best_module_runs() {
     assert_eq!(perf["agent_id"], best);
     assert_eq!(perf["cases"], 20);
     assert_eq!(perf["outcomes"]["ok"], 20, "{perf}");
+    // the sandbox's train error of the best is the one the evolution reported
+    assert_eq!(perf["train_error"], r["best"]["train_error"], "{perf}");
     let (total, max) = (
         perf["fuel_used_total"].as_u64().expect("fuel"),
         perf["fuel_used_max"].as_u64().expect("fuel max"),
