@@ -523,19 +523,25 @@ impl Evolution {
                 (ind.bytes.to_vec(), vec![ind.id.clone()])
             })
             .collect();
+        // Parents are decoded once per generation, however often they are picked.
+        let mut decoded: Vec<Option<Option<Arc<Genome>>>> = vec![None; self.population.len()];
+        let mut genome = |i: usize, pop: &[Individual]| -> Option<Arc<Genome>> {
+            decoded[i]
+                .get_or_insert_with(|| Genome::decode(&pop[i].bytes).map(Arc::new))
+                .clone()
+        };
         while out.len() < self.config.population {
             let a = self.tournament();
             let parent = &self.population[a];
-            let Some(ga) = Genome::decode(&parent.bytes) else {
+            let Some(ga) = genome(a, &self.population) else {
                 out.push((parent.bytes.to_vec(), vec![parent.id.clone()]));
                 continue;
             };
             let mut parents = vec![parent.id.clone()];
             let child = if self.rng.chance(self.config.crossover_rate) {
                 let b = self.tournament();
-                let other = self.population[b].clone();
-                parents.push(other.id.clone());
-                Genome::decode(&other.bytes)
+                parents.push(self.population[b].id.clone());
+                genome(b, &self.population)
                     .and_then(|gb| mutators::crossover(&ga, &gb, &mut self.rng))
             } else {
                 let total: u32 = self.mutators.iter().map(|(_, w)| *w).sum();
