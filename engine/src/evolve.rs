@@ -302,7 +302,7 @@ impl Evolution {
         let n = individuals.len();
         let (pop, stats) = evo.evaluate_all(individuals, n);
         evo.population = pop;
-        evo.commit(&stats)?;
+        write_generation(evo.commit(&stats))?;
         Ok(evo)
     }
 
@@ -449,6 +449,18 @@ impl Evolution {
     /// the stop flag is set; `progress` sees every generation's statistics.
     pub fn run(&mut self, mut progress: impl FnMut(&GenerationStats)) -> Result<Summary> {
         let mut stopped = false;
+        // The previous generation's records are written while this one is bred and
+        // evaluated; it is durable before the next one is written, and before `run`
+        // returns.
+        let mut writing: Option<std::thread::JoinHandle<Result<()>>> = None;
+        let finish = |w: Option<std::thread::JoinHandle<Result<()>>>| -> Result<()> {
+            match w {
+                None => Ok(()),
+                Some(h) => h.join().unwrap_or_else(|_| {
+                    Err(ErrorKind::Evolution("the generation writer panicked".into()).into())
+                }),
+            }
+        };
         while !self.solved() && self.generation < self.config.generations {
             if self.stop.load(Ordering::SeqCst) {
                 stopped = true;
@@ -457,6 +469,7 @@ impl Evolution {
             let offspring = self.breed();
             let elites = self.config.elitism.min(self.population.len());
             let (pop, stats) = self.evaluate_all(offspring, elites);
+            finish(writing.take())?;
             if self.stop.load(Ordering::SeqCst) {
                 // An interrupted generation is not committed: the last one stays head.
                 stopped = true;
@@ -464,9 +477,18 @@ impl Evolution {
             }
             self.population = pop;
             self.generation += 1;
-            self.commit(&stats)?;
+            let commit = self.commit(&stats);
+            writing = Some(
+                std::thread::Builder::new()
+                    .name("tdev-commit".into())
+                    .spawn(move || write_generation(commit))
+                    .map_err(|e| {
+                        ErrorKind::Evolution(format!("cannot start the generation writer: {e}"))
+                    })?,
+            );
             progress(&stats);
         }
+        finish(writing.take())?;
         let best = self.best().clone();
         let b = self.best_record(&best);
         Ok(Summary {
@@ -753,170 +775,215 @@ impl Evolution {
         }
     }
 
-    /// Stores the current generation; the checkpoint goes last.
-    fn commit(&mut self, stats: &GenerationStats) -> Result<()> {
-        let g = self.generation;
+    /// Stores the current generation: what it needs is taken now, the writing (the
+    /// checkpoint last) is done by [`write_generation`], in the background while the
+    /// next generation is bred and evaluated.
+    fn commit(&mut self, stats: &GenerationStats) -> Commit {
         self.history.push((stats.best_error, stats.mean_error));
-        // The population's modules travel in the generation record (one object per
-        // generation); the best module is also kept under `source/<hex>`.
-        let best_now = self.best().clone();
-        let key = source_key(&best_now.id);
-        if self.store.get(Bucket::Agents, &key)?.as_deref() != Some(best_now.bytes.as_slice()) {
-            self.store.put(Bucket::Agents, &key, &best_now.bytes)?;
-            let verdict = self.sandbox.validate(&best_now.bytes);
-            self.store.put(
-                Bucket::Agents,
-                &format!("metadata/{}.json", &best_now.id[7..]),
-                &to_json(&serde_json::json!({
-                    "agent_id": best_now.id,
-                    "parents": best_now.parents,
-                    "admitted": verdict.admitted,
-                    "safety_score": verdict.safety_score,
-                    "findings": verdict.findings.iter().map(|f| f.kind.to_string()).collect::<Vec<_>>(),
-                    "size_bytes": best_now.bytes.len(),
-                    "evolution_id": self.id,
-                    "generation": g,
-                    "train_error": best_now.train_error(),
-                    "created_at": now_rfc3339(),
-                })),
-            )?;
-            if let Some(perf) = performance(&self.sandbox, &self.task, &best_now.bytes) {
-                let mut perf = perf;
-                perf["agent_id"] = best_now.id.clone().into();
-                perf["evolution_id"] = self.id.clone().into();
-                perf["generation"] = g.into();
-                self.store.put(
-                    Bucket::Agents,
-                    &format!("performance/{}.json", &best_now.id[7..]),
-                    &to_json(&perf),
-                )?;
-            }
-        }
-        let population: Vec<(String, Vec<String>)> = self
-            .population
-            .iter()
-            .map(|i| (i.id.clone(), i.parents.clone()))
-            .collect();
-        let members: Vec<serde_json::Value> = self
-            .population
-            .iter()
-            .map(|i| {
-                serde_json::json!({
-                    "agent_id": i.id,
-                    "train_error": match i.eval { Eval::Scored(e) => Some(e), _ => None },
-                    "size_bytes": i.bytes.len(),
-                    "parents": i.parents,
-                    "module_hex": runtime::to_hex(&i.bytes),
-                })
-            })
-            .collect();
-        self.store.put(
-            Bucket::Evolution,
-            &gen_key("generations", &self.id, g),
-            &to_json(&serde_json::json!({ "generation": g, "population": members })),
-        )?;
-        self.store.put(
-            Bucket::Evolution,
-            &gen_key("fitness_logs", &self.id, g),
-            &to_json(stats),
-        )?;
-        let prev = self.history.len().checked_sub(2).map(|i| self.history[i].0);
-        let evaluated: u64 = stats.culled.values().sum::<u64>() + self.population.len() as u64;
-        let trap_rate = stats.culled.values().sum::<u64>() as f64 / evaluated.max(1) as f64;
-        let mut flags = Vec::new();
-        if trap_rate > 0.5 {
-            flags.push("trap_rate_spike");
-        }
-        if stats.mean_size > 0.8 * self.sandbox.policy().limits.module_bytes as f64 {
-            flags.push("size_bloat");
-        }
-        if let Some(p) = prev
-            && p.is_finite()
-            && p > 0.0
-            && stats.best_error < p * 0.01
-        {
-            flags.push("sudden_fitness_jump");
-        }
-        self.store.put(
-            Bucket::Evolution,
-            &gen_key("safety_snapshots", &self.id, g),
-            &to_json(&serde_json::json!({
-                "generation": g,
-                "trap_rate": trap_rate,
-                "mean_size": stats.mean_size,
-                "quarantined_total": self.quarantined,
-                "flags": flags,
-            })),
-        )?;
-        let best = self.best().clone();
-        let cp = Checkpoint {
-            evolution_id: self.id.clone(),
-            generation: g,
-            task: self.task.name.clone(),
+        Commit {
+            generation: self.generation,
+            stats: stats.clone(),
+            best: self.best().clone(),
+            solved: self.solved(),
+            generations: self.config.generations,
             rng: self.rng.clone(),
-            population,
-            evaluations: self.evaluations,
             culled: self.culled.clone(),
+            history: self.history.clone(),
+            id: self.id.clone(),
+            population: self.population.clone(),
+            evaluations: self.evaluations,
             quarantined: self.quarantined,
             produced: self.produced,
             invalid: self.invalid,
-            best: Best {
-                agent_id: best.id.clone(),
-                train_error: best.train_error(),
-                test_error: None,
-                size_bytes: best.bytes.len(),
-            },
-            status: if self.solved() {
-                "solved".into()
-            } else if g >= self.config.generations {
-                "finished".into()
-            } else {
-                "running".into()
-            },
-            history: self.history.clone(),
-            written_at: now_rfc3339(),
-        };
-        // The checkpoint commits the generation, only if no other process committed
-        // it: a repeat of the same commit (a retry, or a twin resuming the same
-        // deterministic run) is accepted, anything else is a conflict.
-        let cp_key = gen_key("checkpoints", &self.id, g);
-        if !self
-            .store
-            .put_new(Bucket::Evolution, &cp_key, &to_json(&cp))?
-        {
-            let existing = self
-                .store
-                .get(Bucket::Evolution, &cp_key)?
-                .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok());
-            let same = existing.is_some_and(|e| e.rng == cp.rng && e.population == cp.population);
-            if !same {
-                return Err(ErrorKind::Conflict(format!(
-                    "generation {g} of {} was committed by another process",
-                    self.id
-                ))
-                .into());
-            }
+            sandbox: self.sandbox.clone(),
+            store: self.store.clone(),
+            task: self.task.clone(),
         }
-        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        let item = crate::store::StateItem {
-            evolution_id: self.id.clone(),
-            generation: g,
-            timestamp: cp.written_at.clone(),
-            agent_code: best.bytes.to_vec(),
-            best_agent_id: best.id.clone(),
-            fitness_score: best.train_error().min(f64::MAX),
-            parent_ids: best.parents.clone(),
-            safety_flags: flags,
-        };
-        // The state row follows the checkpoint; an existing row (a retry) is kept.
-        self.store.put_state(&item)?;
-        self.store.put(
-            Bucket::Evolution,
-            &format!("checkpoints/{}/head.json", self.id),
-            &to_json(&serde_json::json!({ "generation": g })),
-        )?;
-        Ok(())
     }
+}
+
+/// A generation to store, with everything its records are made of.
+struct Commit {
+    generation: u32,
+    stats: GenerationStats,
+    best: Individual,
+    solved: bool,
+    generations: u32,
+    rng: Rng,
+    culled: BTreeMap<String, u64>,
+    history: Vec<(f64, f64)>,
+    id: String,
+    population: Vec<Individual>,
+    evaluations: u64,
+    quarantined: u64,
+    produced: u64,
+    invalid: u64,
+    sandbox: Sandbox,
+    store: Arc<dyn BlobStore>,
+    task: Task,
+}
+
+/// Writes a generation; the checkpoint goes last, so a crash at any point leaves the
+/// previous generation the head.
+fn write_generation(c: Commit) -> Result<()> {
+    let g = c.generation;
+    let stats = &c.stats;
+    // The population's modules travel in the generation record (one object per
+    // generation); the best module is also kept under `source/<hex>`.
+    let best_now = c.best.clone();
+    let key = source_key(&best_now.id);
+    if c.store.get(Bucket::Agents, &key)?.as_deref() != Some(best_now.bytes.as_slice()) {
+        c.store.put(Bucket::Agents, &key, &best_now.bytes)?;
+        let verdict = c.sandbox.validate(&best_now.bytes);
+        c.store.put(
+            Bucket::Agents,
+            &format!("metadata/{}.json", &best_now.id[7..]),
+            &to_json(&serde_json::json!({
+                "agent_id": best_now.id,
+                "parents": best_now.parents,
+                "admitted": verdict.admitted,
+                "safety_score": verdict.safety_score,
+                "findings": verdict.findings.iter().map(|f| f.kind.to_string()).collect::<Vec<_>>(),
+                "size_bytes": best_now.bytes.len(),
+                "evolution_id": c.id,
+                "generation": g,
+                "train_error": best_now.train_error(),
+                "created_at": now_rfc3339(),
+            })),
+        )?;
+        if let Some(perf) = performance(&c.sandbox, &c.task, &best_now.bytes) {
+            let mut perf = perf;
+            perf["agent_id"] = best_now.id.clone().into();
+            perf["evolution_id"] = c.id.clone().into();
+            perf["generation"] = g.into();
+            c.store.put(
+                Bucket::Agents,
+                &format!("performance/{}.json", &best_now.id[7..]),
+                &to_json(&perf),
+            )?;
+        }
+    }
+    let population: Vec<(String, Vec<String>)> = c
+        .population
+        .iter()
+        .map(|i| (i.id.clone(), i.parents.clone()))
+        .collect();
+    let members: Vec<serde_json::Value> = c
+        .population
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "agent_id": i.id,
+                "train_error": match i.eval { Eval::Scored(e) => Some(e), _ => None },
+                "size_bytes": i.bytes.len(),
+                "parents": i.parents,
+                "module_hex": runtime::to_hex(&i.bytes),
+            })
+        })
+        .collect();
+    c.store.put(
+        Bucket::Evolution,
+        &gen_key("generations", &c.id, g),
+        &to_json(&serde_json::json!({ "generation": g, "population": members })),
+    )?;
+    c.store.put(
+        Bucket::Evolution,
+        &gen_key("fitness_logs", &c.id, g),
+        &to_json(stats),
+    )?;
+    let prev = c.history.len().checked_sub(2).map(|i| c.history[i].0);
+    let evaluated: u64 = stats.culled.values().sum::<u64>() + c.population.len() as u64;
+    let trap_rate = stats.culled.values().sum::<u64>() as f64 / evaluated.max(1) as f64;
+    let mut flags = Vec::new();
+    if trap_rate > 0.5 {
+        flags.push("trap_rate_spike");
+    }
+    if stats.mean_size > 0.8 * c.sandbox.policy().limits.module_bytes as f64 {
+        flags.push("size_bloat");
+    }
+    if let Some(p) = prev
+        && p.is_finite()
+        && p > 0.0
+        && stats.best_error < p * 0.01
+    {
+        flags.push("sudden_fitness_jump");
+    }
+    c.store.put(
+        Bucket::Evolution,
+        &gen_key("safety_snapshots", &c.id, g),
+        &to_json(&serde_json::json!({
+            "generation": g,
+            "trap_rate": trap_rate,
+            "mean_size": stats.mean_size,
+            "quarantined_total": c.quarantined,
+            "flags": flags,
+        })),
+    )?;
+    let best = c.best.clone();
+    let cp = Checkpoint {
+        evolution_id: c.id.clone(),
+        generation: g,
+        task: c.task.name.clone(),
+        rng: c.rng.clone(),
+        population,
+        evaluations: c.evaluations,
+        culled: c.culled.clone(),
+        quarantined: c.quarantined,
+        produced: c.produced,
+        invalid: c.invalid,
+        best: Best {
+            agent_id: best.id.clone(),
+            train_error: best.train_error(),
+            test_error: None,
+            size_bytes: best.bytes.len(),
+        },
+        status: if c.solved {
+            "solved".into()
+        } else if g >= c.generations {
+            "finished".into()
+        } else {
+            "running".into()
+        },
+        history: c.history.clone(),
+        written_at: now_rfc3339(),
+    };
+    // The checkpoint commits the generation, only if no other process committed
+    // it: a repeat of the same commit (a retry, or a twin resuming the same
+    // deterministic run) is accepted, anything else is a conflict.
+    let cp_key = gen_key("checkpoints", &c.id, g);
+    if !c.store.put_new(Bucket::Evolution, &cp_key, &to_json(&cp))? {
+        let existing = c
+            .store
+            .get(Bucket::Evolution, &cp_key)?
+            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok());
+        let same = existing.is_some_and(|e| e.rng == cp.rng && e.population == cp.population);
+        if !same {
+            return Err(ErrorKind::Conflict(format!(
+                "generation {g} of {} was committed by another process",
+                c.id
+            ))
+            .into());
+        }
+    }
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let item = crate::store::StateItem {
+        evolution_id: c.id.clone(),
+        generation: g,
+        timestamp: cp.written_at.clone(),
+        agent_code: best.bytes.to_vec(),
+        best_agent_id: best.id.clone(),
+        fitness_score: best.train_error().min(f64::MAX),
+        parent_ids: best.parents.clone(),
+        safety_flags: flags,
+    };
+    // The state row follows the checkpoint; an existing row (a retry) is kept.
+    c.store.put_state(&item)?;
+    c.store.put(
+        Bucket::Evolution,
+        &format!("checkpoints/{}/head.json", c.id),
+        &to_json(&serde_json::json!({ "generation": g })),
+    )?;
+    Ok(())
 }
 
 /// The generation an evolution resumes from: `head.json`, or the newest checkpoint.
