@@ -12,53 +12,13 @@
 mod http;
 #[path = "../../tests/e2e/load.rs"]
 mod load;
+#[path = "../../tests/e2e/server.rs"]
+mod server;
 
 use load::{Plan, Report, drive};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
-
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(max_runs: usize) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--max-runs"])
-        .arg(max_runs.to_string())
-        .current_dir(dir.path())
-        .env("TDEV_API_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tdev serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed nothing").expect("line");
-        if let Some(a) = line.strip_prefix("tdev serve: listening on http://") {
-            break a.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
@@ -92,7 +52,7 @@ fn main() {
     println!("|---:|---:|---:|:--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut bad = false;
     for &(clients, max_runs, hostile_every, retry_busy) in rows {
-        let mut server = serve(max_runs);
+        let mut server = server::start(&["--max-runs", &max_runs.to_string()], TOKEN);
         let plan = Plan {
             clients,
             requests,
@@ -102,7 +62,7 @@ fn main() {
             retry_busy,
         };
         let r: Report = drive(&server.addr, TOKEN, &plan);
-        let alive = matches!(server.child.try_wait(), Ok(None));
+        let alive = server.alive();
         let hostile = format!("{}%", 100usize.checked_div(hostile_every).unwrap_or(0));
         println!(
             "| {clients} | {max_runs} | {hostile} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",

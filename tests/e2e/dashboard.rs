@@ -194,7 +194,7 @@ impl Browser {
 fn dashboard_in_headless_chromium_shows_the_chart_and_quarantine_and_stops() {
     let s = serve(&[]);
     let a = s.addr.as_str();
-    let dir = s._dir.path();
+    let dir = s.dir.path();
     // an evolution to chart
     let r = evolve(
         dir,

@@ -197,15 +197,7 @@ fn check(v: &Value, expect: &Expect) -> Result<(), String> {
             if outcome != want {
                 return Err(format!("outcome {outcome}, expected {want}"));
             }
-            let limit = [
-                "out_of_fuel",
-                "deadline",
-                "memory_limit",
-                "table_limit",
-                "stack_overflow",
-                "output_limit",
-            ]
-            .contains(&outcome);
+            let limit = runtime::Outcome::from_word(outcome).is_some_and(|o| o.is_limit());
             if (limit || outcome == "rejected") && v["quarantined"] != true {
                 return Err(format!("{outcome} but not quarantined"));
             }

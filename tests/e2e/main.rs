@@ -12,4 +12,5 @@ mod http;
 mod load;
 mod readme;
 mod serve;
+mod server;
 mod support;

@@ -3,58 +3,15 @@
 
 use crate::load::{Plan, drive};
 use crate::support::{fixture, write};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub(crate) const TOKEN: &str = "test-token-0123456789";
 
-pub(crate) struct Server {
-    child: Child,
-    pub(crate) addr: String,
-    pub(crate) _dir: tempfile::TempDir,
-}
+pub(crate) use crate::server::Server;
 
-impl Server {
-    /// Whether the server process is still running.
-    pub(crate) fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `tdev serve` on a free loopback port with the test token, in a fresh folder.
 pub(crate) fn serve(extra: &[&str]) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .current_dir(dir.path())
-        .env("TDEV_API_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed nothing").expect("line");
-        if let Some(a) = line.strip_prefix("tdev serve: listening on http://") {
-            break a.to_string();
-        }
-    };
-    // Keep reading what the server says, so its stderr never fills or closes.
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
+    crate::server::start(extra, TOKEN)
 }
 
 /// One HTTP/1.1 request on a new connection; returns (status, head, body).
@@ -254,7 +211,7 @@ fn auth_runs_and_quarantine_review_over_http() {
     let v = json(&http(a, "POST", "/v1/emergency-stop", &ha, b"").2);
     assert_eq!(v["stopped"], true);
     assert!(
-        s._dir
+        s.dir
             .path()
             .join(".tdev/evolution/control/stop.json")
             .exists()
@@ -412,7 +369,7 @@ fn emergency_stop_interrupts_the_servers_runs_and_evolve_processes_on_its_store(
         "[limits]\nfuel_per_call = 1000000000000000\nwall_clock_ms = 20000\n",
     );
     let mut s = serve(&["--policy", slow.to_str().expect("p")]);
-    let d = s._dir.path().to_path_buf();
+    let d = s.dir.path().to_path_buf();
     // an evolution on the same store, in its own process
     let evolve = spawn_evolve(
         &d,
