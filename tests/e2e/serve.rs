@@ -545,3 +545,80 @@ fn slow_or_idle_clients_are_cut_off_and_connections_are_bounded() {
     }
     assert!(s.alive());
 }
+
+#[test]
+fn malformed_http_gets_an_answer_or_a_closed_connection_and_the_server_stays_up() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let mut s = serve(&["--read-timeout-ms", "2000"]);
+    let a = s.addr.clone();
+    let au = auth();
+    let send = |raw: &[u8]| -> String {
+        let mut c = TcpStream::connect(&a).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        // ask for the connection to be closed after the answer
+        let mut raw = raw.to_vec();
+        if let Some(p) = raw.windows(9).position(|w| w == b"Host: x\r\n") {
+            raw.splice(p + 9..p + 9, b"Connection: close\r\n".iter().copied());
+        }
+        let _ = c.write_all(&raw);
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let big_header = format!(
+        "GET /v1/healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let many_headers = format!(
+        "GET /v1/healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..500)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>()
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"\x00\xff\x16\x03\x01garbage\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        b"GET /v1/healthz HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET /v1/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET http://evil.example/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        big_header.into_bytes(),
+        many_headers.into_bytes(),
+        // a chunked body with a bad chunk size, and one that claims far more than sent
+        format!("POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes(),
+        format!("POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\nabc").into_bytes(),
+        // both framings at once (a smuggling attempt) and two lengths
+        format!("POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/audit HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+        format!("POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nContent-Length: 4\r\nContent-Length: 9\r\n\r\nabcd").into_bytes(),
+        format!("POST /v1/run HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nContent-Length: -1\r\n\r\n").into_bytes(),
+        format!("POST /v1/run?args=%ZZ HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nContent-Length: 0\r\n\r\n").into_bytes(),
+        [
+            format!("POST /v1/run HTTP/1.1\r\nHost: x\r\nAuthorization: {au}\r\nX-Tdev-Input: ").into_bytes(),
+            vec![0xff, 0xfe],
+            b"\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ]
+        .concat(),
+    ];
+    for raw in &cases {
+        let answer = send(raw);
+        // either no answer (closed) or a status line; an error status is never 5xx
+        if let Some(code) = answer
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse::<u16>().ok())
+        {
+            assert!(
+                code < 500,
+                "{code} for {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(120)])
+            );
+            // the smuggled second request is never answered as its own request
+            assert!(!answer.contains("\"audit\""), "{answer}");
+        } else {
+            assert!(answer.is_empty(), "not HTTP: {answer:?}");
+        }
+        assert_eq!(http(&a, "GET", "/v1/healthz", &[], b"").0, 200);
+    }
+    assert!(s.alive());
+}
