@@ -489,6 +489,17 @@ impl Evolution {
             progress(&stats);
         }
         finish(writing.take())?;
+        if stopped {
+            // The head's status, as `list` shows it, until a resumed run moves the head.
+            self.store.put(
+                Bucket::Evolution,
+                &format!("checkpoints/{}/stopped.json", self.id),
+                &to_json(&serde_json::json!({
+                    "generation": self.generation,
+                    "at": now_rfc3339(),
+                })),
+            )?;
+        }
         let best = self.best().clone();
         let b = self.best_record(&best);
         Ok(Summary {
@@ -1076,12 +1087,21 @@ pub fn list(store: &dyn BlobStore) -> Result<Vec<serde_json::Value>> {
         let Ok(cp) = serde_json::from_slice::<Checkpoint>(&b) else {
             continue;
         };
+        let stopped_at_head = store
+            .get(Bucket::Evolution, &format!("checkpoints/{id}/stopped.json"))?
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["generation"].as_u64() == Some(u64::from(head)));
+        let status = if stopped_at_head && cp.status == "running" {
+            "stopped".to_string()
+        } else {
+            cp.status.clone()
+        };
         out.push(serde_json::json!({
             "evolution_id": id,
             "task": cp.task,
             "head_generation": head,
             "best_error": cp.best.train_error,
-            "status": cp.status,
+            "status": status,
         }));
     }
     Ok(out)

@@ -351,6 +351,22 @@ fn stop_halts_a_running_evolution_with_its_last_generation_durable() {
     assert!(stopped_in < Duration::from_secs(5), "{stopped_in:?}");
     let head = assert_store_intact(&d.join(".tdev"), &id);
     assert_eq!(r["generations"], head);
+    // listed as stopped at its head, until a resumed run moves the head
+    let status = |d: &std::path::Path| {
+        json(&tdev(d, &["evolutions", "--json"]), "evolutions")["evolutions"][0]["status"]
+            .as_str()
+            .expect("status")
+            .to_string()
+    };
+    assert_eq!(status(d), "stopped");
+    let more = u64::from(head) + 1;
+    let r = evolve(d, &["--resume", &id, "--generations", &more.to_string()]);
+    assert_eq!(r["stopped"], false);
+    assert!(
+        ["finished", "solved"].contains(&status(d).as_str()),
+        "{}",
+        status(d)
+    );
 }
 
 #[test]
