@@ -418,6 +418,11 @@ impl Evolution {
         self.generation
     }
 
+    /// The generation the run stops at (`--generations`).
+    pub fn generations_limit(&self) -> u32 {
+        self.config.generations
+    }
+
     /// Evaluations so far.
     pub fn evaluations(&self) -> u64 {
         self.evaluations
@@ -863,6 +868,23 @@ fn write_generation(c: Commit) -> Result<()> {
             })),
         )?;
         if let Some(perf) = performance(&c.sandbox, &c.task, &best_now.bytes) {
+            // The sandbox confirms the reported best: a module screened by the
+            // interpreter must score the same when compiled and run. (A confirmation
+            // run cut by the wall clock on a loaded machine proves nothing either way.)
+            let all_ok = perf["outcomes"]
+                .as_object()
+                .is_some_and(|o| o.keys().all(|k| k == "ok"));
+            let confirmed = perf["train_error"].as_f64();
+            if all_ok && confirmed.is_some_and(|e| e.to_bits() != best_now.train_error().to_bits())
+            {
+                return Err(ErrorKind::Evolution(format!(
+                    "the sandbox scores {} at {:?}, the evaluation said {}",
+                    best_now.id,
+                    confirmed,
+                    best_now.train_error()
+                ))
+                .into());
+            }
             let mut perf = perf;
             perf["agent_id"] = best_now.id.clone().into();
             perf["evolution_id"] = c.id.clone().into();

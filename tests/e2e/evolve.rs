@@ -417,3 +417,41 @@ fn offspring_below_the_minimum_score_are_quarantined_with_parents() {
         "no quarantined offspring records its parents"
     );
 }
+
+#[test]
+fn progress_shows_a_bar_with_generation_errors_rate_and_culls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tdev(
+        dir.path(),
+        &[
+            "evolve",
+            "--task",
+            &task("sum_range"),
+            "--generations",
+            "3",
+            "--population",
+            "40",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(code(&out, "evolve"), 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with("[######..............] gen    1/3 "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[2].starts_with("[####################] gen    3/3 "),
+        "{}",
+        lines[2]
+    );
+    for l in &lines {
+        for part in ["best ", "mean ", "evals ", "/s)", "culled ["] {
+            assert!(l.contains(part), "{part} missing: {l}");
+        }
+    }
+}

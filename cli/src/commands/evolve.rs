@@ -195,11 +195,15 @@ pub fn exec(args: Args) -> Result<u8> {
     let tty = std::io::stderr().is_terminal();
     let t0 = Instant::now();
     let base = evo.evaluations();
+    let limit = evo.generations_limit().max(1);
     let progress = |s: &GenerationStats| {
         let rate = (s.evaluations - base) as f64 / t0.elapsed().as_secs_f64().max(1e-6);
         let culled: Vec<String> = s.culled.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let filled = (u64::from(s.generation.min(limit)) * 20 / u64::from(limit)) as usize;
         let line = format!(
-            "gen {:>4}  best {:<12.6} mean {:<12.4} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
+            "[{}{}] gen {:>4}/{limit}  best {:<12.6} mean {:<12.4} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
+            "#".repeat(filled),
+            ".".repeat(20 - filled),
             s.generation,
             s.best_error,
             s.mean_error,
