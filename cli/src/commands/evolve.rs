@@ -201,12 +201,12 @@ pub fn exec(args: Args) -> Result<u8> {
         let culled: Vec<String> = s.culled.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         let filled = (u64::from(s.generation.min(limit)) * 20 / u64::from(limit)) as usize;
         let line = format!(
-            "[{}{}] gen {:>4}/{limit}  best {:<12.6} mean {:<12.4} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
+            "[{}{}] gen {:>4}/{limit}  best {:<11} mean {:<11} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
             "#".repeat(filled),
             ".".repeat(20 - filled),
             s.generation,
-            s.best_error,
-            s.mean_error,
+            short(s.best_error),
+            short(s.mean_error),
             s.evaluations,
             rate,
             s.best_size,
@@ -292,6 +292,15 @@ pub fn exec(args: Args) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// An error for the progress line: plain decimals when readable, else scientific.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.6}")
+    }
 }
 
 /// Writes the stop marker that every running `evolve` on the store polls.
