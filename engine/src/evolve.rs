@@ -204,6 +204,9 @@ pub struct Evolution {
     invalid: u64,
     history: Vec<(f64, f64)>,
     mutators: Vec<(Box<dyn Mutator>, u32)>,
+    /// The genomes of the offspring `breed` just made (their bytes are their
+    /// encoding), in its order, so scoring need not decode them again.
+    bred: Vec<Option<Arc<Genome>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -285,6 +288,7 @@ impl Evolution {
             invalid: 0,
             history: Vec::new(),
             mutators: mutators::all(&consts),
+            bred: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
         };
         evo.store.put(
@@ -367,6 +371,7 @@ impl Evolution {
             invalid: cp.invalid,
             history: cp.history,
             mutators: mutators::all(&consts),
+            bred: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let record = get(gen_key("generations", id, head))?;
@@ -561,6 +566,7 @@ impl Evolution {
                 (ind.bytes.to_vec(), vec![ind.id.clone()])
             })
             .collect();
+        let mut bred: Vec<Option<Arc<Genome>>> = vec![None; out.len()];
         // Parents are decoded once per generation, however often they are picked.
         let mut decoded: Vec<Option<Option<Arc<Genome>>>> = vec![None; self.population.len()];
         let mut genome = |i: usize, pop: &[Individual]| -> Option<Arc<Genome>> {
@@ -573,6 +579,7 @@ impl Evolution {
             let parent = &self.population[a];
             let Some(ga) = genome(a, &self.population) else {
                 out.push((parent.bytes.to_vec(), vec![parent.id.clone()]));
+                bred.push(None);
                 continue;
             };
             let mut parents = vec![parent.id.clone()];
@@ -604,7 +611,9 @@ impl Evolution {
                 continue;
             }
             out.push((bytes, parents));
+            bred.push(Some(Arc::new(child)));
         }
+        self.bred = bred;
         out
     }
 
@@ -624,6 +633,11 @@ impl Evolution {
                 todo.push(i);
             }
         }
+        // Genomes of freshly bred offspring, when they line up with the items.
+        let mut genomes = std::mem::take(&mut self.bred);
+        if genomes.len() != items.len() {
+            genomes.clear();
+        }
         let threads = self.config.threads.max(1).min(todo.len().max(1));
         let results: Vec<Scored> = std::thread::scope(|s| {
             let chunks: Vec<Vec<usize>> = (0..threads)
@@ -635,6 +649,7 @@ impl Evolution {
                     let sandbox = self.sandbox.clone();
                     let task = &self.task;
                     let items = &items;
+                    let genomes = &genomes;
                     let stop = self.stop.clone();
                     std::thread::Builder::new()
                         .stack_size(16 << 20)
@@ -645,7 +660,8 @@ impl Evolution {
                                     if stop.load(Ordering::SeqCst) {
                                         return (i, Eval::Culled(Outcome::EmergencyStop), None);
                                     }
-                                    let (e, trap) = evaluate(&sandbox, task, &items[i].0);
+                                    let g = genomes.get(i).and_then(|g| g.as_deref());
+                                    let (e, trap) = evaluate(&sandbox, task, &items[i].0, g);
                                     (i, e, trap)
                                 })
                                 .collect::<Vec<_>>()
@@ -781,7 +797,7 @@ impl Evolution {
 
     fn best_record(&self, best: &Individual) -> Best {
         let test_error = (!self.task.test_cases.is_empty())
-            .then(|| score_cases(&self.sandbox, &self.task, &best.bytes, true).ok())
+            .then(|| score_cases(&self.sandbox, &self.task, &best.bytes, None, true).ok())
             .flatten();
         Best {
             agent_id: best.id.clone(),
@@ -1161,8 +1177,13 @@ fn task_json(t: &Task) -> serde_json::Value {
 type Scored = (usize, Eval, Option<(Outcome, String)>);
 
 /// Evaluates one module on the training cases.
-fn evaluate(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> (Eval, Option<(Outcome, String)>) {
-    match score_cases(sandbox, task, bytes, false) {
+fn evaluate(
+    sandbox: &Sandbox,
+    task: &Task,
+    bytes: &[u8],
+    genome: Option<&Genome>,
+) -> (Eval, Option<(Outcome, String)>) {
+    match score_cases(sandbox, task, bytes, genome, false) {
         Ok(e) => (Eval::Scored(e), None),
         Err(Some((o, m))) => (Eval::Culled(o), Some((o, m))),
         Err(None) => (Eval::Rejected, None),
@@ -1171,8 +1192,28 @@ fn evaluate(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> (Eval, Option<(Outc
 
 /// The interpreter's plan for a module, when it can answer for the sandbox and the
 /// module has the task's signature.
-fn interpretable(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<Plan> {
-    let g = Genome::decode(bytes)?;
+fn interpretable(
+    sandbox: &Sandbox,
+    task: &Task,
+    bytes: &[u8],
+    genome: Option<&Genome>,
+) -> Option<Plan> {
+    let decoded;
+    let g = match genome {
+        Some(g) => {
+            // `bytes` is this genome's encoding: it decodes back to the same body.
+            debug_assert_eq!(
+                Genome::decode(bytes).map(|d| d.ops),
+                Some(g.ops.clone()),
+                "a bred genome and its bytes disagree"
+            );
+            g
+        }
+        None => {
+            decoded = Genome::decode(bytes)?;
+            &decoded
+        }
+    };
     let same_sig = g.params.len() == task.params.len()
         && g.params
             .iter()
@@ -1182,7 +1223,7 @@ fn interpretable(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<Plan> {
     if !same_sig {
         return None;
     }
-    Plan::new(&g, sandbox.policy())
+    Plan::new(g, sandbox.policy())
 }
 
 /// What running an agent on every training case costs: fuel and wall time per case
@@ -1224,18 +1265,20 @@ fn performance(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<serde_jso
 }
 
 /// Mean error over the train (or test) cases; `Err(Some(trap))` when a case trapped,
-/// `Err(None)` when the module is not admitted.
+/// `Err(None)` when the module is not admitted. `genome` is the module's decoded form
+/// when the caller has it (`bytes` is its encoding).
 fn score_cases(
     sandbox: &Sandbox,
     task: &Task,
     bytes: &[u8],
+    genome: Option<&Genome>,
     test: bool,
 ) -> std::result::Result<f64, Option<(Outcome, String)>> {
     let cases = if test { &task.test_cases } else { &task.cases };
     // Screening without compiling: a pure straight-line genome of the task's signature
     // is interpreted, with the sandbox's answers (see `interp`), once the policy has
     // admitted it. Anything else is compiled and run in the sandbox.
-    if let Some(plan) = interpretable(sandbox, task, bytes) {
+    if let Some(plan) = interpretable(sandbox, task, bytes, genome) {
         if !sandbox.validate(bytes).admitted {
             return Err(None);
         }
