@@ -219,3 +219,74 @@ fn unreachable_endpoint_is_a_quick_clear_error() {
     assert_eq!(code(&out, "bad uri"), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("table"));
 }
+
+#[test]
+fn api_serves_an_s3_store() {
+    use crate::serve::{auth, http, serve, wasm};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let uri = s3_uri(d);
+    let r = evolve(
+        d,
+        &[
+            "--task",
+            &task("sum_range"),
+            "--seed",
+            "4",
+            "--population",
+            "30",
+            "--generations",
+            "3",
+            "--store",
+            &uri,
+        ],
+    );
+    let id = r["evolution_id"].as_str().expect("id").to_string();
+    let s = serve(&["--store", &uri]);
+    let au = auth();
+    let h = [("Authorization", au.as_str())];
+    let body = |path: &str, method: &str| {
+        let (st, _, b) = http(&s.addr, method, path, &h, b"");
+        assert_eq!(st, 200, "{method} {path}: {}", String::from_utf8_lossy(&b));
+        serde_json::from_slice::<serde_json::Value>(&b).expect("JSON")
+    };
+    let list = body("/v1/evolutions", "GET");
+    assert_eq!(list["evolutions"][0]["evolution_id"], id.as_str());
+    assert_eq!(list["evolutions"][0]["head_generation"], 3);
+    let one = body(&format!("/v1/evolutions/{id}"), "GET");
+    assert_eq!(one["generations"].as_array().expect("gens").len(), 4);
+    let rb = body(
+        &format!("/v1/evolutions/{id}/rollback?generation=1"),
+        "POST",
+    );
+    assert_eq!(rb["head_generation"], 1);
+    assert_eq!(
+        body("/v1/evolutions", "GET")["evolutions"][0]["head_generation"],
+        1
+    );
+    // a hostile run is quarantined in the S3 store and reviewable there
+    let hw = [
+        ("Authorization", au.as_str()),
+        ("Content-Type", "application/wasm"),
+    ];
+    let (st, _, b) = http(
+        &s.addr,
+        "POST",
+        "/v1/run",
+        &hw,
+        &wasm("hostile/infinite_loop.wat"),
+    );
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_slice(&b).expect("JSON");
+    assert_eq!(v["quarantined"], true);
+    let qid = v["agent_id"].as_str().expect("id");
+    let q = body(&format!("/v1/quarantine/{qid}"), "GET");
+    assert_eq!(q["trap_history"][0]["outcome"], "out_of_fuel");
+    let cli = json(
+        &tdev(d, &["quarantine", "list", "--store", &uri, "--json"]),
+        "list",
+    );
+    assert_eq!(cli["quarantine"][0]["agent_id"], qid);
+    assert!(!s.dir.path().join(".tdev").exists(), "nothing local");
+    assert_eq!(body("/v1/emergency-stop", "POST")["stopped"], true);
+}
