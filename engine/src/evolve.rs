@@ -862,28 +862,28 @@ fn write_generation(c: Commit) -> Result<()> {
     let stats = &c.stats;
     // The population's modules travel in the generation record (one object per
     // generation); the best module is also kept under `source/<hex>`.
-    let best_now = c.best.clone();
-    let key = source_key(&best_now.id);
-    if c.store.get(Bucket::Agents, &key)?.as_deref() != Some(best_now.bytes.as_slice()) {
-        c.store.put(Bucket::Agents, &key, &best_now.bytes)?;
-        let verdict = c.sandbox.validate(&best_now.bytes);
+    let best = &c.best;
+    let key = source_key(&best.id);
+    if c.store.get(Bucket::Agents, &key)?.as_deref() != Some(best.bytes.as_slice()) {
+        c.store.put(Bucket::Agents, &key, &best.bytes)?;
+        let verdict = c.sandbox.validate(&best.bytes);
         c.store.put(
             Bucket::Agents,
-            &format!("metadata/{}.json", &best_now.id[7..]),
+            &format!("metadata/{}.json", &best.id[7..]),
             &to_json(&serde_json::json!({
-                "agent_id": best_now.id,
-                "parents": best_now.parents,
+                "agent_id": best.id,
+                "parents": best.parents,
                 "admitted": verdict.admitted,
                 "safety_score": verdict.safety_score,
                 "findings": verdict.findings.iter().map(|f| f.kind.to_string()).collect::<Vec<_>>(),
-                "size_bytes": best_now.bytes.len(),
+                "size_bytes": best.bytes.len(),
                 "evolution_id": c.id,
                 "generation": g,
-                "train_error": best_now.train_error(),
+                "train_error": best.train_error(),
                 "created_at": now_rfc3339(),
             })),
         )?;
-        if let Some(perf) = performance(&c.sandbox, &c.task, &best_now.bytes) {
+        if let Some(perf) = performance(&c.sandbox, &c.task, &best.bytes) {
             // The sandbox confirms the reported best: a module screened by the
             // interpreter must score the same when compiled and run. (A confirmation
             // run cut by the wall clock on a loaded machine proves nothing either way.)
@@ -891,23 +891,22 @@ fn write_generation(c: Commit) -> Result<()> {
                 .as_object()
                 .is_some_and(|o| o.keys().all(|k| k == "ok"));
             let confirmed = perf["train_error"].as_f64();
-            if all_ok && confirmed.is_some_and(|e| e.to_bits() != best_now.train_error().to_bits())
-            {
+            if all_ok && confirmed.is_some_and(|e| e.to_bits() != best.train_error().to_bits()) {
                 return Err(ErrorKind::Evolution(format!(
                     "the sandbox scores {} at {:?}, the evaluation said {}",
-                    best_now.id,
+                    best.id,
                     confirmed,
-                    best_now.train_error()
+                    best.train_error()
                 ))
                 .into());
             }
             let mut perf = perf;
-            perf["agent_id"] = best_now.id.clone().into();
+            perf["agent_id"] = best.id.clone().into();
             perf["evolution_id"] = c.id.clone().into();
             perf["generation"] = g.into();
             c.store.put(
                 Bucket::Agents,
-                &format!("performance/{}.json", &best_now.id[7..]),
+                &format!("performance/{}.json", &best.id[7..]),
                 &to_json(&perf),
             )?;
         }
@@ -968,15 +967,14 @@ fn write_generation(c: Commit) -> Result<()> {
             "flags": flags,
         })),
     )?;
-    let best = c.best.clone();
     let cp = Checkpoint {
         evolution_id: c.id.clone(),
         generation: g,
         task: c.task.name.clone(),
-        rng: c.rng.clone(),
+        rng: c.rng,
         population,
         evaluations: c.evaluations,
-        culled: c.culled.clone(),
+        culled: c.culled,
         quarantined: c.quarantined,
         produced: c.produced,
         invalid: c.invalid,
@@ -993,7 +991,7 @@ fn write_generation(c: Commit) -> Result<()> {
         } else {
             "running".into()
         },
-        history: c.history.clone(),
+        history: c.history,
         written_at: now_rfc3339(),
     };
     // The checkpoint commits the generation, only if no other process committed
