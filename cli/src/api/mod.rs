@@ -12,7 +12,7 @@ use crate::commands::{
     quarantine::list_json, run::rejected_json, run::run_json, validate::validate_json,
 };
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -181,7 +181,7 @@ pub fn app(state: AppState) -> Router {
         .route("/dashboard.js", get(dashboard_js))
         .nest("/v1", v1)
         .merge(metrics_route)
-        .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
+        // The one body cap: `read_body` buffers every body within it.
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
