@@ -5,7 +5,7 @@
 //! emergency-stop button reaches the server and the store.
 
 use crate::serve::{TOKEN, auth, http, json, serve};
-use crate::support::{evolve, fixture};
+use crate::support::{evolve, fixture, free_port};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,13 +31,6 @@ fn find_program(var: &str, names: &[&str]) -> String {
         "{} not found (set {var}); scripts/test.sh installs Debian's chromium and chromium-driver",
         names.join(" or ")
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A chromedriver process with one browser session; both end on drop.

@@ -93,10 +93,7 @@ fn readme_api_commands_work_when_pasted() {
         .nth(1)
         .and_then(|t| t.split("\n## ").next())
         .expect("API section");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::support::free_port();
     let mut script = String::from("set -e\n");
     let mut in_block = false;
     let (mut served, mut curls) = (false, 0);

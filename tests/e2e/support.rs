@@ -118,3 +118,11 @@ pub fn evolve(dir: &Path, args: &[&str]) -> serde_json::Value {
     );
     json(&out, "evolve")
 }
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
