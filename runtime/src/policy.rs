@@ -78,6 +78,10 @@ pub struct Limits {
     pub message_bytes: u64,
     /// Rounds a group run may take. Default 1000.
     pub max_rounds: u64,
+    /// Largest input a run accepts, in bytes (the bytes form's input, a request body's
+    /// input): checked against the file size or stream length before it is read.
+    /// Default 1 MiB.
+    pub input_bytes: u64,
 }
 
 /// Allowed Wasm features (`[features]`).
@@ -404,6 +408,7 @@ impl Policy {
         // Agents run on host threads with 8 MiB stacks; the Wasm stack must fit in them.
         range("limits.stack_bytes", l.stack_bytes, 16 << 10, 4 << 20)?;
         range("limits.output_bytes", l.output_bytes, 0, 256 << 20)?;
+        range("limits.input_bytes", l.input_bytes, 0, 1 << 30)?;
         range("limits.log_lines", l.log_lines, 0, 1_000_000)?;
         range("limits.log_line_bytes", l.log_line_bytes, 1, 1 << 20)?;
         range("limits.host_call_fuel", l.host_call_fuel, 0, 1 << 32)?;
@@ -516,6 +521,7 @@ mod tests {
         assert_eq!(p.limits.wall_clock_ms, 100);
         assert_eq!(p.limits.stack_bytes, 256 * 1024);
         assert_eq!(p.limits.output_bytes, 64 * 1024);
+        assert_eq!(p.limits.input_bytes, 1 << 20);
         assert_eq!(p.limits.log_lines, 100);
         assert_eq!(p.limits.log_line_bytes, 1024);
         assert_eq!(p.min_safety_score, 0.95);
@@ -555,6 +561,7 @@ mod tests {
         assert!(err("[limits]\nmemory_bytes = 1000\n").contains("limits.memory_bytes"));
         assert!(err("[limits]\nfuel_per_call = 0\n").contains("limits.fuel_per_call"));
         assert!(err("[limits]\nstack_bytes = 1073741824\n").contains("limits.stack_bytes"));
+        assert!(err("[limits]\ninput_bytes = 2147483648\n").contains("limits.input_bytes"));
         assert!(err("min_safety_score = 1.5\n").contains("min_safety_score"));
         assert!(err("[weights]\nmalformed = -0.5\n").contains("weights.malformed"));
         assert!(err("[imports]\nallow = [\"env.abort\"]\n").contains("imports.allow"));
