@@ -54,6 +54,8 @@ enum Command {
     },
     /// Serve the operator HTTP API.
     Serve(commands::serve::Args),
+    /// Make the entries of a tokens file for `tdev serve --tokens`.
+    Token(commands::token::Args),
     /// Set up a store, or copy one into another.
     Store {
         #[command(subcommand)]
@@ -117,6 +119,7 @@ fn main() -> ExitCode {
         Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
         Command::Store { action } => (false, commands::store(action)),
         Command::Serve(a) => (false, commands::serve::exec(a)),
+        Command::Token(a) => (false, commands::token::exec(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -200,6 +200,7 @@ impl Sandbox {
                 logs_dropped: 0,
                 fuel_used,
                 wall: start.elapsed(),
+                instantiate: res.is_ok().then(|| start.elapsed()),
             };
             let act = match res {
                 Ok(f) => Some(f),

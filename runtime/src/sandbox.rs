@@ -218,6 +218,9 @@ pub struct RunReport {
     pub fuel_used: u64,
     /// Wall time of instantiation and call.
     pub wall: Duration,
+    /// Wall time of store set-up and instantiation (a start function included), the
+    /// part of `wall` before `act` is called; `None` when instantiation failed.
+    pub instantiate: Option<Duration>,
 }
 
 /// A module that passed validation and is compiled, ready to run.
@@ -519,7 +522,8 @@ impl Sandbox {
     fn run_checked(&self, agent: &Agent, args: Vec<Value>, input: Vec<u8>) -> RunReport {
         let fuel = self.inner.policy.limits.fuel_per_call;
         let (mut store, start) = self.new_store(input);
-        let result = call(&mut store, agent, &args);
+        let mut instantiate = None;
+        let result = call(&mut store, agent, &args, start, &mut instantiate);
         let wall = start.elapsed();
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let (outcome, trap_message, result) = match result {
@@ -539,6 +543,7 @@ impl Sandbox {
             logs_dropped: st.logs_dropped,
             fuel_used,
             wall,
+            instantiate,
         }
     }
 }
@@ -547,8 +552,11 @@ fn call(
     store: &mut Store<HostState>,
     agent: &Agent,
     args: &[Value],
+    start: Instant,
+    instantiated: &mut Option<Duration>,
 ) -> wasmtime::Result<RunResult> {
     let instance = agent.pre.instantiate(&mut *store)?;
+    *instantiated = Some(start.elapsed());
     match &agent.form {
         ActForm::Bytes => {
             let act = instance.get_typed_func::<(), i32>(&mut *store, "act")?;

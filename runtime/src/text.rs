@@ -29,14 +29,23 @@ fn push_hex(s: &mut String, bytes: &[u8]) {
     }
 }
 
-/// Bytes of a hex string (either case); `None` for anything else.
+/// Bytes of a hex string: an even number of the digits `0-9`, `a-f`, `A-F` and
+/// nothing else (no sign, no space, no `0x`); `None` for anything else.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    b.chunks_exact(2)
+        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
         .collect()
 }
 
@@ -116,5 +125,11 @@ mod tests {
         assert_eq!(from_hex("00ff41").as_deref(), Some(&b"\x00\xffA"[..]));
         assert_eq!(from_hex("0"), None);
         assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex("").as_deref(), Some(&b""[..]));
+        assert_eq!(from_hex("aBcD").as_deref(), Some(&b"\xab\xcd"[..]));
+        // u8::from_str_radix would take a sign: "+f+f" is not hex
+        for bad in ["+f+f", "-f", " f", "f ", "0x", "0g", "\u{e9}0", "ff0"] {
+            assert_eq!(from_hex(bad), None, "{bad:?}");
+        }
     }
 }

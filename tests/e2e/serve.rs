@@ -289,7 +289,15 @@ fn base64(b: &[u8]) -> String {
 
 #[test]
 fn concurrent_runs_with_hostile_modules_get_exact_answers_and_healthz_stays_up() {
-    let mut s = serve(&["--max-runs", "4"]);
+    // the load measures the server, not a token's rate
+    let mut s = serve(&[
+        "--max-runs",
+        "4",
+        "--token-rate",
+        "1000000",
+        "--token-burst",
+        "1000000",
+    ]);
     let plan = Plan {
         clients: 12,
         requests: 300,
@@ -622,3 +630,8 @@ fn malformed_http_gets_an_answer_or_a_closed_connection_and_the_server_stays_up(
     }
     assert!(s.alive());
 }
+
+mod conn;
+mod requests;
+mod runs;
+mod tokens;

@@ -16,8 +16,43 @@ pub enum ApiError {
     NotFound(String),
     /// 409
     Conflict(String),
+    /// 403: the token lacks the scope the route needs.
+    Forbidden {
+        /// The token's name.
+        token: String,
+        /// The scope the route needs.
+        scope: &'static str,
+    },
+    /// 413: something decoded from the request is over a cap.
+    TooLarge {
+        /// What is over the cap.
+        what: &'static str,
+        /// Its size in bytes.
+        len: u64,
+        /// The cap.
+        max: u64,
+        /// Where the cap is set.
+        limit: &'static str,
+    },
+    /// 429 with Retry-After (whole seconds): the token is over its rate.
+    RateLimited {
+        /// The token's name.
+        token: String,
+        /// Seconds until a request would be let through.
+        retry_after: u64,
+    },
+    /// 431: the request's head is over `--max-header-bytes`.
+    HeadersTooLarge {
+        /// Bytes of the head.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
     /// 503 with Retry-After.
     Busy,
+    /// 500 naming the task that panicked on a blocking thread (the panic's own text
+    /// goes to stderr).
+    Panicked(&'static str),
     /// 500; the message is logged, not sent.
     Internal(String),
     /// Any other status, with a fixed message (answers axum makes itself).
@@ -26,6 +61,7 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut retry = None;
         let (status, code, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Unauthorized => (
@@ -35,6 +71,48 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::Forbidden { token, scope } => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("token {token} lacks the scope {scope} this route needs"),
+            ),
+            ApiError::TooLarge {
+                what,
+                len,
+                max,
+                limit,
+            } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                if what == "the run input" {
+                    "input_too_large"
+                } else {
+                    "payload_too_large"
+                },
+                format!("{what} is {len} bytes, over the cap of {max} ({limit})"),
+            ),
+            ApiError::RateLimited { token, retry_after } => {
+                retry = Some(retry_after);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("token {token} is over its request rate; retry in {retry_after} s"),
+                )
+            }
+            ApiError::HeadersTooLarge { len, max } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "the request head is {len} bytes, over the cap of {max} (--max-header-bytes)"
+                ),
+            ),
+            ApiError::Panicked(what) => {
+                let _ = writeln!(std::io::stderr(), "tdev serve: {what} panicked");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("{what} failed: its worker thread panicked"),
+                )
+            }
             ApiError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
@@ -49,6 +127,10 @@ impl IntoResponse for ApiError {
                     StatusCode::PAYLOAD_TOO_LARGE => (
                         "payload_too_large",
                         "the request body is over the server's cap",
+                    ),
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                        "headers_too_large",
+                        "the request's headers are over the server's caps",
                     ),
                     StatusCode::REQUEST_TIMEOUT => (
                         "request_timeout",
@@ -80,6 +162,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -1,33 +1,46 @@
 //! The operator HTTP API (`tdev serve`): `pub fn app(state) -> Router`.
 //!
-//! Every route under `/v1` but `/v1/healthz` needs `Authorization: Bearer <token>`,
-//! compared in constant time. Bodies are capped; agent ids are validated before they
-//! touch the store; runs are bounded by a semaphore (503 with Retry-After past it).
+//! Every route under `/v1` but `/v1/healthz`, and `/metrics`, needs `Authorization:
+//! Bearer <token>`; each token has scopes and a request rate ([`auth`]). Request heads
+//! and bodies are capped, every encoded input is decoded strictly ([`decode`]), runs
+//! are bounded by a semaphore (503 with Retry-After past it), and connections by
+//! count, read and write timeouts ([`conn`]).
 
+pub mod auth;
+mod conn;
+mod decode;
 mod error;
 
+pub use auth::{Scope, Tokens};
+pub use conn::serve;
 pub use error::ApiError;
 
 use crate::commands::{
     quarantine::list_json, run::rejected_json, run::run_json, validate::validate_json,
 };
+use auth::Caller;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 use engine::store::{BlobStore, Bucket};
 use engine::{Gate, Guard, Quarantine};
 use runtime::{ActForm, Input, Sandbox};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard, PoisonError};
 
 /// Default cap of a request body: a module is at most a few KB; JSON and base64 add a
 /// third.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Default cap of a request head (request line and headers), in bytes.
+pub const HEADER_BYTES_LIMIT: usize = 16 * 1024;
+
+/// Default cap of the number of headers in a request (hyper's own default).
+pub const HEADER_COUNT_LIMIT: usize = 100;
 
 /// The server's own limits (the sandbox's come from the policy). `tdev serve` sets
 /// them from its flags.
@@ -35,13 +48,20 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct ServerLimits {
     /// Runs and validations in progress at once; past it, 503 with Retry-After.
     pub max_runs: usize,
-    /// Largest request body in bytes; past it, 413.
+    /// Largest request body in bytes (with input sent in `X-Tdev-Input`); past it, 413.
     pub max_body_bytes: usize,
+    /// Largest request head in bytes; past it, 431.
+    pub max_header_bytes: usize,
+    /// Most headers in a request; past it, 431.
+    pub max_headers: usize,
     /// Open connections at once; past it, new ones wait in the listen backlog.
     pub max_connections: usize,
     /// Time a client has to send a request's head, and then its body; an idle
     /// keep-alive connection is closed after it too.
     pub read_timeout: std::time::Duration,
+    /// Time an answer may wait without progress for a client to read it; past it the
+    /// connection is closed.
+    pub write_timeout: std::time::Duration,
 }
 
 impl Default for ServerLimits {
@@ -49,8 +69,11 @@ impl Default for ServerLimits {
         ServerLimits {
             max_runs: 8,
             max_body_bytes: BODY_LIMIT,
+            max_header_bytes: HEADER_BYTES_LIMIT,
+            max_headers: HEADER_COUNT_LIMIT,
             max_connections: 256,
             read_timeout: std::time::Duration::from_secs(10),
+            write_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -64,7 +87,7 @@ pub struct AppState {
 struct Inner {
     sandbox: Sandbox,
     store: Arc<dyn BlobStore>,
-    token: String,
+    tokens: Tokens,
     runs: Arc<tokio::sync::Semaphore>,
     limits: ServerLimits,
     metrics: std::sync::Mutex<Metrics>,
@@ -115,82 +138,133 @@ struct Metrics {
 }
 
 impl AppState {
-    /// State for a sandbox, a store, the bearer token and the server's limits.
+    /// State for a sandbox, a store, the tokens and the server's limits.
     pub fn new(
         sandbox: Sandbox,
         store: Arc<dyn BlobStore>,
-        token: String,
+        tokens: Tokens,
         limits: ServerLimits,
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 sandbox,
                 store,
-                token,
+                tokens,
                 runs: Arc::new(tokio::sync::Semaphore::new(limits.max_runs.max(1))),
                 limits,
                 metrics: std::sync::Mutex::new(Metrics::default()),
             }),
         }
     }
-}
 
-impl AppState {
+    /// The counters; they are plain numbers, so a lock left poisoned by a panic still
+    /// holds sound ones.
+    fn metrics(&self) -> MutexGuard<'_, Metrics> {
+        self.inner
+            .metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A place among the runs (and validations) in progress, or 503 past the bound.
     fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         self.inner.runs.clone().try_acquire_owned().map_err(|_| {
-            if let Ok(mut m) = self.inner.metrics.lock() {
-                m.busy += 1;
-            }
+            self.metrics().busy += 1;
             ApiError::Busy
         })
     }
 
     fn count(&self, outcome: &str) {
-        if let Ok(mut m) = self.inner.metrics.lock() {
-            *m.runs.entry(outcome.to_string()).or_default() += 1;
+        *self.metrics().runs.entry(outcome.to_string()).or_default() += 1;
+    }
+
+    /// The caps a run request is checked against.
+    fn caps(&self) -> decode::Caps {
+        decode::Caps {
+            max_body_bytes: self.inner.limits.max_body_bytes,
+            input_bytes: self.inner.sandbox.policy().limits.input_bytes,
         }
     }
 }
 
-/// The router.
+/// The router. Each route names the scope a token needs for it.
 pub fn app(state: AppState) -> Router {
+    let needs = |scope: Scope, route: MethodRouter<AppState>| {
+        route.route_layer(middleware::from_fn_with_state(
+            (state.clone(), scope),
+            auth::require,
+        ))
+    };
     let v1 = Router::new()
-        .route("/validate", post(validate))
-        .route("/run", post(run))
-        .route("/agents/{id}", get(agent))
-        .route("/agents/{id}/wat", get(agent_wat))
-        .route("/quarantine", get(quarantine_list))
+        .route("/validate", needs(Scope::Run, post(validate)))
+        .route("/run", needs(Scope::Run, post(run)))
+        .route("/agents/{id}", needs(Scope::Read, get(agent)))
+        .route("/agents/{id}/wat", needs(Scope::Read, get(agent_wat)))
+        .route("/quarantine", needs(Scope::Read, get(quarantine_list)))
         .route(
             "/quarantine/{id}",
-            get(quarantine_show).delete(quarantine_purge),
+            needs(Scope::Read, get(quarantine_show))
+                .merge(needs(Scope::Operate, delete(quarantine_purge))),
         )
-        .route("/quarantine/{id}/release", post(quarantine_release))
-        .route("/evolutions", get(evolutions))
-        .route("/evolutions/{id}", get(evolution))
-        .route("/evolutions/{id}/rollback", post(rollback))
-        .route("/emergency-stop", post(emergency_stop))
-        .route("/audit", get(audit))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .route(
+            "/quarantine/{id}/release",
+            needs(Scope::Operate, post(quarantine_release)),
+        )
+        .route("/evolutions", needs(Scope::Read, get(evolutions)))
+        .route("/evolutions/{id}", needs(Scope::Read, get(evolution)))
+        .route(
+            "/evolutions/{id}/rollback",
+            needs(Scope::Operate, post(rollback)),
+        )
+        .route(
+            "/emergency-stop",
+            needs(Scope::Operate, post(emergency_stop)),
+        )
+        .route("/audit", needs(Scope::Read, get(audit)))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }));
-    let metrics_route = Router::new()
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/", get(dashboard))
         .route("/dashboard.js", get(dashboard_js))
+        .route("/metrics", needs(Scope::Read, get(metrics)))
         .nest("/v1", v1)
-        .merge(metrics_route)
         // The one body cap: `read_body` buffers every body within it.
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 
-/// Reads the whole body first, within the body cap and the read timeout: a client that
-/// trickles its body gets 408 and does not hold a handler; one over the cap gets 413.
+/// Bytes of a request's head as it came on the wire (request line, headers, the
+/// blank line).
+fn head_bytes(req: &Request) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + " HTTP/1.1\r\n".len()
+        + 1;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    line + headers + 2
+}
+
+/// Checks the head against its caps (431), then reads the whole body first, within
+/// the body cap and the read timeout: a client that trickles its body gets 408 and
+/// does not hold a handler; one over the cap gets 413.
 async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let limits = &st.inner.limits;
+    let head = head_bytes(&req);
+    if head > limits.max_header_bytes {
+        return ApiError::HeadersTooLarge {
+            len: head,
+            max: limits.max_header_bytes,
+        }
+        .into_response();
+    }
+    if req.headers().len() > limits.max_headers {
+        return ApiError::Status(axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            .into_response();
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -224,56 +298,6 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, under the server's limits:
-/// at most `max_connections` connections at once, each closed when a request's head
-/// takes longer than `read_timeout` to arrive (or a keep-alive connection idles that
-/// long).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    limits: &ServerLimits,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            () = &mut shutdown => return,
-        };
-        let tcp = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    // Out of descriptors or a connection reset before accept: wait, go on.
-                    let _ = std::io::Write::write_all(
-                        &mut std::io::stderr(),
-                        format!("tdev serve: accept failed: {e}\n").as_bytes(),
-                    );
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let timeout = limits.read_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
-    }
-}
-
 /// Gives every error answer the JSON shape `{"error": {"code", "message"}}`, also the
 /// ones axum makes itself (unknown route, wrong method, body over the cap, a path or
 /// query that does not parse). Their own text is not passed on: it may quote the
@@ -299,137 +323,33 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
-    if constant_time_eq(given.as_bytes(), st.inner.token.as_bytes()) {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized.into_response()
-    }
-}
-
-/// Runs blocking work (sandbox, store) off the async threads.
+/// Runs blocking work (sandbox, store) off the async threads. A panic there is
+/// answered 500 naming `what` (never taken for a result).
 async fn blocking<T: Send + 'static>(
+    what: &'static str,
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-}
-
-fn agent_id(given: &str) -> Result<String, ApiError> {
-    if runtime::is_agent_id(given) {
-        Ok(given.to_string())
-    } else {
-        Err(ApiError::BadRequest(
-            "an agent id is sha256: and 64 lowercase hex digits".into(),
-        ))
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(ApiError::Panicked(what)),
+        Err(e) => Err(ApiError::Internal(format!("{what}: {e}"))),
     }
 }
 
-fn unbase64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
-/// (module bytes, input bytes, typed arguments) of a request.
-type RunRequest = (Vec<u8>, Option<Vec<u8>>, Option<String>);
-
-/// The module, input and args of a request: `application/wasm` bytes with `?args=` or
-/// an `X-Tdev-Input` hex header, or JSON `{"module_b64", "input_b64", "args"}`.
-fn parse_request(
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    body: &Bytes,
-) -> Result<RunRequest, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
-        let module = v["module_b64"]
-            .as_str()
-            .and_then(unbase64)
-            .ok_or_else(|| ApiError::BadRequest("module_b64: base64 module bytes needed".into()))?;
-        let input = match &v["input_b64"] {
-            Value::Null => None,
-            Value::String(s) => Some(
-                unbase64(s).ok_or_else(|| ApiError::BadRequest("input_b64: not base64".into()))?,
-            ),
-            _ => return Err(ApiError::BadRequest("input_b64: a string".into())),
-        };
-        let args = match &v["args"] {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Array(a) => Some(
-                a.iter()
-                    .map(|x| match x {
-                        Value::String(s) => Ok(s.clone()),
-                        Value::Number(n) => Ok(n.to_string()),
-                        _ => Err(ApiError::BadRequest("args: numbers or strings".into())),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(","),
-            ),
-            _ => return Err(ApiError::BadRequest("args: a string or an array".into())),
-        };
-        return Ok((module, input, args));
-    }
-    let input = match headers.get("x-tdev-input") {
-        None => None,
-        Some(h) => Some(
-            h.to_str()
-                .ok()
-                .and_then(runtime::from_hex)
-                .ok_or_else(|| ApiError::BadRequest("X-Tdev-Input: hex bytes".into()))?,
-        ),
-    };
-    Ok((body.to_vec(), input, query.get("args").cloned()))
-}
+/// The query pairs of a request, in order, duplicates kept (so they can be refused).
+type Pairs = Query<Vec<(String, String)>>;
 
 async fn validate(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Pairs,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (module, _, _) = parse_request(&headers, &q, &body)?;
+    let q = decode::query(q, &[])?;
+    let module = decode::run_request(&headers, &q, &body, st.caps())?.module;
     let permit = st.permit()?;
     let sandbox = st.inner.sandbox.clone();
-    blocking(move || {
+    blocking("the validation", move || {
         let _permit = permit;
         let v = sandbox.validate(&module);
         Ok(Json(validate_json(&v, sandbox.policy())))
@@ -440,15 +360,20 @@ async fn validate(
 async fn run(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Pairs,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (module, input, args) = parse_request(&headers, &q, &body)?;
+    let q = decode::query(q, &["args"])?;
+    let decode::RunRequest {
+        module,
+        input,
+        args,
+    } = decode::run_request(&headers, &q, &body, st.caps())?;
     let permit = st.permit()?;
     let sandbox = st.inner.sandbox.clone();
     let store = st.inner.store.clone();
     let state = st.clone();
-    blocking(move || {
+    blocking("the run", move || {
         let _permit = permit;
         let guard = Guard::new(sandbox, Quarantine::new(store));
         let agent = match guard.admit(&module)? {
@@ -462,9 +387,6 @@ async fn run(
                 return Ok(Json(rejected_json(&verdict, &record, "static")));
             }
         };
-        let t = std::time::Instant::now();
-        let instantiated = guard.sandbox().instantiate_only(&agent);
-        let inst = t.elapsed().as_secs_f64();
         let input = match agent.form() {
             ActForm::Bytes => {
                 if args.is_some() {
@@ -483,11 +405,13 @@ async fn run(
                 Input::Typed(runtime::parse_args(params, args.as_deref().unwrap_or(""))?)
             }
         };
+        // One instantiation per request: the run's own (a start function runs once).
         let run = guard.run(&module, &agent, input)?;
-        if let Ok(mut m) = state.inner.metrics.lock() {
+        {
+            let mut m = state.metrics();
             *m.runs.entry(run.report.outcome.to_string()).or_default() += 1;
-            if instantiated {
-                m.instantiate.observe(inst);
+            if let Some(t) = run.report.instantiate {
+                m.instantiate.observe(t.as_secs_f64());
             }
             m.run.observe(run.report.wall.as_secs_f64());
         }
@@ -500,9 +424,9 @@ async fn agent(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = agent_id(&id)?;
+    let id = decode::agent_id(&id)?;
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the agent lookup", move || {
         let q = Quarantine::new(store.clone());
         let record = q.get(&id)?;
         let module = q.module(&id)?;
@@ -526,9 +450,9 @@ async fn agent_wat(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = agent_id(&id)?;
+    let id = decode::agent_id(&id)?;
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the text form", move || {
         // Quarantine::module checks the bytes against their id.
         let bytes = Quarantine::new(store)
             .module(&id)?
@@ -542,16 +466,19 @@ async fn agent_wat(
 
 async fn quarantine_list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.inner.store.clone();
-    blocking(move || Ok(Json(list_json(&Quarantine::new(store).list()?)))).await
+    blocking("the quarantine list", move || {
+        Ok(Json(list_json(&Quarantine::new(store).list()?)))
+    })
+    .await
 }
 
 async fn quarantine_show(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = agent_id(&id)?;
+    let id = decode::agent_id(&id)?;
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the quarantine record", move || {
         let q = Quarantine::new(store);
         let r = q.require(&id)?;
         let wat = q.module(&id)?.as_deref().and_then(runtime::text_form);
@@ -568,12 +495,16 @@ async fn quarantine_show(
 async fn decide(
     st: AppState,
     id: String,
+    caller: Caller,
+    what: &'static str,
     act: fn(&Quarantine, &str, &str) -> engine::Result<engine::Record>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = agent_id(&id)?;
+    let id = decode::agent_id(&id)?;
     let store = st.inner.store.clone();
-    blocking(move || {
-        let r = act(&Quarantine::new(store), &id, "tdev serve API")?;
+    // The audit entry names the token (never its secret).
+    let by = format!("tdev serve API (token {})", caller.0);
+    blocking(what, move || {
+        let r = act(&Quarantine::new(store), &id, &by)?;
         Ok(Json(
             serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
         ))
@@ -583,21 +514,23 @@ async fn decide(
 
 async fn quarantine_release(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    decide(st, id, Quarantine::release).await
+    decide(st, id, caller, "the release", Quarantine::release).await
 }
 
 async fn quarantine_purge(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    decide(st, id, Quarantine::purge).await
+    decide(st, id, caller, "the purge", Quarantine::purge).await
 }
 
 async fn evolutions(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the evolution list", move || {
         Ok(Json(
             json!({"evolutions": engine::evolve::list(store.as_ref())?}),
         ))
@@ -605,28 +538,13 @@ async fn evolutions(State(st): State<AppState>) -> Result<Json<Value>, ApiError>
     .await
 }
 
-fn evolution_id(id: &str) -> Result<String, ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(id.to_string())
-    } else {
-        Err(ApiError::BadRequest(
-            "an evolution id is letters, digits, - and _".into(),
-        ))
-    }
-}
-
 async fn evolution(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = evolution_id(&id)?;
+    let id = decode::evolution_id(&id)?;
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the evolution", move || {
         let head = engine::evolve::head_generation(store.as_ref(), &id)?;
         let mut generations = Vec::new();
         for key in store.list(Bucket::Evolution, &format!("fitness_logs/{id}/"))? {
@@ -657,16 +575,22 @@ async fn evolution(
 
 async fn rollback(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Pairs,
 ) -> Result<Json<Value>, ApiError> {
-    let id = evolution_id(&id)?;
-    let generation: u32 = q
-        .get("generation")
-        .and_then(|g| g.parse().ok())
-        .ok_or_else(|| ApiError::BadRequest("?generation=N needed".into()))?;
+    let id = decode::evolution_id(&id)?;
+    let q = decode::query(q, &["generation"])?;
+    let generation = decode::generation(
+        q.get("generation")
+            .ok_or_else(|| ApiError::BadRequest("?generation=N needed".into()))?,
+    )?;
     let store = st.inner.store.clone();
-    blocking(move || {
+    eprintln!(
+        "tdev serve: token {} rolls {id} back to generation {generation}",
+        caller.0
+    );
+    blocking("the rollback", move || {
         engine::evolve::rollback(store.as_ref(), &id, generation)?;
         Ok(Json(
             json!({"evolution_id": id, "head_generation": generation}),
@@ -713,14 +637,15 @@ async fn dashboard_js() -> Response {
 /// evolutions' head generation and best error.
 async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let store = st.inner.store.clone();
-    let (quarantined, evolutions) = blocking(move || {
+    let (quarantined, evolutions) = blocking("the metrics", move || {
         let q = Quarantine::new(store.clone()).list()?;
         let e = engine::evolve::list(store.as_ref())?;
         Ok((q, e))
     })
     .await?;
     let mut out = String::new();
-    if let Ok(m) = st.inner.metrics.lock() {
+    {
+        let m = st.metrics();
         out.push_str("# HELP tdev_runs_total Runs served, by outcome word.\n# TYPE tdev_runs_total counter\n");
         for (k, v) in &m.runs {
             out.push_str(&format!("tdev_runs_total{{outcome=\"{k}\"}} {v}\n"));
@@ -775,7 +700,7 @@ async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
 /// "detail"}]}`.
 async fn audit(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the audit log", move || {
         let q = Quarantine::new(store.clone());
         let mut events = Vec::new();
         for key in store.list(Bucket::Agents, "quarantine/")? {
@@ -794,10 +719,14 @@ async fn audit(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     .await
 }
 
-async fn emergency_stop(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn emergency_stop(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    eprintln!("tdev serve: token {} pulls the emergency stop", caller.0);
     st.inner.sandbox.stop_handle().stop();
     let store = st.inner.store.clone();
-    blocking(move || {
+    blocking("the emergency stop", move || {
         crate::commands::evolve::request_stop(store.as_ref())?;
         Ok(Json(json!({"stopped": true})))
     })
@@ -820,7 +749,10 @@ mod tests {
             AppState::new(
                 sandbox,
                 store,
-                "t0ken".into(),
+                Tokens::new(vec![
+                    auth::Token::all_scopes("default", "t0ken", auth::DEFAULT_RATE).expect("token"),
+                ])
+                .expect("tokens"),
                 ServerLimits {
                     max_runs: 2,
                     ..ServerLimits::default()

@@ -4,6 +4,7 @@ pub mod evolve;
 pub mod quarantine;
 pub mod run;
 pub mod serve;
+pub mod token;
 pub mod validate;
 
 use crate::common::{open_store, print_json};

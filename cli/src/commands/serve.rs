@@ -1,5 +1,6 @@
-//! `tdev serve [--addr A] [--store URI] [--policy P] [--max-runs N] …`
+//! `tdev serve [--addr A] [--store URI] [--policy P] [--tokens FILE] [--max-runs N] …`
 
+use crate::api::auth::{self, Rate, Token};
 use crate::common::{load_policy, open_store};
 use anyhow::{Context, Result};
 use std::io::Read;
@@ -16,13 +17,31 @@ pub struct Args {
     /// Policy file (default: the built-in policies/default.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Tokens file (TOML: name, sha256 of the secret, scopes, rate, burst per token;
+    /// see docs/api.md). TDEV_API_TOKEN, when set, adds a token named `default` with
+    /// every scope.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Requests per second of a token that names no rate (TDEV_API_TOKEN's too);
+    /// past it, 429 with Retry-After.
+    #[arg(long, default_value_t = auth::DEFAULT_RATE.per_second)]
+    token_rate: f64,
+    /// Requests a token that names no burst may make at once.
+    #[arg(long, default_value_t = auth::DEFAULT_RATE.burst, value_parser = clap::value_parser!(u32).range(1..))]
+    token_burst: u32,
     /// Runs and validations in progress at once; past it they answer 503 with
     /// Retry-After.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_runs: u32,
-    /// Largest request body in bytes; past it, 413.
+    /// Largest request body in bytes, input sent in X-Tdev-Input included; past it, 413.
     #[arg(long, default_value_t = crate::api::BODY_LIMIT as u32, value_parser = clap::value_parser!(u32).range(1..))]
     max_body_bytes: u32,
+    /// Largest request head (request line and headers) in bytes; past it, 431.
+    #[arg(long, default_value_t = crate::api::HEADER_BYTES_LIMIT as u32, value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    max_header_bytes: u32,
+    /// Most headers in a request; past it, 431.
+    #[arg(long, default_value_t = crate::api::HEADER_COUNT_LIMIT as u32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_headers: u32,
     /// Open connections at once; past it, new ones wait until one closes.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
@@ -30,6 +49,10 @@ pub struct Args {
     /// past it); idle keep-alive connections are closed after it too.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     read_timeout_ms: u64,
+    /// Milliseconds an answer may wait without progress for the client to read it;
+    /// past it the connection is closed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout_ms: u64,
 }
 
 fn new_token() -> Result<String> {
@@ -40,27 +63,67 @@ fn new_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-pub fn exec(args: Args) -> Result<u8> {
-    let policy = load_policy(args.policy.as_deref())?;
-    let sandbox = runtime::Sandbox::new(policy).context("cannot start the sandbox")?;
-    let store = open_store(args.store.as_deref())?;
-    let token = match std::env::var("TDEV_API_TOKEN") {
-        Ok(t) if !t.is_empty() => t,
-        _ => {
+/// Room on an agent thread's stack for the host's own frames (the server, wasmtime's
+/// entry and host calls, a trap's unwinding) on top of the Wasm stack the policy
+/// allows, which wasmtime takes from the same thread stack.
+const HOST_STACK_MARGIN: usize = 2 << 20;
+
+/// The stack size of the server's threads, agents' blocking threads included: the
+/// policy's Wasm stack plus [`HOST_STACK_MARGIN`].
+fn agent_thread_stack_bytes(policy: &runtime::Policy) -> usize {
+    usize::try_from(policy.limits.stack_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(HOST_STACK_MARGIN)
+}
+
+/// The tokens: those of `--tokens FILE`, and TDEV_API_TOKEN as `default` with every
+/// scope; with neither, a random all-scopes `default` token printed once.
+fn tokens(args: &Args) -> Result<auth::Tokens> {
+    let rate = Rate {
+        per_second: args.token_rate,
+        burst: args.token_burst,
+    };
+    let mut list = match &args.tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            auth::parse_file(&text, rate).with_context(|| format!("{}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    match std::env::var("TDEV_API_TOKEN") {
+        Ok(t) if !t.is_empty() => list.push(Token::all_scopes("default", &t, rate)?),
+        _ if args.tokens.is_none() => {
             let t = new_token()?;
             eprintln!("tdev serve: no TDEV_API_TOKEN set; this run's token is {t}");
-            t
+            list.push(Token::all_scopes("default", &t, rate)?);
         }
-    };
+        _ => {}
+    }
+    auth::Tokens::new(list)
+}
+
+pub fn exec(args: Args) -> Result<u8> {
+    let policy = load_policy(args.policy.as_deref())?;
+    let stack = agent_thread_stack_bytes(&policy);
+    let sandbox = runtime::Sandbox::new(policy).context("cannot start the sandbox")?;
+    let store = open_store(args.store.as_deref())?;
+    let tokens = tokens(&args)?;
     let limits = crate::api::ServerLimits {
         max_runs: args.max_runs as usize,
         max_body_bytes: args.max_body_bytes as usize,
+        max_header_bytes: args.max_header_bytes as usize,
+        max_headers: args.max_headers as usize,
         max_connections: args.max_connections as usize,
         read_timeout: std::time::Duration::from_millis(args.read_timeout_ms),
+        write_timeout: std::time::Duration::from_millis(args.write_timeout_ms),
     };
-    let state = crate::api::AppState::new(sandbox, store, token, limits.clone());
+    let state = crate::api::AppState::new(sandbox, store, tokens, limits.clone());
+    // Agents run on the blocking threads of this runtime: their stacks are sized from
+    // the policy, so the Wasm stack limit traps before the host stack runs out.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(stack)
         .build()
         .context("cannot start the server runtime")?;
     rt.block_on(async move {

@@ -1,0 +1,171 @@
+//! Connection limits over a real socket: caps on the request head (431) and on its
+//! header count, and a write timeout that frees the slots of clients that never read.
+
+use super::{http, json, serve};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Sends `raw` on a new connection and reads what comes back until the server closes
+/// it (or 20 s pass). Write and read errors are part of the answer (a server may close
+/// a connection while a huge head is still arriving).
+fn exchange(addr: &str, raw: &[u8]) -> (String, Option<std::io::Error>) {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    c.set_write_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let written = c.write_all(raw).err();
+    let mut out = Vec::new();
+    let read = c.read_to_end(&mut out).err();
+    (String::from_utf8_lossy(&out).into_owned(), written.or(read))
+}
+
+fn status(answer: &str) -> Option<u16> {
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+}
+
+fn body(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[test]
+fn oversized_heads_and_too_many_headers_get_431() {
+    let mut s = serve(&[]);
+    let a = s.addr.clone();
+    let get = |headers: &str| {
+        format!("GET /v1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
+    };
+    // a head just within the default cap of 16 KiB is served
+    let (answer, _) = exchange(
+        &a,
+        get(&format!("X-Pad: {}\r\n", "a".repeat(15_000))).as_bytes(),
+    );
+    assert_eq!(status(&answer), Some(200), "{answer}");
+    // one header of 64 KB: 431 in the JSON error shape
+    let (answer, err) = exchange(
+        &a,
+        get(&format!("X-Big: {}\r\n", "a".repeat(64_000))).as_bytes(),
+    );
+    assert_eq!(status(&answer), Some(431), "{answer} {err:?}");
+    let v = json(body(&answer).as_bytes());
+    assert_eq!(v["error"]["code"], "headers_too_large", "{v}");
+    // and of 64 KiB spread over many headers
+    let spread: String = (0..40)
+        .map(|i| format!("X-Part-{i}: {}\r\n", "b".repeat(1600)))
+        .collect();
+    let (answer, _) = exchange(&a, get(&spread).as_bytes());
+    assert_eq!(status(&answer), Some(431), "{answer}");
+    assert_eq!(
+        json(body(&answer).as_bytes())["error"]["code"],
+        "headers_too_large"
+    );
+    // one of 200 KB: 431 (past hyper's read buffer the answer has no body), or the
+    // connection closed while the head was still arriving
+    let (answer, err) = exchange(
+        &a,
+        get(&format!("X-Big: {}\r\n", "a".repeat(200_000))).as_bytes(),
+    );
+    assert!(
+        status(&answer) == Some(431) || (answer.is_empty() && err.is_some()),
+        "{answer:?} {err:?}"
+    );
+    // 101 headers, past the default count of 100: 431
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (answer, err) = exchange(&a, get(&many).as_bytes());
+    assert_eq!(status(&answer), Some(431), "{answer} {err:?}");
+    assert_eq!(http(&a, "GET", "/v1/healthz", &[], b"").0, 200);
+    assert!(s.alive());
+
+    // both caps are flags
+    let mut s = serve(&["--max-header-bytes", "2048", "--max-headers", "8"]);
+    let a = s.addr.clone();
+    let (answer, _) = exchange(
+        &a,
+        get(&format!("X-Pad: {}\r\n", "a".repeat(3000))).as_bytes(),
+    );
+    assert_eq!(status(&answer), Some(431), "{answer}");
+    assert_eq!(
+        json(body(&answer).as_bytes())["error"]["code"],
+        "headers_too_large"
+    );
+    let few: String = (0..5).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (answer, _) = exchange(&a, get(&few).as_bytes());
+    assert_eq!(status(&answer), Some(200), "{answer}");
+    let nine: String = (0..7).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (answer, _) = exchange(&a, get(&nine).as_bytes());
+    assert_eq!(status(&answer), Some(431), "{answer}");
+    assert!(s.alive());
+}
+
+#[test]
+fn clients_that_never_read_do_not_keep_healthz_from_being_answered() {
+    let mut s = serve(&["--max-connections", "4", "--write-timeout-ms", "500"]);
+    let a = s.addr.clone();
+    // 8 connections (twice the slots), each pipelining 2,000 requests for the
+    // dashboard's script and never reading an answer
+    let pipeline: Vec<u8> = "GET /dashboard.js HTTP/1.1\r\nHost: x\r\n\r\n"
+        .repeat(2000)
+        .into_bytes();
+    // connected here, one after the other, so that they are ahead of the healthz
+    // probe in the listen backlog
+    let floods: Vec<_> = (0..8)
+        .map(|_| {
+            let c = TcpStream::connect(&a).expect("connect");
+            let mut w = c.try_clone().expect("clone");
+            let p = pipeline.clone();
+            std::thread::spawn(move || {
+                w.set_write_timeout(Some(Duration::from_secs(30)))
+                    .expect("timeout");
+                let _ = w.write_all(&p);
+            });
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // healthz is answered while the floods hold their connections open
+    let t = Instant::now();
+    let mut c = TcpStream::connect(&a).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    c.write_all(b"GET /v1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert_eq!(
+        status(&answer),
+        Some(200),
+        "after {:?}: {answer:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
+    // every flood connection was closed by the server: reading one drains its answers
+    // and ends
+    // (once each has had far longer than the write timeout to block and be closed)
+    std::thread::sleep(Duration::from_secs(3));
+    for mut c in floods {
+        c.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut sink = Vec::new();
+        let r = c.read_to_end(&mut sink);
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{r:?}"
+        );
+        let answers = String::from_utf8_lossy(&sink)
+            .matches("HTTP/1.1 200")
+            .count();
+        assert!(
+            answers < 2000,
+            "all {answers} answers were written: no timeout"
+        );
+    }
+    assert_eq!(http(&a, "GET", "/v1/healthz", &[], b"").0, 200);
+    assert!(s.alive());
+}
