@@ -52,7 +52,18 @@ fn main() {
     println!("|---:|---:|---:|:--:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut bad = false;
     for &(clients, max_runs, hostile_every, retry_busy) in rows {
-        let mut server = server::start(&["--max-runs", &max_runs.to_string()], TOKEN);
+        // the bench measures the server, not a token's rate (--token-rate)
+        let mut server = server::start(
+            &[
+                "--max-runs",
+                &max_runs.to_string(),
+                "--token-rate",
+                "1000000",
+                "--token-burst",
+                "1000000",
+            ],
+            TOKEN,
+        );
         let plan = Plan {
             clients,
             requests,

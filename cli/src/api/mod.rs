@@ -772,6 +772,37 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_on_a_blocking_thread_is_a_500_naming_the_task() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            let r: Result<u32, ApiError> =
+                blocking("the test task", || panic!("a panic on purpose")).await;
+            let resp = match r {
+                Err(e @ ApiError::Panicked("the test task")) => e.into_response(),
+                other => panic!("a panic was taken for {other:?}"),
+            };
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = axum::body::to_bytes(resp.into_body(), BODY_LIMIT)
+                .await
+                .expect("body");
+            let v: Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(v["error"]["code"], "internal");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the test task")),
+                "{v}"
+            );
+            // an answer that is not a panic passes through untouched
+            assert_eq!(blocking("x", || Ok(7)).await.ok(), Some(7));
+        });
+    }
+
+    #[test]
     fn oneshot_routes() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
