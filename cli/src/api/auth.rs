@@ -291,6 +291,10 @@ pub async fn require(
     };
     let token = &tokens.list[i];
     if let Err(retry_after) = tokens.take(i, Instant::now()) {
+        *st.metrics()
+            .rate_limited
+            .entry(token.name.clone())
+            .or_default() += 1;
         return ApiError::RateLimited {
             token: token.name.clone(),
             retry_after,

@@ -135,6 +135,8 @@ struct Metrics {
     instantiate: Histogram,
     run: Histogram,
     busy: u64,
+    /// 429 answers, by token name.
+    rate_limited: std::collections::BTreeMap<String, u64>,
 }
 
 impl AppState {
@@ -654,6 +656,12 @@ async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
             "# HELP tdev_runs_refused_total Runs refused past the concurrency bound.\n# TYPE tdev_runs_refused_total counter\ntdev_runs_refused_total {}\n",
             m.busy
         ));
+        out.push_str("# HELP tdev_requests_rate_limited_total Requests refused past their token's rate, by token name.\n# TYPE tdev_requests_rate_limited_total counter\n");
+        for (name, n) in &m.rate_limited {
+            out.push_str(&format!(
+                "tdev_requests_rate_limited_total{{token=\"{name}\"}} {n}\n"
+            ));
+        }
         m.instantiate.render(
             "tdev_instantiate_seconds",
             "Store set-up and instantiation time.",

@@ -246,6 +246,16 @@ fn a_token_over_its_rate_gets_429_with_retry_after_and_the_others_go_on() {
         )
         .expect("answer");
     assert_eq!(r.status, 429);
+    // the refusals are counted by token name
+    let r = c
+        .send("GET", "/metrics", &[("Authorization", &auth())], b"")
+        .expect("answer");
+    let m = String::from_utf8_lossy(&r.body);
+    assert!(
+        m.contains("tdev_requests_rate_limited_total{token=\"bursty\"} 16\n"),
+        "{m}"
+    );
+    assert!(!m.contains("token=\"calm\""), "{m}");
 }
 
 #[test]
