@@ -256,16 +256,26 @@ fn head_bytes(req: &Request) -> usize {
 async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let limits = &st.inner.limits;
     let head = head_bytes(&req);
-    if head > limits.max_header_bytes {
-        return ApiError::HeadersTooLarge {
+    let too_large = if head > limits.max_header_bytes {
+        Some(ApiError::HeadersTooLarge {
             len: head,
             max: limits.max_header_bytes,
-        }
-        .into_response();
-    }
-    if req.headers().len() > limits.max_headers {
-        return ApiError::Status(axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-            .into_response();
+        })
+    } else if req.headers().len() > limits.max_headers {
+        Some(ApiError::Status(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ))
+    } else {
+        None
+    };
+    if let Some(e) = too_large {
+        // As hyper does with the heads it refuses itself: the connection ends here.
+        let mut resp = e.into_response();
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return resp;
     }
     let declared = req
         .headers()

@@ -53,6 +53,10 @@ fn oversized_heads_and_too_many_headers_get_431() {
     assert_eq!(status(&answer), Some(431), "{answer} {err:?}");
     let v = json(body(&answer).as_bytes());
     assert_eq!(v["error"]["code"], "headers_too_large", "{v}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     // and of 64 KiB spread over many headers
     let spread: String = (0..40)
         .map(|i| format!("X-Part-{i}: {}\r\n", "b".repeat(1600)))
