@@ -4,13 +4,15 @@
 //! whose module the default policy admits (the worst of that shape) and measures
 //! `Sandbox::admit` (validation + compilation) on it, with the default configuration
 //! and with `fast_compile`. Times are medians of `BENCH_RUNS` calls (default 5), each
-//! on a fresh sandbox. Memory is measured in a fresh child process doing one call: how
-//! far its peak resident set (`VmHWM`, reset through `/proc/self/clear_refs` just
-//! before the call) rose above its resident set before the call — heap and mappings
-//! alike. Hostile shapes the policy rejects are measured too: their cost is
-//! validation alone.
+//! on a fresh sandbox: wall time, and CPU time of all the process's threads (the
+//! machine is shared: CPU time does not count the time other work holds the cores).
+//! Memory (MB) is measured in a fresh child process doing one call: how far its peak
+//! resident set (`VmHWM`, reset through `/proc/self/clear_refs` just before the call)
+//! rose above its resident set before the call — heap and mappings alike. Hostile
+//! shapes the policy rejects are measured too: their cost is validation alone.
 //!
-//! Run with `cargo bench -p runtime --bench admission`.
+//! Run with `cargo bench -p runtime --bench admission` (`BENCH_POLICY=FILE` measures
+//! another policy, `BENCH_ONLY=TEXT` only the shapes whose name contains TEXT).
 
 use runtime::{Admission, Policy, Sandbox, SandboxConfig};
 use std::fmt::Write;
@@ -20,6 +22,15 @@ use std::time::Instant;
 
 /// Set in a child process: `MODE PATH`, MODE one of `validate`, `admit`, `fast`.
 const CHILD: &str = "TDEV_ADMISSION_BENCH_CHILD";
+
+/// The default policy, or the one named by `BENCH_POLICY` (to measure the worst
+/// modules another policy admits).
+fn policy() -> Policy {
+    match std::env::var("BENCH_POLICY") {
+        Ok(path) => Policy::from_file(Path::new(&path)).expect("BENCH_POLICY"),
+        Err(_) => Policy::default_policy(),
+    }
+}
 
 /// A field of `/proc/self/status`, in kB.
 fn status_kb(field: &str) -> u64 {
@@ -35,7 +46,7 @@ fn status_kb(field: &str) -> u64 {
 fn child(spec: &str) {
     let (mode, path) = spec.split_once(' ').expect("child spec");
     let bytes = std::fs::read(path).expect("module file");
-    let p = Policy::default_policy();
+    let p = policy();
     let mut cfg = SandboxConfig::new();
     cfg.fast_compile(mode == "fast");
     let sb = Sandbox::with_config(p.clone(), &cfg).expect("sandbox");
@@ -65,15 +76,42 @@ fn child_mb(mode: &str, path: &Path) -> f64 {
     kb / 1024.0
 }
 
-/// Median wall time of `runs` calls of `f`, in ms.
-fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
+/// CPU time of this process's threads so far, in ns (`/proc/self/task/*/schedstat`),
+/// the epoch tickers left out: unlike wall time, it does not count the time the
+/// machine's other work takes the cores away.
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .map_or(true, |c| c.trim() != "tdev-epoch")
         })
-        .collect();
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Medians over `runs` calls of `f` (each given what `setup` made, outside the
+/// measure): wall time and CPU time, in ms.
+fn time_ms<S>(runs: usize, mut setup: impl FnMut() -> S, mut f: impl FnMut(&S)) -> (f64, f64) {
+    let mut wall = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        let s = setup();
+        let c = cpu_ns();
+        let t = Instant::now();
+        f(&s);
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(cpu_ns().saturating_sub(c) as f64 / 1e6);
+        drop(s);
+    }
+    (median(wall), median(cpu))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -131,6 +169,26 @@ fn locals_in_loops(locals: u64, depth: u64, n: u64) -> String {
     m
 }
 
+/// Like [`locals_in_loops`], but every loop branches back to its header, so each
+/// header is a real merge point of every local changed inside it.
+fn loops_back_edges(locals: u64, depth: u64, n: u64) -> String {
+    let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
+    m.push_str(&locals_decl(locals - 1, "i64"));
+    for _ in 0..depth {
+        m.push_str(" (loop");
+    }
+    for k in 0..n {
+        let a = 1 + (2 * k) % (locals - 1);
+        let b = 1 + (2 * k + 1) % (locals - 1);
+        let _ = write!(m, " local.get {a} local.set {b}");
+    }
+    for _ in 0..depth {
+        m.push_str(" local.get 0 i32.wrap_i64 br_if 0)");
+    }
+    m.push_str(" local.get 1))");
+    m
+}
+
 /// `n` blocks nested `depth` deep, one after the other, each setting a local.
 fn nested_blocks(depth: u64, n: u64) -> String {
     let mut m = String::from("(module (func (export \"act\") (result i64) (local i64)");
@@ -150,16 +208,20 @@ fn nested_blocks(depth: u64, n: u64) -> String {
 /// `n` br_tables of `targets` targets each, spread over the labels of `depth` nested
 /// blocks, with `locals` locals set between them (each target a merge point).
 fn br_tables(depth: u64, targets: u64, locals: u64, n: u64) -> String {
-    let mut m = String::from("(module (func (export \"act\") (param i32) (result i64) ");
-    m.push_str(&locals_decl(locals, "i64"));
+    let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
+    m.push_str(&locals_decl(locals - 1, "i64"));
     for _ in 0..depth {
         m.push_str(" (block");
     }
     for k in 0..n {
         for i in 0..locals.min(8) {
-            let _ = write!(m, " i64.const {k} local.set {}", 1 + (k * 8 + i) % locals);
+            let _ = write!(
+                m,
+                " i64.const {k} local.set {}",
+                1 + (k * 8 + i) % (locals - 1)
+            );
         }
-        m.push_str(" local.get 0 (br_table");
+        m.push_str(" local.get 0 i32.wrap_i64 (br_table");
         for t in 0..targets {
             let _ = write!(m, " {}", t % depth);
         }
@@ -177,10 +239,7 @@ fn br_tables(depth: u64, targets: u64, locals: u64, n: u64) -> String {
 fn functions(n: u64) -> String {
     let mut m = String::from("(module (type $t (func (param i64) (result i64)))\n");
     for f in 0..n {
-        let _ = writeln!(
-            m,
-            "(func $f{f} (type $t) local.get 0 i64.const {f} i64.add)"
-        );
+        let _ = writeln!(m, "(func $f{f} (type $t) local.get 0)");
     }
     let _ = write!(m, "(table {n} funcref) (elem (i32.const 0)");
     for f in 0..n {
@@ -284,12 +343,15 @@ fn memory_ops(n: u64) -> String {
 
 /// `n` if/else diamonds nested `depth` deep, each branch setting a different local.
 fn if_diamonds(locals: u64, depth: u64, n: u64) -> String {
-    let mut m = String::from("(module (func (export \"act\") (param i32) (result i64) ");
-    m.push_str(&locals_decl(locals, "i64"));
+    let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
+    m.push_str(&locals_decl(locals - 1, "i64"));
     for k in 0..n {
         for d in 0..depth {
-            let a = 1 + (k * depth + d) % locals;
-            let _ = write!(m, " local.get 0 (if (then i64.const 1 local.set {a}) (else");
+            let a = 1 + (k * depth + d) % (locals - 1);
+            let _ = write!(
+                m,
+                " local.get 0 i32.wrap_i64 (if (then i64.const 1 local.set {a}) (else"
+            );
         }
         for _ in 0..depth {
             m.push_str("))");
@@ -342,6 +404,10 @@ fn families(p: &Policy) -> Vec<Family> {
         (
             "locals crossing limits.nesting_depth loops (n get/set pairs)",
             Box::new(move |n| locals_in_loops(per_fn, depth, n)),
+        ),
+        (
+            "locals crossing limits.nesting_depth loops with back edges (n get/set pairs)",
+            Box::new(move |n| loops_back_edges(per_fn, depth, n)),
         ),
         (
             "blocks limits.nesting_depth deep (n nests)",
@@ -399,41 +465,44 @@ fn worst(p: &Policy, build: &dyn Fn(u64) -> String) -> Option<(u64, Vec<u8>)> {
 
 struct Row {
     validate_ms: f64,
-    admit_ms: f64,
+    admit: (f64, f64),
     admit_mb: f64,
-    fast_ms: f64,
+    fast: (f64, f64),
     fast_mb: f64,
 }
 
 fn run_row(p: &Policy, bytes: &[u8], runs: usize, dir: &Path) -> Row {
     let path = dir.join("module.wasm");
     std::fs::write(&path, bytes).expect("write module");
-    let validate_ms = time_ms(runs, || {
-        std::hint::black_box(runtime::validate(p, bytes));
-    });
-    let mut ms = [0.0; 2];
+    let (validate_ms, _) = time_ms(
+        runs,
+        || (),
+        |_| {
+            std::hint::black_box(runtime::validate(p, bytes));
+        },
+    );
+    let mut ms = [(0.0, 0.0); 2];
     for (i, fast) in [false, true].into_iter().enumerate() {
         let mut cfg = SandboxConfig::new();
         cfg.fast_compile(fast);
         // A fresh sandbox per call: admission is cached by agent id.
-        let sandboxes: Vec<Sandbox> = (0..runs)
-            .map(|_| Sandbox::with_config(p.clone(), &cfg).expect("sandbox"))
-            .collect();
-        let mut it = sandboxes.iter();
-        ms[i] = time_ms(runs, || {
-            let sb = it.next().expect("a sandbox per run");
-            let adm = sb.admit(bytes, false).expect("admit");
-            assert!(
-                matches!(adm, Admission::Admitted(_)),
-                "validated but not admitted"
-            );
-        });
+        ms[i] = time_ms(
+            runs,
+            || Sandbox::with_config(p.clone(), &cfg).expect("sandbox"),
+            |sb| {
+                let adm = sb.admit(bytes, false).expect("admit");
+                assert!(
+                    matches!(adm, Admission::Admitted(_)),
+                    "validated but not admitted"
+                );
+            },
+        );
     }
     Row {
         validate_ms,
-        admit_ms: ms[0],
+        admit: ms[0],
         admit_mb: child_mb("admit", &path),
-        fast_ms: ms[1],
+        fast: ms[1],
         fast_mb: child_mb("fast", &path),
     }
 }
@@ -451,36 +520,48 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .max(1);
-    let p = Policy::default_policy();
-    println!("Worst admitted module of each shape under the default policy ({runs} runs):\n");
+    let p = policy();
+    println!("Worst admitted module of each shape under the policy ({runs} runs):\n");
     println!(
-        "| shape | n | bytes | validate ms | admit ms | admit MB (peak RSS) | fast_compile ms | fast_compile MB (peak RSS) |"
+        "| shape | n | bytes | validate ms | admit ms (CPU ms) | admit MB | fast_compile ms (CPU ms) | fast_compile MB |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut worst_ms: f64 = 0.0;
     let mut worst_mb: f64 = 0.0;
+    let mut worst_cpu: f64 = 0.0;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for (name, build) in families(&p) {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let Some((n, bytes)) = worst(&p, &*build) else {
-            println!("| {name} | — | — | not admitted at n = 1 | | | | |");
+            let why = match wat::parse_str(build(1)) {
+                Ok(b) => format!("{:?}", runtime::validate(&p, &b).findings),
+                Err(e) => e.to_string(),
+            };
+            println!("| {name} | — | — | not admitted at n = 1: {why} | | | | |");
             continue;
         };
         let r = run_row(&p, &bytes, runs, &dir);
-        worst_ms = worst_ms.max(r.admit_ms).max(r.fast_ms);
+        worst_ms = worst_ms.max(r.admit.0).max(r.fast.0);
+        worst_cpu = worst_cpu.max(r.admit.1).max(r.fast.1);
         worst_mb = worst_mb.max(r.admit_mb).max(r.fast_mb);
         println!(
-            "| {name} | {n} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} |",
+            "| {name} | {n} | {} | {:.2} | {:.2} ({:.2}) | {:.1} | {:.2} ({:.2}) | {:.1} |",
             bytes.len(),
             r.validate_ms,
-            r.admit_ms,
+            r.admit.0,
+            r.admit.1,
             r.admit_mb,
-            r.fast_ms,
+            r.fast.0,
+            r.fast.1,
             r.fast_mb
         );
     }
-    println!("\nWorst admitted: {worst_ms:.2} ms, {worst_mb:.1} MB.\n");
+    println!("\nWorst admitted: {worst_ms:.2} ms wall, {worst_cpu:.2} ms CPU, {worst_mb:.1} MB.\n");
 
     println!("Hostile shapes the default policy rejects (cost: validation only):\n");
-    println!("| shape | bytes | findings | validate ms | validate MB (peak RSS) |");
+    println!("| shape | bytes | findings | validate ms | validate MB |");
     println!("|---|---:|---|---:|---:|");
     let wat = |s: &str| wat::parse_str(s).expect("hostile shape assembles");
     let hostile: Vec<(&str, Vec<u8>)> = vec![
@@ -504,9 +585,13 @@ fn main() {
         assert!(!v.admitted, "{name} was admitted");
         let kinds: std::collections::BTreeSet<String> =
             v.findings.iter().map(|f| f.kind.to_string()).collect();
-        let ms = time_ms(runs, || {
-            std::hint::black_box(runtime::validate(&p, &bytes));
-        });
+        let (ms, _) = time_ms(
+            runs,
+            || (),
+            |_| {
+                std::hint::black_box(runtime::validate(&p, &bytes));
+            },
+        );
         let path = dir.join("hostile.wasm");
         std::fs::write(&path, &bytes).expect("write module");
         println!(
