@@ -84,7 +84,7 @@ pub struct Limits {
     pub input_bytes: u64,
     /// Budget of a module's text form, in bytes: the text patterns are matched against
     /// at most this much text, and a text form shown to a person is cut here. A module
-    /// whose text form is longer gets the `text_cap` finding. Default 1 MiB.
+    /// whose text form is longer gets the `text_cap` finding. Default 256 KiB.
     pub text_bytes: u64,
     /// Tables a module may define (also the pooling allocator's tables per instance).
     /// Default 4.
@@ -92,13 +92,13 @@ pub struct Limits {
     /// Memories a module may define (also the pooling allocator's memories per
     /// instance). Default 1.
     pub memories: u64,
-    /// Functions a module may define. Default 500.
+    /// Functions a module may define. Default 200.
     pub functions: u64,
-    /// Locals of one function, its parameters included. Default 1000.
+    /// Locals of one function, its parameters included. Default 500.
     pub locals_per_function: u64,
-    /// Locals of all functions of a module together, parameters included. Default 5000.
+    /// Locals of all functions of a module together, parameters included. Default 2000.
     pub locals: u64,
-    /// Deepest nesting of `block`, `loop` and `if` in a function body. Default 64.
+    /// Deepest nesting of `block`, `loop` and `if` in a function body. Default 32.
     pub nesting_depth: u64,
     /// Targets of one `br_table`. Default 1024.
     pub br_table_targets: u64,
@@ -600,6 +600,19 @@ mod tests {
         assert_eq!(p.limits.input_bytes, 1 << 20);
         assert_eq!(p.limits.log_lines, 100);
         assert_eq!(p.limits.log_line_bytes, 1024);
+        assert_eq!(p.limits.text_bytes, 256 << 10);
+        assert_eq!((p.limits.tables, p.limits.memories), (4, 1));
+        assert_eq!(p.limits.functions, 200);
+        assert_eq!(p.limits.locals_per_function, 500);
+        assert_eq!(p.limits.locals, 2000);
+        assert_eq!(p.limits.nesting_depth, 32);
+        assert_eq!(p.limits.br_table_targets, 1024);
+        assert_eq!(p.limits.globals, 200);
+        assert_eq!(p.limits.types, 200);
+        assert_eq!(
+            (p.limits.data_segments, p.limits.element_segments),
+            (100, 100)
+        );
         assert_eq!(p.min_safety_score, 0.95);
         assert_eq!(p.imports.len(), 6);
         assert!(!p.features.simd && !p.features.threads && p.features.bulk_memory);
@@ -638,6 +651,11 @@ mod tests {
         assert!(err("[limits]\nfuel_per_call = 0\n").contains("limits.fuel_per_call"));
         assert!(err("[limits]\nstack_bytes = 1073741824\n").contains("limits.stack_bytes"));
         assert!(err("[limits]\ninput_bytes = 2147483648\n").contains("limits.input_bytes"));
+        assert!(
+            err("[limits]\nlocals_per_function = 50001\n").contains("limits.locals_per_function")
+        );
+        assert!(err("[limits]\ntext_bytes = 10\n").contains("limits.text_bytes"));
+        assert!(err("[limits]\nmemories = 2\n").contains("features.multi_memory"));
         assert!(err("min_safety_score = 1.5\n").contains("min_safety_score"));
         assert!(err("[weights]\nmalformed = -0.5\n").contains("weights.malformed"));
         assert!(err("[imports]\nallow = [\"env.abort\"]\n").contains("imports.allow"));

@@ -434,6 +434,12 @@ fn the_compile_cost_module_of_the_report_is_rejected_cheaply() {
     assert!(!v.admitted);
     assert!(v.findings.iter().all(|f| f.kind == FindingKind::CostCap));
     let details: Vec<&str> = v.findings.iter().map(|f| f.detail.as_str()).collect();
+    assert_eq!(details, ["300 functions is over `limits.functions` = 200"]);
+    // With room for the functions, the locals limits catch it.
+    let roomy = policy("[limits]\nfunctions = 1000\n");
+    let v = validate(&roomy, &bytes);
+    let details: Vec<&str> = v.findings.iter().map(|f| f.detail.as_str()).collect();
+    assert!(v.findings.iter().all(|f| f.kind == FindingKind::CostCap));
     assert!(
         details
             .iter()
@@ -441,4 +447,25 @@ fn the_compile_cost_module_of_the_report_is_rejected_cheaply() {
             && details.iter().any(|d| d.contains("limits.locals`")),
         "{details:?}"
     );
+}
+
+#[test]
+fn every_agent_fixture_is_within_the_default_limits() {
+    // Real agents (rustc output and hand-written WAT) must not be caught by the cost
+    // limits.
+    let p = Policy::default_policy();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/agents");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures/agents") {
+        let path = entry.expect("entry").path();
+        let bytes = match path.extension().and_then(|e| e.to_str()) {
+            Some("wasm") => std::fs::read(&path).expect("read"),
+            Some("wat") => wat::parse_file(&path).expect("wat"),
+            _ => continue,
+        };
+        let v = validate(&p, &bytes);
+        assert!(v.admitted, "{}: {:?}", path.display(), v.findings);
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} agents");
 }
