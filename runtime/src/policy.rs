@@ -82,6 +82,54 @@ pub struct Limits {
     /// input): checked against the file size or stream length before it is read.
     /// Default 1 MiB.
     pub input_bytes: u64,
+    /// Budget of a module's text form, in bytes: the text patterns are matched against
+    /// at most this much text, and a text form shown to a person is cut here. A module
+    /// whose text form is longer gets the `text_cap` finding. Default 256 KiB.
+    pub text_bytes: u64,
+    /// Tables a module may define (also the pooling allocator's tables per instance).
+    /// Default 4.
+    pub tables: u64,
+    /// Memories a module may define (also the pooling allocator's memories per
+    /// instance). Default 1.
+    pub memories: u64,
+    /// Functions a module may define. Default 200.
+    pub functions: u64,
+    /// Locals of one function, its parameters included. Default 500.
+    pub locals_per_function: u64,
+    /// Locals of all functions of a module together, parameters included. Default 2000.
+    pub locals: u64,
+    /// Deepest nesting of `block`, `loop` and `if` in a function body. Default 32.
+    pub nesting_depth: u64,
+    /// Targets of one `br_table`. Default 1024.
+    pub br_table_targets: u64,
+    /// Globals a module may define. Default 200.
+    pub globals: u64,
+    /// Function types a module may declare. Default 200.
+    pub types: u64,
+    /// Data segments a module may declare. Default 100.
+    pub data_segments: u64,
+    /// Element segments a module may declare. Default 100.
+    pub element_segments: u64,
+}
+
+impl Limits {
+    /// The largest core instance (wasmtime's `Instance` and its `VMContext`) a module
+    /// within these limits can need, in bytes: the pooling allocator's
+    /// `max_core_instance_size`. wasmtime lays out at most 32 bytes per function, 16 per
+    /// global, table and memory definition, 24 per import and 12 per data segment
+    /// after about 1 KiB of fixed fields; this gives each counted entity 64 bytes on top
+    /// of 64 KiB, so every module that validates fits.
+    pub fn core_instance_bytes(&self) -> u64 {
+        let entities = self
+            .functions
+            .saturating_add(self.globals)
+            .saturating_add(self.tables)
+            .saturating_add(self.memories)
+            .saturating_add(self.data_segments)
+            .saturating_add(self.element_segments)
+            .saturating_add(ABI_V1_IMPORTS.len() as u64);
+        entities.saturating_mul(64).saturating_add(64 << 10)
+    }
 }
 
 /// Allowed Wasm features (`[features]`).
@@ -158,6 +206,8 @@ pub struct Weights {
     pub signature_invalid: f64,
     pub memory_cap: f64,
     pub table_cap: f64,
+    pub cost_cap: f64,
+    pub text_cap: f64,
 }
 
 /// Weight added when a run hits a limit (`[trap_weights]`).
@@ -409,6 +459,30 @@ impl Policy {
         range("limits.stack_bytes", l.stack_bytes, 16 << 10, 4 << 20)?;
         range("limits.output_bytes", l.output_bytes, 0, 256 << 20)?;
         range("limits.input_bytes", l.input_bytes, 0, 1 << 30)?;
+        range("limits.text_bytes", l.text_bytes, 4096, 64 << 20)?;
+        range("limits.tables", l.tables, 0, 100)?;
+        range("limits.memories", l.memories, 0, 100)?;
+        range("limits.functions", l.functions, 1, 1_000_000)?;
+        // wasmparser refuses more than 50,000 locals in a function whatever the policy.
+        range(
+            "limits.locals_per_function",
+            l.locals_per_function,
+            0,
+            50_000,
+        )?;
+        range("limits.locals", l.locals, 0, 50_000_000)?;
+        range("limits.nesting_depth", l.nesting_depth, 1, 100_000)?;
+        range("limits.br_table_targets", l.br_table_targets, 0, 1_000_000)?;
+        range("limits.globals", l.globals, 0, 1_000_000)?;
+        range("limits.types", l.types, 1, 1_000_000)?;
+        range("limits.data_segments", l.data_segments, 0, 100_000)?;
+        range("limits.element_segments", l.element_segments, 0, 100_000)?;
+        if l.memories > 1 && !self.features.multi_memory {
+            return Err(policy_err(format!(
+                "`limits.memories` = {} needs `features.multi_memory` = true",
+                l.memories
+            )));
+        }
         range("limits.log_lines", l.log_lines, 0, 1_000_000)?;
         range("limits.log_line_bytes", l.log_line_bytes, 1, 1 << 20)?;
         range("limits.host_call_fuel", l.host_call_fuel, 0, 1 << 32)?;
@@ -455,6 +529,8 @@ impl Policy {
             ("signature_invalid", w.signature_invalid),
             ("memory_cap", w.memory_cap),
             ("table_cap", w.table_cap),
+            ("cost_cap", w.cost_cap),
+            ("text_cap", w.text_cap),
         ] {
             weight(&format!("weights.{k}"), v)?;
         }
@@ -524,6 +600,19 @@ mod tests {
         assert_eq!(p.limits.input_bytes, 1 << 20);
         assert_eq!(p.limits.log_lines, 100);
         assert_eq!(p.limits.log_line_bytes, 1024);
+        assert_eq!(p.limits.text_bytes, 256 << 10);
+        assert_eq!((p.limits.tables, p.limits.memories), (4, 1));
+        assert_eq!(p.limits.functions, 200);
+        assert_eq!(p.limits.locals_per_function, 500);
+        assert_eq!(p.limits.locals, 2000);
+        assert_eq!(p.limits.nesting_depth, 32);
+        assert_eq!(p.limits.br_table_targets, 1024);
+        assert_eq!(p.limits.globals, 200);
+        assert_eq!(p.limits.types, 200);
+        assert_eq!(
+            (p.limits.data_segments, p.limits.element_segments),
+            (100, 100)
+        );
         assert_eq!(p.min_safety_score, 0.95);
         assert_eq!(p.imports.len(), 6);
         assert!(!p.features.simd && !p.features.threads && p.features.bulk_memory);
@@ -562,6 +651,11 @@ mod tests {
         assert!(err("[limits]\nfuel_per_call = 0\n").contains("limits.fuel_per_call"));
         assert!(err("[limits]\nstack_bytes = 1073741824\n").contains("limits.stack_bytes"));
         assert!(err("[limits]\ninput_bytes = 2147483648\n").contains("limits.input_bytes"));
+        assert!(
+            err("[limits]\nlocals_per_function = 50001\n").contains("limits.locals_per_function")
+        );
+        assert!(err("[limits]\ntext_bytes = 10\n").contains("limits.text_bytes"));
+        assert!(err("[limits]\nmemories = 2\n").contains("features.multi_memory"));
         assert!(err("min_safety_score = 1.5\n").contains("min_safety_score"));
         assert!(err("[weights]\nmalformed = -0.5\n").contains("weights.malformed"));
         assert!(err("[imports]\nallow = [\"env.abort\"]\n").contains("imports.allow"));

@@ -330,14 +330,20 @@ impl Sandbox {
         match config.allocation {
             Allocation::Pooling { slots } => {
                 let mut pool = PoolingAllocationConfig::new();
-                let memories = if policy.features.multi_memory { 4 } else { 1 };
+                // Every per-module limit of the pool is a policy limit that validation
+                // also enforces, so a module that validates always fits.
+                let memories = u32::try_from(l.memories).unwrap_or(u32::MAX);
+                let tables = u32::try_from(l.tables).unwrap_or(u32::MAX);
                 pool.total_core_instances(slots)
                     .total_memories(slots.saturating_mul(memories))
-                    .total_tables(slots.saturating_mul(4))
+                    .total_tables(slots.saturating_mul(tables))
                     .max_memories_per_module(memories)
-                    .max_tables_per_module(4)
+                    .max_tables_per_module(tables)
                     .max_memory_size(l.memory_bytes as usize)
                     .table_elements(l.table_elements as usize)
+                    .max_core_instance_size(
+                        usize::try_from(l.core_instance_bytes()).unwrap_or(usize::MAX),
+                    )
                     .total_component_instances(0);
                 if let Some(bytes) = config.keep_resident {
                     pool.linear_memory_keep_resident(bytes)

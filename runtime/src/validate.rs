@@ -1,12 +1,12 @@
 //! Static validation: findings and the safety score, without compiling anything.
 
-use crate::policy::{Policy, Scope, WASM_PAGE};
+use crate::policy::{Limits, Policy, Scope, WASM_PAGE};
 use crate::text::{agent_id, escape};
 use std::fmt;
-use wasmparser::{FuncType, Parser, Payload, ValType, Validator, WasmFeatures, types::EntityType};
-
-/// Modules larger than this are not parsed at all: `size_cap` alone rejects them.
-const PARSE_CEILING: usize = 1 << 20;
+use wasmparser::{
+    FuncType, Operator, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
+    types::EntityType,
+};
 
 /// The kind of a static finding. `Display` gives the stable word of DESIGN.md.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,20 +23,28 @@ pub enum FindingKind {
     ExportMissing,
     /// `act` or an allowed import has the wrong type.
     SignatureInvalid,
-    /// A memory's declared minimum is over `limits.memory_bytes`.
+    /// A memory's declared minimum is over `limits.memory_bytes`, or the module
+    /// defines more memories than `limits.memories`.
     MemoryCap,
-    /// A table's declared minimum is over `limits.table_elements`.
+    /// A table's declared minimum is over `limits.table_elements`, or the module
+    /// defines more tables than `limits.tables`.
     TableCap,
+    /// The module's shape is over a limit that bounds validation and compile cost
+    /// (`limits.functions`, `limits.locals`, `limits.nesting_depth`, ...).
+    CostCap,
+    /// The text form is longer than `limits.text_bytes`: the text patterns saw only
+    /// its beginning.
+    TextCap,
     /// A named pattern of the policy matched.
     Pattern(String),
 }
 
 impl FindingKind {
     /// Structural findings reject a module whatever their weight: the sandbox cannot
-    /// run such a module as the policy says. Only pattern findings can be overridden
-    /// by a person releasing the module from quarantine.
+    /// run such a module as the policy says. Only pattern and `text_cap` findings can
+    /// be overridden by a person releasing the module from quarantine.
     pub fn is_structural(&self) -> bool {
-        !matches!(self, FindingKind::Pattern(_))
+        !matches!(self, FindingKind::Pattern(_) | FindingKind::TextCap)
     }
 
     /// Parses a finding word (`malformed`, `pattern:name`, ...).
@@ -50,6 +58,8 @@ impl FindingKind {
             "signature_invalid" => FindingKind::SignatureInvalid,
             "memory_cap" => FindingKind::MemoryCap,
             "table_cap" => FindingKind::TableCap,
+            "cost_cap" => FindingKind::CostCap,
+            "text_cap" => FindingKind::TextCap,
             other => FindingKind::Pattern(other.strip_prefix("pattern:")?.to_string()),
         })
     }
@@ -66,6 +76,8 @@ impl fmt::Display for FindingKind {
             FindingKind::SignatureInvalid => f.write_str("signature_invalid"),
             FindingKind::MemoryCap => f.write_str("memory_cap"),
             FindingKind::TableCap => f.write_str("table_cap"),
+            FindingKind::CostCap => f.write_str("cost_cap"),
+            FindingKind::TextCap => f.write_str("text_cap"),
             FindingKind::Pattern(name) => write!(f, "pattern:{name}"),
         }
     }
@@ -204,6 +216,8 @@ impl Collector<'_> {
             FindingKind::SignatureInvalid => w.signature_invalid,
             FindingKind::MemoryCap => w.memory_cap,
             FindingKind::TableCap => w.table_cap,
+            FindingKind::CostCap => w.cost_cap,
+            FindingKind::TextCap => w.text_cap,
             FindingKind::Pattern(name) => self
                 .policy
                 .patterns
@@ -228,15 +242,15 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Verdict {
     let size = bytes.len();
     let mut form = None;
     if size as u64 > policy.limits.module_bytes {
+        // Nothing past the size cap is parsed: its cost is the attacker's choice.
         c.add(
             FindingKind::SizeCap,
             format!(
-                "{size} bytes is over the cap of {} bytes",
+                "{size} bytes is over `limits.module_bytes` = {}",
                 policy.limits.module_bytes
             ),
         );
-    }
-    if size <= PARSE_CEILING {
+    } else if shape(&mut c, bytes) {
         form = analyse(&mut c, bytes);
     }
     let findings = c.findings;
@@ -251,6 +265,207 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Verdict {
         admitted,
         form,
     }
+}
+
+/// What the cheap pass over the sections counts.
+#[derive(Default)]
+struct Shape {
+    functions: u64,
+    locals: u64,
+    globals: u64,
+    types: u64,
+    data_segments: u64,
+    element_segments: u64,
+}
+
+/// The cheap pass before wasmparser's full validation: counts what drives validation
+/// and compile cost, section by section, without building anything. Adds a `cost_cap`
+/// finding for each limit exceeded and returns false when one was (the module is then
+/// not analysed further). A module it cannot parse is left to full validation, which
+/// says why it is malformed.
+fn shape(c: &mut Collector<'_>, bytes: &[u8]) -> bool {
+    let l = &c.policy.limits;
+    // The first excess of each limit, in the order found.
+    let mut over: Vec<(&'static str, String)> = Vec::new();
+    fn check(
+        over: &mut Vec<(&'static str, String)>,
+        what: impl FnOnce() -> String,
+        field: &'static str,
+        n: u64,
+        cap: u64,
+    ) {
+        if n > cap && !over.iter().any(|(f, _)| *f == field) {
+            over.push((
+                field,
+                format!("{} is over `limits.{field}` = {cap}", what()),
+            ));
+        }
+    }
+    let mut s = Shape::default();
+    // Parameter counts by type index, then the type index of each defined function.
+    let mut params: Vec<u64> = Vec::new();
+    let mut func_types: Vec<u32> = Vec::new();
+    let mut imported_funcs: u64 = 0;
+    let mut body_index: usize = 0;
+    'sections: for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { break };
+        match payload {
+            Payload::TypeSection(r) => {
+                for group in r {
+                    let Ok(group) = group else { break 'sections };
+                    for sub in group.into_types() {
+                        s.types += 1;
+                        if s.types > l.types {
+                            break;
+                        }
+                        let n = match &sub.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => f.params().len() as u64,
+                            _ => 0,
+                        };
+                        params.push(n);
+                    }
+                }
+                check(
+                    &mut over,
+                    || format!("{} types", s.types),
+                    "types",
+                    s.types,
+                    l.types,
+                );
+            }
+            Payload::ImportSection(r) => {
+                for imp in r.into_imports() {
+                    let Ok(imp) = imp else { break 'sections };
+                    if matches!(imp.ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
+                        imported_funcs += 1;
+                    }
+                }
+            }
+            Payload::FunctionSection(r) => {
+                s.functions = u64::from(r.count());
+                check(
+                    &mut over,
+                    || format!("{} functions", s.functions),
+                    "functions",
+                    s.functions,
+                    l.functions,
+                );
+                if s.functions > l.functions {
+                    break;
+                }
+                for ty in r {
+                    let Ok(ty) = ty else { break 'sections };
+                    func_types.push(ty);
+                }
+            }
+            Payload::GlobalSection(r) => {
+                s.globals = u64::from(r.count());
+                check(
+                    &mut over,
+                    || format!("{} globals", s.globals),
+                    "globals",
+                    s.globals,
+                    l.globals,
+                );
+            }
+            Payload::DataSection(r) => {
+                s.data_segments = u64::from(r.count());
+                check(
+                    &mut over,
+                    || format!("{} data segments", s.data_segments),
+                    "data_segments",
+                    s.data_segments,
+                    l.data_segments,
+                );
+            }
+            Payload::ElementSection(r) => {
+                s.element_segments = u64::from(r.count());
+                check(
+                    &mut over,
+                    || format!("{} element segments", s.element_segments),
+                    "element_segments",
+                    s.element_segments,
+                    l.element_segments,
+                );
+            }
+            Payload::CodeSectionEntry(body) => {
+                let i = body_index;
+                body_index += 1;
+                let index = imported_funcs + i as u64;
+                let mut n = func_types
+                    .get(i)
+                    .and_then(|t| params.get(*t as usize))
+                    .copied()
+                    .unwrap_or(0);
+                let Ok(locals) = body.get_locals_reader() else {
+                    break;
+                };
+                for group in locals {
+                    let Ok((count, _)) = group else {
+                        break 'sections;
+                    };
+                    n = n.saturating_add(u64::from(count));
+                }
+                s.locals = s.locals.saturating_add(n);
+                check(
+                    &mut over,
+                    || format!("function {index} with {n} locals"),
+                    "locals_per_function",
+                    n,
+                    l.locals_per_function,
+                );
+                let Ok(ops) = body.get_operators_reader() else {
+                    break;
+                };
+                let (mut depth, mut deepest, mut widest) = (0u64, 0u64, 0u64);
+                for op in ops {
+                    let Ok(op) = op else { break 'sections };
+                    match op {
+                        Operator::Block { .. }
+                        | Operator::Loop { .. }
+                        | Operator::If { .. }
+                        | Operator::TryTable { .. }
+                        | Operator::Try { .. } => {
+                            depth += 1;
+                            deepest = deepest.max(depth);
+                        }
+                        Operator::End => depth = depth.saturating_sub(1),
+                        Operator::BrTable { targets } => {
+                            widest = widest.max(u64::from(targets.len()));
+                        }
+                        _ => {}
+                    }
+                }
+                check(
+                    &mut over,
+                    || format!("function {index} nesting {deepest} deep"),
+                    "nesting_depth",
+                    deepest,
+                    l.nesting_depth,
+                );
+                check(
+                    &mut over,
+                    || format!("function {index} with a br_table of {widest} targets"),
+                    "br_table_targets",
+                    widest,
+                    l.br_table_targets,
+                );
+            }
+            _ => {}
+        }
+    }
+    check(
+        &mut over,
+        || format!("{} locals in all functions", s.locals),
+        "locals",
+        s.locals,
+        l.locals,
+    );
+    let ok = over.is_empty();
+    for (_, detail) in over {
+        c.add(FindingKind::CostCap, detail);
+    }
+    ok
 }
 
 fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
@@ -386,11 +601,31 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
             c.add(
                 FindingKind::MemoryCap,
                 format!(
-                    "memory {i} declares a minimum of {min} bytes, over the cap of {} bytes",
+                    "memory {i} declares a minimum of {min} bytes, over `limits.memory_bytes` = {}",
                     policy.limits.memory_bytes
                 ),
             );
         }
+    }
+    // Without multi-memory (reference types), a second memory (table) is already
+    // `feature_denied`; the count limits are the pooling allocator's per instance.
+    let l = &policy.limits;
+    let memories = u64::from(t.memory_count());
+    if memories > l.memories && (policy.features.multi_memory || memories == 1) {
+        c.add(
+            FindingKind::MemoryCap,
+            format!(
+                "{memories} memories is over `limits.memories` = {}",
+                l.memories
+            ),
+        );
+    }
+    let tables = u64::from(t.table_count());
+    if tables > l.tables && (policy.features.reference_types || tables == 1) {
+        c.add(
+            FindingKind::TableCap,
+            format!("{tables} tables is over `limits.tables` = {}", l.tables),
+        );
     }
     for i in 0..t.table_count() {
         let tt = t.table_at(i);
@@ -398,7 +633,7 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
             c.add(
                 FindingKind::TableCap,
                 format!(
-                    "table {i} declares a minimum of {} elements, over the cap of {}",
+                    "table {i} declares a minimum of {} elements, over `limits.table_elements` = {}",
                     tt.initial, policy.limits.table_elements
                 ),
             );
@@ -418,7 +653,7 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
 
 fn scan_patterns(c: &mut Collector<'_>, names: &[String], bytes: &[u8]) {
     let policy = c.policy;
-    let mut text: Option<Option<String>> = None;
+    let mut text: Option<Option<Printed>> = None;
     for p in &policy.patterns {
         let hit = match p.scope {
             Scope::Names => names
@@ -426,9 +661,10 @@ fn scan_patterns(c: &mut Collector<'_>, names: &[String], bytes: &[u8]) {
                 .find(|n| p.regex.is_match(n))
                 .map(|n| format!("name \"{}\"", escape(n))),
             Scope::Text => {
-                let text = text.get_or_insert_with(|| wasmprinter::print_bytes(bytes).ok());
-                text.as_deref().and_then(|s| {
-                    p.regex.find(s).map(|m| {
+                let budget = policy.limits.text_bytes;
+                let text = text.get_or_insert_with(|| print_bounded(bytes, budget));
+                text.as_ref().and_then(|t| {
+                    p.regex.find(&t.text).map(|m| {
                         let snippet: String = m.as_str().chars().take(120).collect();
                         format!("text \"{}\"", escape(snippet.trim()))
                     })
@@ -442,15 +678,99 @@ fn scan_patterns(c: &mut Collector<'_>, names: &[String], bytes: &[u8]) {
             );
         }
     }
+    if let Some(Some(t)) = &text
+        && t.truncated
+    {
+        c.add(
+            FindingKind::TextCap,
+            format!(
+                "the text form is longer than `limits.text_bytes` = {}: the text patterns saw only its first {} bytes",
+                policy.limits.text_bytes,
+                t.text.len()
+            ),
+        );
+    }
 }
 
-/// The module's text form (wasmprinter), escaped for display; `None` when it cannot
-/// be printed.
-pub fn text_form(bytes: &[u8]) -> Option<String> {
-    if bytes.len() > PARSE_CEILING {
+/// A module's text form, at most a budget long.
+struct Printed {
+    text: String,
+    /// True when the text form went on past the budget.
+    truncated: bool,
+}
+
+/// A `wasmprinter` sink that keeps at most `cap` bytes and then fails the print, so
+/// the printer stops at once instead of producing text nobody reads.
+struct Bounded {
+    text: String,
+    cap: usize,
+    truncated: bool,
+}
+
+impl wasmprinter::Print for Bounded {
+    fn write_str(&mut self, s: &str) -> std::io::Result<()> {
+        let room = self.cap - self.text.len();
+        if s.len() <= room {
+            self.text.push_str(s);
+            return Ok(());
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.text.push_str(&s[..end]);
+        self.truncated = true;
+        Err(std::io::Error::other("text form over budget"))
+    }
+}
+
+/// Prints the text form (wasmprinter) with a budget of `budget` bytes. `None` when the
+/// module cannot be printed.
+fn print_bounded(bytes: &[u8], budget: u64) -> Option<Printed> {
+    let cap = usize::try_from(budget).unwrap_or(usize::MAX);
+    let mut sink = Bounded {
+        text: String::new(),
+        cap,
+        truncated: false,
+    };
+    let printed = wasmprinter::Config::new().print(bytes, &mut sink);
+    match printed {
+        Ok(()) => {}
+        Err(_) if sink.truncated => {}
+        Err(_) => return None,
+    }
+    Some(Printed {
+        text: sink.text,
+        truncated: sink.truncated,
+    })
+}
+
+/// The module's text form (wasmprinter), escaped for display, at most
+/// `limits.text_bytes` long: a longer one is cut and ends with the line
+/// `;; text form cut at N bytes (limits.text_bytes)`. `None` when the module is over
+/// `limits.module_bytes` or cannot be printed.
+pub fn text_form(policy: &Policy, bytes: &[u8]) -> Option<String> {
+    let l: &Limits = &policy.limits;
+    if bytes.len() as u64 > l.module_bytes {
         return None;
     }
-    wasmprinter::print_bytes(bytes)
-        .ok()
-        .map(|t| crate::text::escape_multiline(&t))
+    let printed = print_bounded(bytes, l.text_bytes)?;
+    let mut text = crate::text::escape_multiline(&printed.text);
+    // Escaping lengthens text with control characters: cut again after it.
+    let cap = usize::try_from(l.text_bytes).unwrap_or(usize::MAX);
+    let cut = printed.truncated || text.len() > cap;
+    if text.len() > cap {
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    if cut {
+        text.push_str(&format!(
+            "\n;; text form cut at {} bytes (limits.text_bytes)\n",
+            l.text_bytes
+        ));
+    }
+    Some(text)
 }

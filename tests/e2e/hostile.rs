@@ -205,3 +205,27 @@ fn every_hostile_module_gets_its_exact_outcome() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_text_form_shown_of_a_huge_module_is_cut_at_the_budget() {
+    // ~6 KB of 50,000-local functions: its whole text form would be ~120 MB.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fixture("hostile/text_form_over_budget.wat");
+    let path = path.to_str().expect("utf-8 path");
+    let out = tdev(dir.path(), &["run", path, "--json", "--store", "store"]);
+    assert_eq!(code(&out, "run"), 3);
+    let r = json(&out, "run");
+    assert_eq!(r["quarantined"], true);
+    let id = r["agent_id"].as_str().expect("id").to_string();
+    let out = tdev(
+        dir.path(),
+        &["quarantine", "show", &id, "--json", "--store", "store"],
+    );
+    assert_eq!(code(&out, "show"), 0);
+    let s = json(&out, "show");
+    let wat = s["wat"].as_str().expect("wat");
+    let cap = runtime::Policy::default_policy().limits.text_bytes as usize;
+    let marker = format!("\n;; text form cut at {cap} bytes (limits.text_bytes)\n");
+    assert!(wat.starts_with("(module") && wat.ends_with(&marker));
+    assert!(wat.len() <= cap + marker.len(), "{} bytes", wat.len());
+}

@@ -464,13 +464,14 @@ async fn agent_wat(
 ) -> Result<Json<Value>, ApiError> {
     let id = decode::agent_id(&id)?;
     let store = st.inner.store.clone();
+    let sandbox = st.inner.sandbox.clone();
     blocking("the text form", move || {
         // Quarantine::module checks the bytes against their id.
         let bytes = Quarantine::new(store)
             .module(&id)?
             .ok_or_else(|| ApiError::NotFound(format!("no module {id}")))?;
         Ok(Json(
-            json!({"agent_id": id, "wat": runtime::text_form(&bytes)}),
+            json!({"agent_id": id, "wat": runtime::text_form(sandbox.policy(), &bytes)}),
         ))
     })
     .await
@@ -490,10 +491,13 @@ async fn quarantine_show(
 ) -> Result<Json<Value>, ApiError> {
     let id = decode::agent_id(&id)?;
     let store = st.inner.store.clone();
+    let sandbox = st.inner.sandbox.clone();
     blocking("the quarantine record", move || {
         let q = Quarantine::new(store);
         let r = q.require(&id)?;
-        let wat = q.module(&id)?.as_deref().and_then(runtime::text_form);
+        let wat = q
+            .module(&id)?
+            .and_then(|b| runtime::text_form(sandbox.policy(), &b));
         let mut v = serde_json::to_value(&r).map_err(|e| ApiError::Internal(e.to_string()))?;
         v["wat"] = json!(wat);
         v["lineage"] = json!(r.parents);

@@ -105,7 +105,10 @@ pub fn exec(args: Args) -> Result<u8> {
             let id = q.resolve(&id)?;
             let r = q.require(&id)?;
             let module = q.module(&id)?;
-            let wat = module.as_deref().and_then(runtime::text_form);
+            let policy = runtime::Policy::default_policy();
+            let wat = module
+                .as_deref()
+                .and_then(|b| runtime::text_form(&policy, b));
             if args.json {
                 let mut v = record_json(&r)?;
                 v["wat"] = json!(wat);

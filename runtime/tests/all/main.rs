@@ -1,5 +1,6 @@
 //! Integration tests of the runtime crate.
 
+mod admission;
 mod host;
 mod hub;
 mod stop;
