@@ -535,19 +535,13 @@ fn slow_or_idle_clients_are_cut_off_and_connections_are_bounded() {
     );
     assert_eq!(st, 413);
     assert_eq!(json(&body)["error"]["code"], "payload_too_large");
-    // two idle connections take both places; a third is served once the server has
-    // closed them for idling
+    // two idle connections take both places; a third takes the place of the one idle
+    // longest, and the other is closed for idling
     let idle: Vec<TcpStream> = (0..2)
         .map(|_| TcpStream::connect(&a).expect("connect"))
         .collect();
     std::thread::sleep(Duration::from_millis(100));
-    let t = Instant::now();
     assert_eq!(http(&a, "GET", "/v1/healthz", &[], b"").0, 200);
-    assert!(
-        t.elapsed() >= Duration::from_millis(200),
-        "served while two idle connections held both places: {:?}",
-        t.elapsed()
-    );
     for c in idle {
         assert_eq!(drain(c), "", "an idle connection was answered");
     }

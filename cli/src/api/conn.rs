@@ -1,13 +1,16 @@
 //! The accept loop: connections bounded in number, in how long a request may take to
 //! arrive, in how long an answer may wait for a client that does not read, and in the
-//! size and count of request headers. When every place is taken, the connection whose
-//! answer has waited longest for its client gives its place up first.
+//! size and count of request headers. When every place is taken and a new connection
+//! waits, a served connection gives its place up: first the one whose answer has waited
+//! longest for its client to read, else the one idle longest (no request in progress).
 
 use super::ServerLimits;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,6 +32,10 @@ struct Watch {
     /// Since when (µs after the server's start, plus one) its answer has waited for
     /// the client to read; 0 while it is not waiting, `u64::MAX` once told to close.
     stalled_since: AtomicU64,
+    /// Since when (as above) no request has been in progress; 0 while one is.
+    idle_since: AtomicU64,
+    /// Requests in progress (hyper may read a pipelined one while answering another).
+    busy: AtomicUsize,
     /// Told to close the connection.
     close: tokio::sync::Notify,
 }
@@ -49,6 +56,8 @@ impl Watches {
     fn add(&self) -> Arc<Watch> {
         let w = Arc::new(Watch {
             stalled_since: AtomicU64::new(0),
+            idle_since: AtomicU64::new(self.now()),
+            busy: AtomicUsize::new(0),
             close: tokio::sync::Notify::new(),
         });
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
@@ -57,20 +66,34 @@ impl Watches {
         w
     }
 
-    /// Closes the connection whose answer has waited longest for its client, if one
-    /// is waiting at all. True when one was told to close.
-    fn evict_longest_stalled(&self) -> bool {
+    /// Closes the connection whose answer has waited longest for its client, or else
+    /// the one idle longest; none when every connection is at work. True when one was
+    /// told to close.
+    fn evict(&self) -> bool {
         let list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        let oldest = list
+        let live: Vec<Arc<Watch>> = list
             .iter()
             .filter_map(Weak::upgrade)
-            .filter_map(|w| {
-                let since = w.stalled_since.load(Ordering::Relaxed);
-                (since != 0 && since != u64::MAX).then_some((since, w))
+            .filter(|w| w.stalled_since.load(Ordering::Relaxed) != u64::MAX)
+            .collect();
+        let longest = |since: fn(&Watch) -> u64| {
+            live.iter()
+                .map(|w| (since(w), w))
+                .filter(|(t, _)| *t != 0)
+                .min_by_key(|(t, _)| *t)
+                .map(|(_, w)| w.clone())
+        };
+        let chosen = longest(|w| w.stalled_since.load(Ordering::Relaxed)).or_else(|| {
+            longest(|w| {
+                if w.busy.load(Ordering::Relaxed) == 0 {
+                    w.idle_since.load(Ordering::Relaxed)
+                } else {
+                    0
+                }
             })
-            .min_by_key(|(since, _)| *since);
-        match oldest {
-            Some((_, w)) => {
+        });
+        match chosen {
+            Some(w) => {
                 // Marked, so that it is not chosen again while it closes.
                 w.stalled_since.store(u64::MAX, Ordering::Relaxed);
                 w.close.notify_one();
@@ -152,13 +175,61 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stalls<T> {
     }
 }
 
+/// The service of one connection: keeps its [`Watch`] told of requests in progress.
+struct Counted {
+    inner: hyper_util::service::TowerToHyperService<Router>,
+    watch: Arc<Watch>,
+    watches: Arc<Watches>,
+}
+
+/// A request in progress on a connection; the connection is idle again once the last
+/// one is dropped.
+struct Busy {
+    watch: Arc<Watch>,
+    watches: Arc<Watches>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.watch.busy.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.watch
+                .idle_since
+                .store(self.watches.now(), Ordering::Relaxed);
+        }
+    }
+}
+
+type Answer = axum::response::Response;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted {
+    type Response = Answer;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        self.watch.busy.fetch_add(1, Ordering::Relaxed);
+        self.watch.idle_since.store(0, Ordering::Relaxed);
+        let busy = Busy {
+            watch: self.watch.clone(),
+            watches: self.watches.clone(),
+        };
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let r = answer.await;
+            drop(busy);
+            r
+        })
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, under the server's limits:
 /// at most `max_connections` connections at once; each closed when a request's head
 /// takes longer than `read_timeout` to arrive (or a keep-alive connection idles that
 /// long), or when an answer makes no progress for `write_timeout` (a client that does
 /// not read); at most `max_headers` headers in a head. A connection accepted while
 /// every place is taken closes the served connection whose answer has waited longest
-/// for its client, if any waits; otherwise it waits for a place.
+/// for its client, or else the one idle longest; when every connection is at work it
+/// waits for a place.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -200,7 +271,7 @@ pub async fn serve(
             if let Ok(p) = slots.clone().try_acquire_owned() {
                 break p;
             }
-            watches.evict_longest_stalled();
+            watches.evict();
             tokio::select! {
                 p = slots.clone().acquire_owned() => match p {
                     Ok(p) => break p,
@@ -221,7 +292,11 @@ pub async fn serve(
         // hyper then drops: a client that never reads holds no place for longer.
         let mut io = tokio_io_timeout::TimeoutStream::new(stalls);
         io.set_write_timeout(Some(limits.write_timeout));
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = Counted {
+            inner: hyper_util::service::TowerToHyperService::new(app.clone()),
+            watch: watch.clone(),
+            watches: watches.clone(),
+        };
         let conn = http.serve_connection(TokioIo::new(Box::pin(io)), service);
         tokio::spawn(async move {
             let _permit = permit;
@@ -244,15 +319,24 @@ mod tests {
             list: Mutex::new(Vec::new()),
         };
         let (a, b, c) = (w.add(), w.add(), w.add());
-        assert!(!w.evict_longest_stalled(), "none waits for its client");
+        for x in [&a, &b, &c] {
+            x.busy.store(1, Ordering::Relaxed);
+            x.idle_since.store(0, Ordering::Relaxed);
+        }
+        assert!(!w.evict(), "all at work, none waits for its client");
+        // the ones whose answers wait for their clients go first, longest first
         b.stalled_since.store(5, Ordering::Relaxed);
         c.stalled_since.store(9, Ordering::Relaxed);
-        assert!(w.evict_longest_stalled());
+        a.busy.store(0, Ordering::Relaxed);
+        a.idle_since.store(1, Ordering::Relaxed);
+        assert!(w.evict());
         assert_eq!(b.stalled_since.load(Ordering::Relaxed), u64::MAX);
-        assert!(w.evict_longest_stalled());
+        assert!(w.evict());
         assert_eq!(c.stalled_since.load(Ordering::Relaxed), u64::MAX);
-        assert!(!w.evict_longest_stalled(), "each is told once");
-        assert_eq!(a.stalled_since.load(Ordering::Relaxed), 0);
+        // then the idle one
+        assert!(w.evict());
+        assert_eq!(a.stalled_since.load(Ordering::Relaxed), u64::MAX);
+        assert!(!w.evict(), "each is told once");
         drop((b, c));
         let _d = w.add();
         assert_eq!(

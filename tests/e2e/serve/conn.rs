@@ -1,7 +1,8 @@
 //! Connection limits over a real socket: caps on the request head (431) and on its
 //! header count, and a write timeout that frees the slots of clients that never read.
 
-use super::{http, json, serve};
+use super::{auth, http, json, serve, wasm};
+use crate::support::write;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -189,5 +190,56 @@ fn clients_that_never_read_do_not_keep_healthz_from_being_answered() {
     }
     drop(held);
     assert_eq!(http(&a, "GET", "/v1/healthz", &[], b"").0, 200);
+    assert!(s.alive());
+}
+
+#[test]
+fn a_newcomer_takes_the_place_of_an_idle_connection_never_of_one_at_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow = write(
+        dir.path(),
+        "slow.toml",
+        "[limits]\nfuel_per_call = 1000000000000000\nwall_clock_ms = 1500\n",
+    );
+    let mut s = serve(&[
+        "--max-connections",
+        "2",
+        "--policy",
+        slow.to_str().expect("p"),
+    ]);
+    let a = s.addr.clone();
+    // the first place: a run that spins until its 1.5 s deadline
+    let run = std::thread::spawn({
+        let a = a.clone();
+        move || {
+            let au = auth();
+            http(
+                &a,
+                "POST",
+                "/v1/run",
+                &[
+                    ("Authorization", au.as_str()),
+                    ("Content-Type", "application/wasm"),
+                ],
+                &wasm("hostile/deadline_spin.wat"),
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // the second: a connection that sends nothing
+    let mut idle = TcpStream::connect(&a).expect("connect");
+    std::thread::sleep(Duration::from_millis(100));
+    // a newcomer is served in the idle one's place, while the run goes on
+    let (st, _) = healthz(&a);
+    assert_eq!(st, Some(200));
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = idle.read_to_end(&mut out);
+    assert!(out.is_empty(), "the idle connection was answered");
+    // the run at work kept its place and got its answer
+    let (st, _, body) = run.join().expect("run thread");
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["outcome"], "deadline");
     assert!(s.alive());
 }
