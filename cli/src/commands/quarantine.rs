@@ -131,8 +131,11 @@ pub fn exec(args: Args) -> Result<u8> {
                     println!("  {:<28} weight {:<5} {}", f.kind, f.weight, f.detail);
                 }
                 let total = r.traps_total();
-                let counts: Vec<String> =
-                    r.trap_counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let counts: Vec<String> = r
+                    .trap_counts
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect();
                 if total as usize > r.trap_history.len() {
                     println!(
                         "trap history (the latest {} of {total}; {}):",
