@@ -61,9 +61,39 @@ pub enum ErrorKind {
     /// An evolution that cannot go on as asked.
     #[error("evolution: {0}")]
     Evolution(String),
+    /// A worker thread of the engine panicked; its work is lost, so what it was part of
+    /// stops with this error.
+    #[error("thread {thread} panicked while {doing}: {message}")]
+    ThreadPanicked {
+        /// The thread's name.
+        thread: String,
+        /// What it was doing.
+        doing: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start thread {thread}: {source}")]
+    ThreadStart {
+        /// The thread's name.
+        thread: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// An error of the sandbox.
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
+}
+
+/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
 }
 
 impl Error {

@@ -10,7 +10,7 @@
 //! modules are in its generation record (hex); the best one of each generation is also in
 //! the agents bucket under `source/<hex>`; all are checked against their id when read.
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{ErrorKind, Result, panic_message};
 use crate::genome::{Genome, Ty};
 use crate::interp::{Answer, Plan, Scratch};
 use crate::mutators::{self, Mutator};
@@ -304,7 +304,7 @@ impl Evolution {
         let individuals: Vec<(Vec<u8>, Vec<String>)> =
             bytes.into_iter().map(|b| (b, Vec::new())).collect();
         let n = individuals.len();
-        let (pop, stats) = evo.evaluate_all(individuals, n);
+        let (pop, stats) = evo.evaluate_all(individuals, n)?;
         evo.population = pop;
         write_generation(evo.commit(&stats))?;
         Ok(evo)
@@ -407,7 +407,7 @@ impl Evolution {
         // counters stay as the checkpoint has them.
         let counters = (evo.evaluations, evo.culled.clone(), evo.quarantined);
         let n = individuals.len();
-        let (pop, _) = evo.evaluate_all(individuals, n);
+        let (pop, _) = evo.evaluate_all(individuals, n)?;
         evo.population = pop;
         (evo.evaluations, evo.culled, evo.quarantined) = counters;
         Ok(evo)
@@ -466,8 +466,13 @@ impl Evolution {
         let finish = |w: Option<std::thread::JoinHandle<Result<()>>>| -> Result<()> {
             match w {
                 None => Ok(()),
-                Some(h) => h.join().unwrap_or_else(|_| {
-                    Err(ErrorKind::Evolution("the generation writer panicked".into()).into())
+                Some(h) => h.join().unwrap_or_else(|p| {
+                    Err(ErrorKind::ThreadPanicked {
+                        thread: "tdev-commit".into(),
+                        doing: "writing a generation".into(),
+                        message: panic_message(p.as_ref()),
+                    }
+                    .into())
                 }),
             }
         };
@@ -478,8 +483,12 @@ impl Evolution {
             }
             let offspring = self.breed();
             let elites = self.config.elitism.min(self.population.len());
-            let (pop, stats) = self.evaluate_all(offspring, elites);
-            finish(writing.take())?;
+            let evaluated = self.evaluate_all(offspring, elites);
+            // The writer of the previous generation is waited for even when scoring
+            // failed, so its own error is not lost either.
+            let written = finish(writing.take());
+            let (pop, stats) = evaluated?;
+            written?;
             if self.stop.load(Ordering::SeqCst) {
                 // An interrupted generation is not committed: the last one stays head.
                 stopped = true;
@@ -492,8 +501,9 @@ impl Evolution {
                 std::thread::Builder::new()
                     .name("tdev-commit".into())
                     .spawn(move || write_generation(commit))
-                    .map_err(|e| {
-                        ErrorKind::Evolution(format!("cannot start the generation writer: {e}"))
+                    .map_err(|source| ErrorKind::ThreadStart {
+                        thread: "tdev-commit".into(),
+                        source,
                     })?,
             );
             progress(&stats);
@@ -624,7 +634,7 @@ impl Evolution {
         &mut self,
         items: Vec<(Vec<u8>, Vec<String>)>,
         offspring_from: usize,
-    ) -> (Vec<Individual>, GenerationStats) {
+    ) -> Result<(Vec<Individual>, GenerationStats)> {
         let ids: Vec<String> = items.iter().map(|(b, _)| runtime::agent_id(b)).collect();
         let mut todo: Vec<usize> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -639,41 +649,28 @@ impl Evolution {
             genomes.clear();
         }
         let threads = self.config.threads.max(1).min(todo.len().max(1));
-        let results: Vec<Scored> = std::thread::scope(|s| {
-            let chunks: Vec<Vec<usize>> = (0..threads)
-                .map(|t| todo.iter().copied().skip(t).step_by(threads).collect())
-                .collect();
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    let sandbox = self.sandbox.clone();
-                    let task = &self.task;
-                    let items = &items;
-                    let genomes = &genomes;
-                    let stop = self.stop.clone();
-                    std::thread::Builder::new()
-                        .stack_size(16 << 20)
-                        .spawn_scoped(s, move || {
-                            chunk
-                                .into_iter()
-                                .map(|i| {
-                                    if stop.load(Ordering::SeqCst) {
-                                        return (i, Eval::Culled(Outcome::EmergencyStop), None);
-                                    }
-                                    let g = genomes.get(i).and_then(|g| g.as_deref());
-                                    let (e, trap) = evaluate(&sandbox, task, &items[i].0, g);
-                                    (i, e, trap)
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.ok())
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+        let results: Vec<Scored> = {
+            let sandbox = &self.sandbox;
+            let task = &self.task;
+            let items = &items;
+            let genomes = &genomes;
+            let stop = &self.stop;
+            let ids = &ids;
+            pool(
+                &todo,
+                threads,
+                agent_thread_stack_bytes(sandbox.policy()),
+                |i| format!("scoring module {}", ids[i]),
+                |i| {
+                    if stop.load(Ordering::SeqCst) {
+                        return (i, Eval::Culled(Outcome::EmergencyStop), None);
+                    }
+                    let g = genomes.get(i).and_then(|g| g.as_deref());
+                    let (e, trap) = evaluate(sandbox, task, &items[i].0, g);
+                    (i, e, trap)
+                },
+            )?
+        };
         let mut culled_now: BTreeMap<String, u64> = BTreeMap::new();
         for (i, e, trap) in results {
             self.evaluations += 1;
@@ -683,19 +680,20 @@ impl Evolution {
                 Eval::Scored(_) => {}
             }
             let (bytes, parents) = &items[i];
+            // A quarantine record that cannot be written stops the evolution: nothing
+            // it should keep is lost silently.
             let q = match (&e, trap) {
                 (Eval::Rejected, _) => {
                     let v = self.sandbox.validate(bytes);
-                    self.quarantine
-                        .quarantine(
-                            bytes,
-                            &v,
-                            v.safety_score,
-                            self.sandbox.policy().min_safety_score,
-                            None,
-                            parents,
-                        )
-                        .is_ok()
+                    self.quarantine.quarantine(
+                        bytes,
+                        &v,
+                        v.safety_score,
+                        self.sandbox.policy().min_safety_score,
+                        None,
+                        parents,
+                    )?;
+                    true
                 }
                 (Eval::Culled(o), Some((_, msg))) if o.is_limit() => {
                     let v = self.sandbox.validate(bytes);
@@ -706,24 +704,24 @@ impl Evolution {
                             .map(|f| f.weight)
                             .chain([policy.trap_weights.for_outcome(*o)]),
                     );
-                    score < policy.min_safety_score
-                        && self
-                            .quarantine
-                            .quarantine(
-                                bytes,
-                                &v,
-                                score,
-                                policy.min_safety_score,
-                                Some(TrapEvent {
-                                    at: now_rfc3339(),
-                                    outcome: o.to_string(),
-                                    message: msg,
-                                    fuel_used: 0,
-                                    wall_us: 0,
-                                }),
-                                parents,
-                            )
-                            .is_ok()
+                    let below = score < policy.min_safety_score;
+                    if below {
+                        self.quarantine.quarantine(
+                            bytes,
+                            &v,
+                            score,
+                            policy.min_safety_score,
+                            Some(TrapEvent {
+                                at: now_rfc3339(),
+                                outcome: o.to_string(),
+                                message: msg,
+                                fuel_used: 0,
+                                wall_us: 0,
+                            }),
+                            parents,
+                        )?;
+                    }
+                    below
                 }
                 _ => false,
             };
@@ -783,7 +781,7 @@ impl Evolution {
             culled: culled_now,
             mean_size,
         };
-        (pop, stats)
+        Ok((pop, stats))
     }
 
     fn best_of(pop: &[Individual], p: f64) -> Option<&Individual> {
@@ -1174,6 +1172,98 @@ fn task_json(t: &Task) -> serde_json::Value {
 /// An evaluation of item `.0`, with the trap that culled it.
 type Scored = (usize, Eval, Option<(Outcome, String)>);
 
+/// Room a thread that runs agents keeps for the host beyond the policy's Wasm stack:
+/// the host's own frames, compilation and the screening interpreter.
+const HOST_STACK_MARGIN: usize = 16 << 20;
+
+/// The stack of a thread that runs agents under `policy`: its Wasm stack
+/// (`limits.stack_bytes`) plus [`HOST_STACK_MARGIN`], so no Wasm stack the policy
+/// allows can overflow the host thread.
+fn agent_thread_stack_bytes(policy: &runtime::Policy) -> usize {
+    usize::try_from(policy.limits.stack_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(HOST_STACK_MARGIN)
+}
+
+/// Runs `work` on every index of `todo`, spread over `threads` threads (named
+/// `tdev-score-<n>`, each with a stack of `stack` bytes); results come back in the
+/// order of the threads' shares, which does not depend on timing. A panic in `work`
+/// is an error naming the thread and `doing` of the index it was at; a thread that
+/// cannot start is an error too. No result is ever made up for lost work.
+fn pool<T: Send>(
+    todo: &[usize],
+    threads: usize,
+    stack: usize,
+    doing: impl Fn(usize) -> String + Sync,
+    work: impl Fn(usize) -> T + Sync,
+) -> Result<Vec<T>> {
+    let threads = threads.max(1);
+    std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(threads);
+        let mut failed = None;
+        for t in 0..threads {
+            let name = format!("tdev-score-{t}");
+            let chunk: Vec<usize> = todo.iter().copied().skip(t).step_by(threads).collect();
+            let (work, doing) = (&work, &doing);
+            let thread = name.clone();
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .stack_size(stack)
+                .spawn_scoped(s, move || -> Result<Vec<T>> {
+                    let mut out = Vec::with_capacity(chunk.len());
+                    for i in chunk {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i)));
+                        match r {
+                            Ok(v) => out.push(v),
+                            Err(p) => {
+                                return Err(ErrorKind::ThreadPanicked {
+                                    thread,
+                                    doing: doing(i),
+                                    message: panic_message(p.as_ref()),
+                                }
+                                .into());
+                            }
+                        }
+                    }
+                    Ok(out)
+                });
+            match spawned {
+                Ok(h) => handles.push((name, h)),
+                Err(source) => {
+                    failed = Some(crate::Error::from(ErrorKind::ThreadStart {
+                        thread: name,
+                        source,
+                    }));
+                    break;
+                }
+            }
+        }
+        // Every started thread is joined, whatever happened to the others.
+        let mut out = Vec::new();
+        let mut first_err = failed;
+        for (name, h) in handles {
+            let r = h.join().unwrap_or_else(|p| {
+                Err(ErrorKind::ThreadPanicked {
+                    thread: name,
+                    doing: "scoring".into(),
+                    message: panic_message(p.as_ref()),
+                }
+                .into())
+            });
+            match r {
+                Ok(v) => out.extend(v),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    })
+}
+
 /// Evaluates one module on the training cases.
 fn evaluate(
     sandbox: &Sandbox,
@@ -1305,4 +1395,79 @@ fn score_cases(
         }
     }
     Ok(sum / cases.len().max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_scorer_is_an_error_naming_its_thread_and_work() {
+        let todo: Vec<usize> = (0..20).collect();
+        let r = pool(
+            &todo,
+            3,
+            agent_thread_stack_bytes(&runtime::Policy::default_policy()),
+            |i| format!("scoring module {i}"),
+            |i| {
+                assert!(i != 7, "scorer gave up on {i}");
+                i * 2
+            },
+        );
+        let err = r.expect_err("the panic surfaces");
+        match err.kind() {
+            ErrorKind::ThreadPanicked {
+                thread,
+                doing,
+                message,
+            } => {
+                // 7 is the third item of the second thread's share (1, 4, 7, …)
+                assert_eq!(thread, "tdev-score-1");
+                assert_eq!(doing, "scoring module 7");
+                assert!(message.contains("scorer gave up on 7"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("tdev-score-1 panicked while scoring module 7")
+        );
+        // without a panic every item comes back once, in shares order
+        let mut ok = pool(&todo, 3, 1 << 20, |i| i.to_string(), |i| i).expect("ok");
+        ok.sort();
+        assert_eq!(ok, todo);
+    }
+
+    #[test]
+    fn agent_threads_are_sized_from_the_policy() {
+        let mut p = runtime::Policy::default_policy();
+        p.limits.stack_bytes = 1536 << 10;
+        assert_eq!(
+            agent_thread_stack_bytes(&p),
+            (1536 << 10) + HOST_STACK_MARGIN
+        );
+        // a Wasm stack that uses most of a deep host thread runs on one that has it
+        let wat = r#"(module (func $f (export "act") (param i64) (result i64)
+            local.get 0 i64.eqz if (result i64) i64.const 0 else
+            local.get 0 i64.const 1 i64.sub call $f i64.const 1 i64.add end))"#;
+        let bytes = wat::parse_str(wat).expect("wat");
+        let sandbox = Sandbox::new(p).expect("sandbox");
+        let Ok(Admission::Admitted(agent)) = sandbox.admit(&bytes, false) else {
+            panic!("admitted")
+        };
+        let todo = [0usize];
+        let out = pool(
+            &todo,
+            1,
+            agent_thread_stack_bytes(sandbox.policy()),
+            |_| "deep recursion".into(),
+            |_| {
+                sandbox
+                    .run(&agent, Input::Typed(vec![runtime::Value::I64(1_000_000)]))
+                    .map(|r| r.outcome)
+            },
+        )
+        .expect("pool");
+        assert_eq!(out[0].as_ref().expect("run"), &Outcome::StackOverflow);
+    }
 }

@@ -7,7 +7,8 @@ use crate::time::now_rfc3339;
 use runtime::{
     Admission, Agent, GroupReport, Input, Member, RunReport, Sandbox, Verdict, safety_score,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The answer of [`Guard::admit`].
 pub enum Gate {
@@ -60,6 +61,9 @@ pub struct GroupMember {
 pub struct Guard {
     sandbox: Sandbox,
     quarantine: Quarantine,
+    /// Per agent id, how often its record had been purged when [`Guard::admit`] let it
+    /// run: a trap of that run does not undo a purge made while it ran.
+    purges_seen: Mutex<HashMap<String, u64>>,
 }
 
 impl Guard {
@@ -68,7 +72,15 @@ impl Guard {
         Guard {
             sandbox,
             quarantine,
+            purges_seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // The map holds plain numbers: one a panicking thread left is still sound.
+        self.purges_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The sandbox.
@@ -81,6 +93,9 @@ impl Guard {
         let id = runtime::agent_id(bytes);
         let record = self.quarantine.get(&id)?;
         let released = matches!(&record, Some(r) if r.status == Status::Released);
+        let purges = record.as_ref().map_or(0, |r| r.purges);
+        // The oldest admission counts: a run it let in may still be going.
+        self.seen().entry(id.clone()).or_insert(purges);
         if let Some(r) = &record
             && r.status == Status::Quarantined
         {
@@ -158,13 +173,16 @@ impl Guard {
                 fuel_used: report.fuel_used,
                 wall_us: report.wall.as_micros() as u64,
             };
-            let rec = self.quarantine.quarantine(
+            let id = &verdict.agent_id;
+            // Not admitted through this gate: judged as a fresh sighting.
+            let seen = self.seen().get(id).copied().unwrap_or(u64::MAX);
+            let rec = self.quarantine.record_trap(
                 bytes,
                 verdict,
                 score,
                 policy.min_safety_score,
-                Some(trap),
-                &[],
+                trap,
+                seen,
             )?;
             quarantined = rec.status == Status::Quarantined;
         }

@@ -3,13 +3,21 @@
 //! Layout in the agents bucket: `quarantine/<hex>.json` (the record) and `source/<hex>`
 //! (the module bytes, checked against their id when read back). A purge deletes the
 //! bytes and keeps the record, marked `purged`, for the audit trail.
+//!
+//! Every change of a record is a read–modify–conditional-write ([`BlobStore::put_if`]):
+//! when another writer changed the record in between, the change is made again on the
+//! new record, up to the store's `update_attempts`. So no trap is lost from the counts
+//! and no release or purge loses its audit entry. The history of traps is capped at
+//! the store's `trap_history`; `trap_counts` counts every trap ever recorded.
 
 use crate::error::{ErrorKind, Result};
-use crate::store::{BlobStore, Bucket};
+use crate::store::{BlobStore, Bucket, Version};
 use crate::time::now_rfc3339;
 use runtime::{Finding, Verdict, agent_id, is_agent_id};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The state of a quarantine record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,12 +98,52 @@ pub struct Record {
     pub size_bytes: u64,
     /// Static findings.
     pub findings: Vec<StoredFinding>,
-    /// Runs that hit a limit.
+    /// The latest runs that hit a limit, oldest first: at most the store's
+    /// `trap_history` of them.
     pub trap_history: Vec<TrapEvent>,
+    /// Every run that hit a limit, counted by outcome word: exact, whatever the history
+    /// still holds.
+    #[serde(default)]
+    pub trap_counts: BTreeMap<String, u64>,
     /// Parent agent ids, for modules bred by the engine.
     pub parents: Vec<String>,
-    /// The audit trail.
+    /// The audit trail: every decision (`quarantined`, `released`, `purged`), and the
+    /// `trapped` entries of the runs still in the history.
     pub audit: Vec<AuditEvent>,
+    /// How often it was purged.
+    #[serde(default)]
+    pub purges: u64,
+}
+
+impl Record {
+    /// Traps recorded in all (the sum of `trap_counts`).
+    pub fn traps_total(&self) -> u64 {
+        self.trap_counts.values().sum()
+    }
+
+    /// Adds a trap to the counts, the history and the audit trail, and drops the
+    /// oldest history and `trapped` audit entries beyond `keep`.
+    fn add_trap(&mut self, t: TrapEvent, keep: usize) {
+        *self.trap_counts.entry(t.outcome.clone()).or_default() += 1;
+        self.audit.push(AuditEvent {
+            at: t.at.clone(),
+            action: "trapped".into(),
+            detail: t.outcome.clone(),
+        });
+        self.trap_history.push(t);
+        let over = self.trap_history.len().saturating_sub(keep);
+        self.trap_history.drain(..over);
+        let trapped = self.audit.iter().filter(|a| a.action == "trapped").count();
+        let mut drop = trapped.saturating_sub(keep);
+        self.audit.retain(|a| {
+            if drop > 0 && a.action == "trapped" {
+                drop -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
 }
 
 /// The quarantine over a store.
@@ -166,18 +214,7 @@ impl Quarantine {
         let Some(bytes) = self.store.get(Bucket::Agents, &key)? else {
             return Ok(None);
         };
-        let rec: Record = serde_json::from_slice(&bytes).map_err(|e| ErrorKind::Corrupt {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
-        if rec.agent_id != id {
-            return Err(ErrorKind::Corrupt {
-                key,
-                reason: format!("record names {}", rec.agent_id),
-            }
-            .into());
-        }
-        Ok(Some(rec))
+        Self::decode(id, &key, &bytes).map(Some)
     }
 
     /// The record, or `NotFound`.
@@ -226,18 +263,73 @@ impl Quarantine {
         Ok(Some(bytes))
     }
 
-    fn save(&self, rec: &Record) -> Result<()> {
-        let json = serde_json::to_vec_pretty(rec).map_err(|e| ErrorKind::Corrupt {
-            key: record_key(&rec.agent_id),
+    fn decode(id: &str, key: &str, bytes: &[u8]) -> Result<Record> {
+        let mut rec: Record = serde_json::from_slice(bytes).map_err(|e| ErrorKind::Corrupt {
+            key: key.to_string(),
             reason: e.to_string(),
         })?;
-        self.store
-            .put(Bucket::Agents, &record_key(&rec.agent_id), &json)
+        if rec.agent_id != id {
+            return Err(ErrorKind::Corrupt {
+                key: key.to_string(),
+                reason: format!("record names {}", rec.agent_id),
+            }
+            .into());
+        }
+        // Records written before the counts existed: their history is complete.
+        if rec.trap_counts.is_empty() {
+            for t in &rec.trap_history {
+                *rec.trap_counts.entry(t.outcome.clone()).or_default() += 1;
+            }
+        }
+        Ok(rec)
     }
 
-    /// Quarantines a module (or, when it already has a record, adds to its history).
-    /// `trap` is the run that pushed its score below the minimum, if any. A released
-    /// module keeps its release: the new trap is recorded in its history.
+    /// Changes the record of `id` by `change` (given the current record, if any),
+    /// written only if nobody else wrote it in between; otherwise `change` runs again on
+    /// the newer record, after a short randomised wait, up to the store's
+    /// `update_attempts`.
+    fn update(
+        &self,
+        id: &str,
+        mut change: impl FnMut(Option<Record>) -> Result<Record>,
+    ) -> Result<Record> {
+        let key = record_key(id);
+        let attempts = self.store.settings().update_attempts.max(1);
+        for attempt in 0..attempts {
+            let current: Option<(Record, Version)> = self
+                .store
+                .get_versioned(Bucket::Agents, &key)?
+                .map(|(b, v)| Ok::<_, crate::Error>((Self::decode(id, &key, &b)?, v)))
+                .transpose()?;
+            let (rec, version) = match current {
+                Some((r, v)) => (Some(r), Some(v)),
+                None => (None, None),
+            };
+            let new = change(rec)?;
+            let json = serde_json::to_vec_pretty(&new).map_err(|e| ErrorKind::Corrupt {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            let written = match &version {
+                Some(v) => self.store.put_if(Bucket::Agents, &key, &json, v)?,
+                None => self.store.put_new(Bucket::Agents, &key, &json)?,
+            };
+            if written {
+                return Ok(new);
+            }
+            std::thread::sleep(backoff(attempt));
+        }
+        Err(ErrorKind::Conflict(format!(
+            "quarantine record of {id}: changed by others on each of {attempts} attempts"
+        ))
+        .into())
+    }
+
+    /// Quarantines a module seen afresh (a static rejection, or a run the caller did
+    /// not admit under an earlier record), or, when it already has a record, adds to its
+    /// history. `trap` is the run that pushed its score below the minimum, if any. A
+    /// released module keeps its release: the new trap is recorded in its history. A
+    /// purged module is quarantined again.
     pub fn quarantine(
         &self,
         bytes: &[u8],
@@ -247,93 +339,165 @@ impl Quarantine {
         trap: Option<TrapEvent>,
         parents: &[String],
     ) -> Result<Record> {
-        let id = &verdict.agent_id;
-        let now = now_rfc3339();
-        // Bytes first: a record never points at missing bytes. Bytes too large to be
-        // a module at all are not kept (the record says so through its size).
-        if bytes.len() <= KEEP_BYTES_MAX
-            && self.store.get(Bucket::Agents, &source_key(id))?.is_none()
-        {
-            self.store.put(Bucket::Agents, &source_key(id), bytes)?;
-        }
+        let sighting = Sighting {
+            bytes,
+            verdict,
+            safety_score,
+            min_safety_score,
+            parents,
+        };
+        self.sight(&sighting, trap, u64::MAX)
+    }
+
+    /// Records the trap of a run that was admitted when the record had been purged
+    /// `purges_seen` times (0 when there was no record). If it has been purged since,
+    /// the run raced the purge: the trap is counted, the record stays purged. Otherwise
+    /// as [`Quarantine::quarantine`].
+    pub fn record_trap(
+        &self,
+        bytes: &[u8],
+        verdict: &Verdict,
+        safety_score: f64,
+        min_safety_score: f64,
+        trap: TrapEvent,
+        purges_seen: u64,
+    ) -> Result<Record> {
+        let sighting = Sighting {
+            bytes,
+            verdict,
+            safety_score,
+            min_safety_score,
+            parents: &[],
+        };
+        self.sight(&sighting, Some(trap), purges_seen)
+    }
+
+    fn sight(&self, s: &Sighting, trap: Option<TrapEvent>, purges_seen: u64) -> Result<Record> {
+        let id = &s.verdict.agent_id;
+        let keep = self.store.settings().trap_history;
         let reason = trap
             .as_ref()
             .map_or_else(|| "static".to_string(), |t| t.outcome.clone());
-        let mut rec = match self.get(id)? {
-            Some(mut r) => {
-                if r.status == Status::Purged {
+        let mut bytes_kept = false;
+        // Bytes first: a record never points at missing bytes. Bytes too large to be
+        // a module at all are not kept (the record says so through its size).
+        let mut keep_bytes = || -> Result<()> {
+            if !bytes_kept
+                && s.bytes.len() <= KEEP_BYTES_MAX
+                && self.store.get(Bucket::Agents, &source_key(id))?.is_none()
+            {
+                self.store.put(Bucket::Agents, &source_key(id), s.bytes)?;
+            }
+            bytes_kept = true;
+            Ok(())
+        };
+        self.update(id, |current| {
+            let now = now_rfc3339();
+            let mut rec = match current {
+                Some(r) if r.status == Status::Purged && r.purges > purges_seen => {
+                    // A run admitted before the purge: the purge stands.
+                    r
+                }
+                Some(mut r) if r.status == Status::Purged => {
+                    keep_bytes()?;
                     r.status = Status::Quarantined;
                     r.reason = reason.clone();
-                    r.safety_score = safety_score;
+                    r.safety_score = s.safety_score;
                     r.audit.push(AuditEvent {
                         at: now.clone(),
                         action: "quarantined".into(),
-                        detail: format!("seen again after purge; safety score {safety_score}"),
+                        detail: format!("seen again after purge; safety score {}", s.safety_score),
                     });
+                    r
                 }
-                r
+                Some(r) => r,
+                None => {
+                    keep_bytes()?;
+                    Record {
+                        agent_id: id.clone(),
+                        status: Status::Quarantined,
+                        quarantined_at: now.clone(),
+                        reason: reason.clone(),
+                        safety_score: s.safety_score,
+                        min_safety_score: s.min_safety_score,
+                        size_bytes: s.verdict.size_bytes as u64,
+                        findings: s.verdict.findings.iter().map(StoredFinding::from).collect(),
+                        trap_history: Vec::new(),
+                        trap_counts: BTreeMap::new(),
+                        parents: s.parents.to_vec(),
+                        audit: vec![AuditEvent {
+                            at: now.clone(),
+                            action: "quarantined".into(),
+                            detail: format!(
+                                "{reason}: safety score {} below {}",
+                                s.safety_score, s.min_safety_score
+                            ),
+                        }],
+                        purges: 0,
+                    }
+                }
+            };
+            if let Some(t) = &trap {
+                rec.add_trap(t.clone(), keep);
             }
-            None => Record {
-                agent_id: id.clone(),
-                status: Status::Quarantined,
-                quarantined_at: now.clone(),
-                reason: reason.clone(),
-                safety_score,
-                min_safety_score,
-                size_bytes: verdict.size_bytes as u64,
-                findings: verdict.findings.iter().map(StoredFinding::from).collect(),
-                trap_history: Vec::new(),
-                parents: parents.to_vec(),
-                audit: vec![AuditEvent {
-                    at: now.clone(),
-                    action: "quarantined".into(),
-                    detail: format!(
-                        "{reason}: safety score {safety_score} below {min_safety_score}"
-                    ),
-                }],
-            },
-        };
-        if let Some(t) = trap {
-            rec.audit.push(AuditEvent {
-                at: now,
-                action: "trapped".into(),
-                detail: t.outcome.clone(),
-            });
-            rec.trap_history.push(t);
-        }
-        self.save(&rec)?;
-        Ok(rec)
+            Ok(rec)
+        })
     }
 
     /// Releases a quarantined module: a person approved it.
     pub fn release(&self, id: &str, by: &str) -> Result<Record> {
-        let mut rec = self.require(id)?;
-        if rec.status == Status::Purged {
-            return Err(ErrorKind::NotFound(format!("agent {id} (purged)")).into());
-        }
-        rec.status = Status::Released;
-        rec.audit.push(AuditEvent {
-            at: now_rfc3339(),
-            action: "released".into(),
-            detail: by.to_string(),
-        });
-        self.save(&rec)?;
-        Ok(rec)
+        self.update(id, |current| {
+            let mut rec = current
+                .ok_or_else(|| crate::Error::from(ErrorKind::NotFound(format!("agent {id}"))))?;
+            if rec.status == Status::Purged {
+                return Err(ErrorKind::NotFound(format!("agent {id} (purged)")).into());
+            }
+            rec.status = Status::Released;
+            rec.audit.push(AuditEvent {
+                at: now_rfc3339(),
+                action: "released".into(),
+                detail: by.to_string(),
+            });
+            Ok(rec)
+        })
     }
 
     /// Purges a module: deletes its bytes, keeps the record marked `purged`.
     pub fn purge(&self, id: &str, by: &str) -> Result<Record> {
-        let mut rec = self.require(id)?;
-        rec.status = Status::Purged;
-        rec.audit.push(AuditEvent {
-            at: now_rfc3339(),
-            action: "purged".into(),
-            detail: by.to_string(),
-        });
+        let rec = self.update(id, |current| {
+            let mut rec = current
+                .ok_or_else(|| crate::Error::from(ErrorKind::NotFound(format!("agent {id}"))))?;
+            rec.status = Status::Purged;
+            rec.purges += 1;
+            rec.audit.push(AuditEvent {
+                at: now_rfc3339(),
+                action: "purged".into(),
+                detail: by.to_string(),
+            });
+            Ok(rec)
+        })?;
         // Record first, then bytes: a crash between leaves a purged record whose bytes
         // a second purge removes.
-        self.save(&rec)?;
         self.store.delete(Bucket::Agents, &source_key(id))?;
         Ok(rec)
     }
+}
+
+/// What a quarantine is told about a module it sees.
+struct Sighting<'a> {
+    bytes: &'a [u8],
+    verdict: &'a Verdict,
+    safety_score: f64,
+    min_safety_score: f64,
+    parents: &'a [String],
+}
+
+/// The wait before attempt `attempt + 1` of a conditional update: doubling from 1 ms
+/// up to 32 ms, each wait a random share (50–150 %) of that, so racing writers spread.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::BuildHasher;
+    let base_us = 1000u64 << attempt.min(5);
+    // A fresh `RandomState` has random keys: hashing with it is a cheap random number.
+    let r = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    Duration::from_micros(base_us / 2 + r % base_us.max(1))
 }

@@ -180,6 +180,69 @@ fn quarantine_on_s3() {
 }
 
 #[test]
+fn concurrent_trapping_runs_are_all_counted_on_s3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // the record keeps the latest 3 traps and counts all of them
+    let uri = format!("{}&trap_history=3", s3_uri(d));
+    let spin = fixture("hostile/infinite_loop.wat")
+        .to_string_lossy()
+        .into_owned();
+    let r = json(&tdev(d, &["run", &spin, "--store", &uri, "--json"]), "run");
+    assert_eq!(r["quarantined"], true);
+    let id = r["agent_id"].as_str().expect("id").to_string();
+    assert_eq!(
+        code(
+            &tdev(d, &["quarantine", "release", &id, "--store", &uri]),
+            "release"
+        ),
+        0
+    );
+    // released: it runs again, and each trap goes into its record, all at once
+    const RUNS: usize = 8;
+    let children: Vec<_> = (0..RUNS)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_tdev"))
+                .args(["run", &spin, "--store", &uri, "--json"])
+                .current_dir(d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = json(
+        &tdev(d, &["quarantine", "show", &id, "--store", &uri, "--json"]),
+        "show",
+    );
+    assert_eq!(s["status"], "released");
+    assert_eq!(s["trap_counts"]["out_of_fuel"], RUNS as u64 + 1, "{s}");
+    assert_eq!(s["trap_history"].as_array().expect("history").len(), 3);
+    let l = json(
+        &tdev(d, &["quarantine", "list", "--store", &uri, "--json"]),
+        "list",
+    );
+    assert_eq!(l["quarantine"][0]["traps"], RUNS as u64 + 1);
+    let audit: Vec<&str> = s["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .filter(|a| *a != "trapped")
+        .collect();
+    assert_eq!(audit, ["quarantined", "released"]);
+}
+
+#[test]
 fn unreachable_endpoint_is_a_quick_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Instant::now();

@@ -59,7 +59,7 @@ pub(crate) fn list_json(records: &[Record]) -> Value {
                 "quarantined_at": r.quarantined_at,
                 "size_bytes": r.size_bytes,
                 "findings": r.findings.iter().map(|f| f.kind.clone()).collect::<Vec<_>>(),
-                "traps": r.trap_history.len(),
+                "traps": r.traps_total(),
             })
         })
         .collect();
@@ -133,7 +133,21 @@ pub fn exec(args: Args) -> Result<u8> {
                 for f in &r.findings {
                     println!("  {:<28} weight {:<5} {}", f.kind, f.weight, f.detail);
                 }
-                println!("trap history:");
+                let total = r.traps_total();
+                let counts: Vec<String> = r
+                    .trap_counts
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect();
+                if total as usize > r.trap_history.len() {
+                    println!(
+                        "trap history (the latest {} of {total}; {}):",
+                        r.trap_history.len(),
+                        counts.join(", ")
+                    );
+                } else {
+                    println!("trap history:");
+                }
                 if r.trap_history.is_empty() {
                     println!("  none");
                 }

@@ -1,6 +1,6 @@
 //! The local-directory backend (`file://PATH`).
 
-use super::{BlobStore, Bucket, StateItem, check_key};
+use super::{BlobStore, Bucket, StateItem, StoreSettings, Version, check_key};
 use crate::error::{ErrorKind, Result};
 use std::fs::{self, File};
 use std::io::Write;
@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A store in a local directory: `PATH/evolution/…` and `PATH/agents/…`. Writes go to
 /// a temporary file that is synced and renamed into place, so a crash leaves either
-/// the old object or the new one.
+/// the old object or the new one. A conditional write ([`BlobStore::put_if`]) holds an
+/// exclusive lock on `PATH/locks/<bucket>/<key>.lock` (`flock`, so it also excludes other
+/// processes) while it compares the object's digest and renames the new one into place.
 pub struct FsStore {
     root: PathBuf,
+    settings: StoreSettings,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -63,22 +66,28 @@ impl FsStore {
             let dir = root.join(b);
             fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
-        Ok(FsStore { root })
+        Ok(FsStore {
+            root,
+            settings: StoreSettings::default(),
+        })
     }
 
-    fn path(&self, bucket: Bucket, key: &str) -> Result<PathBuf> {
-        check_key(key)?;
-        let b = match bucket {
+    /// The same store with the settings of its URI.
+    pub fn with_settings(mut self, settings: StoreSettings) -> FsStore {
+        self.settings = settings;
+        self
+    }
+
+    fn bucket_dir(bucket: Bucket) -> &'static str {
+        match bucket {
             Bucket::Evolution => "evolution",
             Bucket::Agents => "agents",
-        };
-        Ok(self.root.join(b).join(key))
+        }
     }
-}
 
-impl BlobStore for FsStore {
-    fn put(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.path(bucket, key)?;
+    /// Writes `bytes` at `path`: a synced temporary file renamed into place, the rename
+    /// made durable.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let tmp = dir.join(format!(
@@ -90,14 +99,28 @@ impl BlobStore for FsStore {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)?;
+            fs::rename(&tmp, path)?;
             // Make the rename itself durable.
             File::open(&dir)?.sync_all()
         };
         write().map_err(|e| {
+            // The temporary file is ours; removing it is best effort, the error that
+            // matters is the one returned.
             let _ = fs::remove_file(&tmp);
-            io(&path)(e)
+            io(path)(e)
         })
+    }
+
+    fn path(&self, bucket: Bucket, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(Self::bucket_dir(bucket)).join(key))
+    }
+}
+
+impl BlobStore for FsStore {
+    fn put(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.path(bucket, key)?;
+        self.write_atomic(&path, bytes)
     }
 
     fn put_new(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<bool> {
@@ -151,6 +174,42 @@ impl BlobStore for FsStore {
         }
     }
 
+    fn get_versioned(&self, bucket: Bucket, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        Ok(self.get(bucket, key)?.map(|b| {
+            let v = Version(runtime::agent_id(&b));
+            (b, v)
+        }))
+    }
+
+    fn put_if(&self, bucket: Bucket, key: &str, bytes: &[u8], version: &Version) -> Result<bool> {
+        let path = self.path(bucket, key)?;
+        let lock_path = self
+            .root
+            .join("locks")
+            .join(Self::bucket_dir(bucket))
+            .join(format!("{key}.lock"));
+        let lock_dir = lock_path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&lock_dir).map_err(io(&lock_dir))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        // Held until `lock` is dropped (closing the file releases it).
+        lock.lock().map_err(io(&lock_path))?;
+        let current = match fs::read(&path) {
+            Ok(b) => Some(Version(runtime::agent_id(&b))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        if current.as_ref() != Some(version) {
+            return Ok(false);
+        }
+        self.write_atomic(&path, bytes)?;
+        Ok(true)
+    }
+
     fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<String>> {
         let base = self.path(bucket, "x")?;
         let base = base.parent().unwrap_or(&self.root).to_path_buf();
@@ -199,6 +258,10 @@ impl BlobStore for FsStore {
     fn describe(&self) -> String {
         format!("file://{}", self.root.display())
     }
+
+    fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +299,37 @@ mod tests {
             s.list(Bucket::Agents, "source/").unwrap(),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn conditional_writes_need_the_version_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::open(dir.path().to_path_buf()).unwrap();
+        s.put(Bucket::Agents, "quarantine/r.json", b"one").unwrap();
+        let (_, v1) = s
+            .get_versioned(Bucket::Agents, "quarantine/r.json")
+            .unwrap()
+            .unwrap();
+        assert!(
+            s.put_if(Bucket::Agents, "quarantine/r.json", b"two", &v1)
+                .unwrap()
+        );
+        // a writer still holding the first version loses
+        assert!(
+            !s.put_if(Bucket::Agents, "quarantine/r.json", b"three", &v1)
+                .unwrap()
+        );
+        assert_eq!(
+            s.get(Bucket::Agents, "quarantine/r.json").unwrap().unwrap(),
+            b"two"
+        );
+        s.delete(Bucket::Agents, "quarantine/r.json").unwrap();
+        assert!(
+            !s.put_if(Bucket::Agents, "quarantine/r.json", b"four", &v1)
+                .unwrap()
+        );
+        // lock files live outside the buckets
+        assert!(s.list(Bucket::Agents, "").unwrap().is_empty());
     }
 
     #[test]

@@ -42,6 +42,64 @@ pub struct StateItem {
     pub safety_flags: Vec<String>,
 }
 
+/// The version of a stored object, for conditional writes ([`BlobStore::put_if`]): the
+/// object's ETag on S3, a SHA-256 digest of its content on the file store. Equal
+/// versions mean equal content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub(crate) String);
+
+/// Settings a store carries for what is written into it, given as parameters of the
+/// store URI (`file://PATH?trap_history=16`, `s3://…&trap_history=16`), so every
+/// process that shares a store can be given the same ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Trap events a quarantine record keeps in its history, newest last; older ones
+    /// are dropped from the history but stay counted in the record's `trap_counts`.
+    /// URI parameter `trap_history`. Default 32.
+    pub trap_history: usize,
+    /// Attempts of a conditional update of a quarantine record before it gives up with
+    /// a conflict error (each attempt after a conflict waits a little longer, with
+    /// jitter). URI parameter `update_attempts`, at least 1. Default 64.
+    pub update_attempts: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            trap_history: 32,
+            update_attempts: 64,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// Applies one URI parameter; `Ok(false)` when the name is not a setting.
+    pub(crate) fn set(&mut self, name: &str, value: &str) -> std::result::Result<bool, String> {
+        let num = |v: &str| -> std::result::Result<u64, String> {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name}={v:?} is not a whole number"))
+        };
+        match name {
+            "trap_history" => {
+                let n = num(value)?;
+                if n > 100_000 {
+                    return Err(format!("trap_history={n} is over 100000"));
+                }
+                self.trap_history = n as usize;
+            }
+            "update_attempts" => {
+                let n = num(value)?;
+                if !(1..=10_000).contains(&n) {
+                    return Err(format!("update_attempts={n} is not in 1..=10000"));
+                }
+                self.update_attempts = n as u32;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 /// A store of objects by bucket and key, and of evolution state by evolution and
 /// generation.
 pub trait BlobStore: Send + Sync {
@@ -57,12 +115,39 @@ pub trait BlobStore: Send + Sync {
     fn get_states(&self, evolution_id: &str) -> Result<Vec<StateItem>>;
     /// Reads an object; `None` when there is none.
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Reads an object with its version, for a later [`BlobStore::put_if`].
+    fn get_versioned(&self, bucket: Bucket, key: &str) -> Result<Option<(Vec<u8>, Version)>>;
+    /// Replaces an object only if it is still at `version` (compare-and-swap); false
+    /// when it was changed or deleted since. Of writers holding the same version at most
+    /// one succeeds; the others re-read and try again.
+    fn put_if(&self, bucket: Bucket, key: &str, bytes: &[u8], version: &Version) -> Result<bool>;
     /// Keys under a prefix, sorted.
     fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<String>>;
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, bucket: Bucket, key: &str) -> Result<()>;
     /// A description for messages (`file:///path`).
     fn describe(&self) -> String;
+    /// The settings given with the store URI.
+    fn settings(&self) -> &StoreSettings;
+}
+
+/// Splits `PATH?name=value&…` into the path and the settings of its parameters.
+fn file_settings(uri: &str, rest: &str) -> Result<(PathBuf, StoreSettings)> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut settings = StoreSettings::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let bad = |reason: String| ErrorKind::StoreUri {
+            uri: uri.to_string(),
+            reason,
+        };
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(format!("parameter {pair:?} has no value")))?;
+        if !settings.set(k, v).map_err(bad)? {
+            return Err(bad(format!("unknown parameter {k:?}")).into());
+        }
+    }
+    Ok((PathBuf::from(path), settings))
 }
 
 /// The default store URI: `file://./.tdev`.
@@ -75,10 +160,11 @@ pub fn open(uri: &str) -> Result<Arc<dyn BlobStore>> {
         reason: reason.to_string(),
     };
     if let Some(path) = uri.strip_prefix("file://") {
-        if path.is_empty() {
+        let (path, settings) = file_settings(uri, path)?;
+        if path.as_os_str().is_empty() {
             return Err(bad("file:// needs a path").into());
         }
-        return Ok(Arc::new(FsStore::open(PathBuf::from(path))?));
+        return Ok(Arc::new(FsStore::open(path)?.with_settings(settings)));
     }
     if uri.starts_with("s3://") {
         return Ok(Arc::new(S3Store::open(uri)?));
@@ -89,7 +175,8 @@ pub fn open(uri: &str) -> Result<Arc<dyn BlobStore>> {
     if uri.is_empty() {
         return Err(bad("empty").into());
     }
-    Ok(Arc::new(FsStore::open(PathBuf::from(uri))?))
+    let (path, settings) = file_settings(uri, uri)?;
+    Ok(Arc::new(FsStore::open(path)?.with_settings(settings)))
 }
 
 /// Checks that a key is safe on every backend: `[A-Za-z0-9._:-]` segments joined by `/`,

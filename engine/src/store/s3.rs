@@ -5,7 +5,7 @@
 //! operation timeout and a bounded number of retries, so an unreachable endpoint or a
 //! refused credential is a clear error, never a hang.
 
-use super::{BlobStore, Bucket, StateItem, check_key};
+use super::{BlobStore, Bucket, StateItem, StoreSettings, Version, check_key};
 use crate::error::{ErrorKind, Result};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -23,6 +23,7 @@ pub struct S3Store {
     evolution: String,
     agents: String,
     table: String,
+    settings: StoreSettings,
 }
 
 fn uri_err(uri: &str, reason: impl Into<String>) -> crate::Error {
@@ -60,10 +61,12 @@ impl S3Store {
         let (evolution, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut agents = None;
         let mut table = None;
+        let mut settings = StoreSettings::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("agents", v)) => agents = Some(v.to_string()),
                 Some(("table", v)) => table = Some(v.to_string()),
+                Some((k, v)) if settings.set(k, v).map_err(|e| uri_err(uri, e))? => {}
                 _ => return Err(uri_err(uri, format!("unknown parameter {pair:?}"))),
             }
         }
@@ -115,6 +118,7 @@ impl S3Store {
             evolution: evolution.to_string(),
             agents,
             table,
+            settings,
         })
     }
 
@@ -364,6 +368,67 @@ impl BlobStore for S3Store {
         }
     }
 
+    fn get_versioned(&self, bucket: Bucket, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        check_key(key)?;
+        match self.block(
+            self.s3
+                .get_object()
+                .bucket(self.bucket(bucket))
+                .key(key)
+                .send(),
+        ) {
+            Ok(out) => {
+                let etag = out
+                    .e_tag()
+                    .map(str::to_string)
+                    .ok_or_else(|| remote(&format!("get {key}"), "the answer has no ETag"))?;
+                let bytes = self
+                    .block(out.body.collect())
+                    .map_err(|e| remote(&format!("get {key}"), e))?;
+                Ok(Some((bytes.into_bytes().to_vec(), Version(etag))))
+            }
+            Err(e) => {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    Ok(None)
+                } else {
+                    Err(remote(
+                        &format!("get {key}"),
+                        aws_sdk_s3::error::DisplayErrorContext(e),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// S3's conditional write: `PutObject` with `If-Match: <ETag>`. S3 answers 412 when
+    /// the object changed, 409 when a concurrent conditional write to it is in flight,
+    /// 404 when it was deleted: each is a lost race, not an error.
+    fn put_if(&self, bucket: Bucket, key: &str, bytes: &[u8], version: &Version) -> Result<bool> {
+        check_key(key)?;
+        match self.block(
+            self.s3
+                .put_object()
+                .bucket(self.bucket(bucket))
+                .key(key)
+                .if_match(&version.0)
+                .body(ByteStream::from(bytes.to_vec()))
+                .send(),
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if matches!(status, Some(412 | 409 | 404)) {
+                    Ok(false)
+                } else {
+                    Err(remote(
+                        &format!("put {key}"),
+                        aws_sdk_s3::error::DisplayErrorContext(e),
+                    ))
+                }
+            }
+        }
+    }
+
     fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -536,5 +601,9 @@ impl BlobStore for S3Store {
             "s3://{}?agents={}&table={}",
             self.evolution, self.agents, self.table
         )
+    }
+
+    fn settings(&self) -> &StoreSettings {
+        &self.settings
     }
 }

@@ -2,4 +2,5 @@
 
 mod interp;
 mod mutants;
+mod quarantine;
 mod store;

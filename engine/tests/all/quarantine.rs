@@ -1,0 +1,240 @@
+//! Quarantine records under concurrent writers, on both backends: every trap counted,
+//! a purge never undone by a racing run, the history capped.
+
+use engine::quarantine::TrapEvent;
+use engine::store::{self, BlobStore};
+use engine::{Gate, Guard, Quarantine, Status};
+use runtime::{Input, Policy, Sandbox, Verdict};
+use std::sync::{Arc, Barrier};
+
+/// Both backends, with `params` (`trap_history=…`) added to the store URI.
+fn backends(params: &str) -> Vec<(String, Arc<dyn BlobStore>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sep = if params.is_empty() { "" } else { "?" };
+    let fs_uri = format!("file://{}{sep}{params}", dir.path().display());
+    let fs = store::open(&fs_uri).expect("fs");
+    let mut s3_uri = crate::store::s3_uri();
+    if !params.is_empty() {
+        s3_uri = format!("{s3_uri}&{params}");
+    }
+    let s3 = store::open(&s3_uri).expect("s3");
+    vec![(fs_uri, fs, Some(dir)), (s3_uri, s3, None)]
+}
+
+/// A module the default policy rejects (it imports WASI): quarantined statically.
+fn rejected_module(tag: u32) -> (Vec<u8>, Verdict) {
+    let wasm = wat::parse_str(format!(
+        r#"(module
+            (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+            (func (export "act") (result i32) i32.const {tag}))"#
+    ))
+    .expect("wat");
+    let verdict = Sandbox::new(Policy::default_policy())
+        .expect("sandbox")
+        .validate(&wasm);
+    assert!(!verdict.admitted);
+    (wasm, verdict)
+}
+
+fn trap(n: usize) -> TrapEvent {
+    TrapEvent {
+        at: engine::time::now_rfc3339(),
+        outcome: "out_of_fuel".into(),
+        message: format!("run {n}"),
+        fuel_used: n as u64,
+        wall_us: 1,
+    }
+}
+
+#[test]
+fn racing_trap_updates_are_all_counted() {
+    const N: usize = 24;
+    for (name, s, _keep) in backends("") {
+        let q = Quarantine::new(s);
+        let (wasm, v) = rejected_module(1);
+        q.quarantine(&wasm, &v, v.safety_score, 0.95, None, &[])
+            .expect("quarantine");
+        let start = Barrier::new(N);
+        std::thread::scope(|sc| {
+            for n in 0..N {
+                let (q, wasm, v, start) = (&q, &wasm, &v, &start);
+                sc.spawn(move || {
+                    start.wait();
+                    q.quarantine(wasm, v, 0.5, 0.95, Some(trap(n)), &[])
+                        .expect("trap update");
+                });
+            }
+        });
+        let rec = q.require(&v.agent_id).expect("record");
+        assert_eq!(rec.trap_history.len(), N, "{name}: every trap kept");
+        let mut fuel: Vec<u64> = rec.trap_history.iter().map(|t| t.fuel_used).collect();
+        fuel.sort();
+        assert_eq!(fuel, (0..N as u64).collect::<Vec<_>>(), "{name}");
+        assert_eq!(rec.traps_total(), N as u64, "{name}");
+        assert_eq!(rec.status, Status::Quarantined, "{name}");
+    }
+}
+
+#[test]
+fn history_is_capped_and_counts_stay_exact() {
+    const N: usize = 40;
+    for (name, s, _keep) in backends("trap_history=8") {
+        let q = Quarantine::new(s.clone());
+        let (wasm, v) = rejected_module(2);
+        q.quarantine(&wasm, &v, v.safety_score, 0.95, None, &[])
+            .expect("quarantine");
+        let start = Barrier::new(4);
+        std::thread::scope(|sc| {
+            for t in 0..4 {
+                let (q, wasm, v, start) = (&q, &wasm, &v, &start);
+                sc.spawn(move || {
+                    start.wait();
+                    for n in (t..N).step_by(4) {
+                        let mut e = trap(n);
+                        if n % 5 == 0 {
+                            e.outcome = "deadline".into();
+                        }
+                        q.quarantine(wasm, v, 0.5, 0.95, Some(e), &[])
+                            .expect("trap update");
+                    }
+                });
+            }
+        });
+        let rec = q.require(&v.agent_id).expect("record");
+        assert_eq!(rec.trap_history.len(), 8, "{name}: history capped");
+        assert_eq!(rec.traps_total(), N as u64, "{name}");
+        assert_eq!(rec.trap_counts["deadline"], (N / 5) as u64, "{name}");
+        assert_eq!(rec.trap_counts["out_of_fuel"], (N - N / 5) as u64, "{name}");
+        let trapped = rec.audit.iter().filter(|a| a.action == "trapped").count();
+        assert_eq!(trapped, 8, "{name}: trapped audit entries capped too");
+        assert_eq!(rec.audit[0].action, "quarantined", "{name}: decisions kept");
+        // the stored record stays small however many traps it has seen
+        let hex = &v.agent_id[7..];
+        let stored = s
+            .get(store::Bucket::Agents, &format!("quarantine/{hex}.json"))
+            .expect("get")
+            .expect("record");
+        assert!(stored.len() < 8 * 1024, "{name}: {} bytes", stored.len());
+        // release and purge decisions are kept whatever the cap
+        q.release(&v.agent_id, "op").expect("release");
+        q.quarantine(&wasm, &v, 0.5, 0.95, Some(trap(99)), &[])
+            .expect("trap");
+        let rec = q.purge(&v.agent_id, "op").expect("purge");
+        let actions: Vec<&str> = rec
+            .audit
+            .iter()
+            .filter(|a| a.action != "trapped")
+            .map(|a| a.action.as_str())
+            .collect();
+        assert_eq!(actions, ["quarantined", "released", "purged"], "{name}");
+        assert_eq!(rec.traps_total(), N as u64 + 1, "{name}");
+    }
+}
+
+#[test]
+fn bad_store_settings_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    for bad in [
+        format!("file://{d}?trap_history=-1"),
+        format!("file://{d}?trap_history=lots"),
+        format!("file://{d}?update_attempts=0"),
+        format!("file://{d}?colour=blue"),
+        format!("file://{d}?trap_history"),
+        "s3://good-bucket?agents=other-bucket&table=tab&update_attempts=0".to_string(),
+    ] {
+        assert!(store::open(&bad).is_err(), "{bad}");
+    }
+    let s = store::open(&format!("file://{d}?trap_history=0&update_attempts=3")).expect("ok");
+    assert_eq!(s.settings().trap_history, 0);
+    assert_eq!(s.settings().update_attempts, 3);
+    assert_eq!(
+        store::open(&format!("file://{d}"))
+            .expect("ok")
+            .settings()
+            .trap_history,
+        32
+    );
+}
+
+/// A policy under which a looping agent runs out of fuel quickly.
+fn small_fuel_policy() -> Policy {
+    let mut p = Policy::default_policy();
+    p.limits.fuel_per_call = 20_000;
+    p
+}
+
+/// Released modules run through the gate on several threads and trap (which records
+/// the trap), while an operator purges the module: the purge stands every time, with
+/// its audit entry, and the bytes are gone.
+#[test]
+fn a_purge_is_never_undone_by_racing_runs() {
+    const RUNNERS: usize = 6;
+    for (name, s, _keep) in backends("") {
+        let rounds = if name.starts_with("file://") { 30 } else { 12 };
+        let sandbox = Sandbox::new(small_fuel_policy()).expect("sandbox");
+        for round in 0..rounds {
+            // a distinct looping module each round
+            let wasm = wat::parse_str(format!(
+                r#"(module (func (export "act") (result i32)
+                    (loop $l (br $l)) i32.const {round}))"#
+            ))
+            .expect("wat");
+            let id = runtime::agent_id(&wasm);
+            // first run: trapped and quarantined; then released by a person
+            let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
+            let Gate::Admitted { agent, .. } = guard.admit(&wasm).expect("admit") else {
+                panic!("{name}: not admitted");
+            };
+            let first = guard.run(&wasm, &agent, Input::Bytes(vec![])).expect("run");
+            assert!(first.quarantined, "{name}: the trap quarantines it");
+            let q = Quarantine::new(s.clone());
+            q.release(&id, "op").expect("release");
+
+            let admitted = Barrier::new(RUNNERS + 1);
+            std::thread::scope(|sc| {
+                for _ in 0..RUNNERS {
+                    let (sandbox, s, wasm, admitted) = (&sandbox, &s, &wasm, &admitted);
+                    sc.spawn(move || {
+                        let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
+                        let gate = guard.admit(wasm).expect("admit");
+                        admitted.wait();
+                        let Gate::Admitted { agent, .. } = gate else {
+                            panic!("released, so admitted");
+                        };
+                        guard.run(wasm, &agent, Input::Bytes(vec![])).expect("run");
+                    });
+                }
+                let (q, id, admitted) = (&q, &id, &admitted);
+                sc.spawn(move || {
+                    admitted.wait();
+                    q.purge(id, "op").expect("purge");
+                });
+            });
+            let rec = q.require(&id).expect("record");
+            assert_eq!(rec.status, Status::Purged, "{name} round {round}");
+            assert_eq!(
+                rec.audit.iter().filter(|a| a.action == "purged").count(),
+                1,
+                "{name} round {round}: the purge's audit entry"
+            );
+            assert_eq!(
+                rec.trap_history.len(),
+                RUNNERS + 1,
+                "{name} round {round}: every trap recorded"
+            );
+            assert_eq!(q.module(&id).expect("module"), None, "{name}: bytes gone");
+            // seen again after the purge (a new run): quarantined again
+            let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
+            let Gate::Admitted { agent, .. } = guard.admit(&wasm).expect("admit") else {
+                panic!("{name}: a purged module that passes validation runs");
+            };
+            let again = guard.run(&wasm, &agent, Input::Bytes(vec![])).expect("run");
+            assert!(again.quarantined, "{name}: held again after a new trap");
+            assert!(
+                q.module(&id).expect("module").is_some(),
+                "{name}: bytes kept"
+            );
+        }
+    }
+}
