@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// Set in a child process: `MODE PATH`, MODE one of `validate`, `admit`, `fast`.
+/// Set in a child process: `MODE POLICY PATH`; MODE one of `validate`, `admit`,
+/// `fast`, `print` (the whole text form, unbounded); POLICY a policy file or `-`.
 const CHILD: &str = "TDEV_ADMISSION_BENCH_CHILD";
 
 /// The default policy, or the one named by `BENCH_POLICY` (to measure the worst
@@ -41,39 +42,62 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The child: sets up, resets the peak RSS, does one call, prints how far the peak
-/// rose above the resident set before the call, in kB.
+/// The child: sets up, resets the peak RSS, does one call, prints its wall time in ms
+/// and how far the peak rose above the resident set before the call, in kB.
 fn child(spec: &str) {
-    let (mode, path) = spec.split_once(' ').expect("child spec");
+    let mut parts = spec.splitn(3, ' ');
+    let (Some(mode), Some(policy_path), Some(path)) = (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("child spec {spec:?}");
+    };
     let bytes = std::fs::read(path).expect("module file");
-    let p = policy();
+    let p = match policy_path {
+        "-" => policy(),
+        file => Policy::from_file(Path::new(file)).expect("child policy"),
+    };
     let mut cfg = SandboxConfig::new();
     cfg.fast_compile(mode == "fast");
     let sb = Sandbox::with_config(p.clone(), &cfg).expect("sandbox");
     // Writing 5 to clear_refs resets VmHWM to the current resident set (Linux 4.0+).
     std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
     let before = status_kb("VmRSS:");
-    if mode == "validate" {
-        std::hint::black_box(runtime::validate(&p, &bytes));
-    } else {
-        std::hint::black_box(sb.admit(&bytes, false).expect("admit"));
+    let t = Instant::now();
+    match mode {
+        "validate" => {
+            std::hint::black_box(runtime::validate(&p, &bytes));
+        }
+        "print" => {
+            std::hint::black_box(wasmprinter::print_bytes(&bytes).map(|t| t.len()).ok());
+        }
+        _ => {
+            std::hint::black_box(sb.admit(&bytes, false).expect("admit"));
+        }
     }
+    let ms = t.elapsed().as_secs_f64() * 1e3;
     let peak = status_kb("VmHWM:");
-    println!("{}", peak.saturating_sub(before));
+    println!("{ms} {}", peak.saturating_sub(before));
+}
+
+/// One call in a fresh process under `policy` (a file, or `-` for the bench's):
+/// its wall time in ms and its peak RSS growth in MB.
+fn in_child(mode: &str, policy: &str, path: &Path) -> (f64, f64) {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = Command::new(exe)
+        .env(CHILD, format!("{mode} {policy} {}", path.display()))
+        .output()
+        .expect("child runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(f64::NAN));
+    let ms = it.next().unwrap_or(f64::NAN);
+    let kb = it.next().unwrap_or(f64::NAN);
+    (ms, kb / 1024.0)
 }
 
 /// Peak RSS growth of one call in a fresh process, in MB.
 fn child_mb(mode: &str, path: &Path) -> f64 {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .env(CHILD, format!("{mode} {}", path.display()))
-        .output()
-        .expect("child runs");
-    let kb: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(f64::NAN);
-    kb / 1024.0
+    in_child(mode, "-", path).1
 }
 
 /// Wall time of `runs` calls of `f` (each given what `setup` made, outside the
@@ -571,7 +595,7 @@ fn main() {
     let wat = |s: &str| wat::parse_str(s).expect("hostile shape assembles");
     let hostile: Vec<(&str, Vec<u8>)> = vec![
         ("300 functions of 48,000 locals", locals_only(300, 48_000)),
-        ("950 functions of 50,000 locals", locals_only(950, 50_000)),
+        ("600 functions of 50,000 locals", locals_only(600, 50_000)),
         (
             "9,300 functions of 50,000 locals (over the size cap)",
             locals_only(9_300, 50_000),
@@ -606,6 +630,52 @@ fn main() {
             child_mb("validate", &path)
         );
     }
+
+    println!("\nWhat the limits stop, measured with them lifted (one call in a fresh process):\n");
+    println!("| what | bytes | ms | MB |");
+    println!("|---|---:|---:|---:|");
+    let lifted = dir.join("lifted.toml");
+    std::fs::write(
+        &lifted,
+        "[limits]\nfunctions = 1000000\nlocals_per_function = 50000\nlocals = 50000000\n\
+         nesting_depth = 100000\nbr_table_targets = 1000000\ntext_bytes = 67108864\n",
+    )
+    .expect("write policy");
+    let bounded = dir.join("bounded.toml");
+    std::fs::write(
+        &bounded,
+        "[limits]\nfunctions = 1000000\nlocals_per_function = 50000\nlocals = 50000000\n",
+    )
+    .expect("write policy");
+    let lifted = lifted.to_string_lossy().into_owned();
+    let bounded = bounded.to_string_lossy().into_owned();
+    let rows: Vec<(&str, &str, &str, Vec<u8>)> = vec![
+        (
+            "admit 300 functions of 48,000 locals, no cost limits",
+            "admit",
+            &lifted,
+            locals_only(300, 48_000),
+        ),
+        (
+            "the whole text form of 600 functions of 50,000 locals (unbounded print)",
+            "print",
+            &lifted,
+            locals_only(600, 50_000),
+        ),
+        (
+            "validate the same, no cost limits, text scan bounded by `limits.text_bytes`",
+            "validate",
+            &bounded,
+            locals_only(600, 50_000),
+        ),
+    ];
+    for (name, mode, pol, bytes) in rows {
+        let path = dir.join("lifted.wasm");
+        std::fs::write(&path, &bytes).expect("write module");
+        let (ms, mb) = in_child(mode, pol, &path);
+        println!("| {name} | {} | {ms:.1} | {mb:.1} |", bytes.len());
+    }
+
     let _ = std::fs::remove_dir_all(&dir);
     println!("\nLoad average after: {}", load().trim());
 }
