@@ -1,8 +1,12 @@
 //! Integration tests of the runtime crate.
 
+mod bulk;
+mod caps;
+mod grow;
 mod host;
 mod hub;
 mod stop;
+mod threads;
 mod validate;
 
 use runtime::{Admission, Agent, Policy, Sandbox};
