@@ -60,8 +60,10 @@ struct Shape {
     tables: Vec<TableInfo>,
     data_len: Vec<u64>,
     elem_len: Vec<u64>,
-    /// The guards the code needs, each with its function index once assigned.
+    /// The guards the code needs, each with its function index.
     guards: BTreeMap<Guard, u32>,
+    /// The same guards in function index order: the order they are appended in.
+    order: Vec<Guard>,
 }
 
 impl Shape {
@@ -170,8 +172,12 @@ fn scan(bytes: &[u8]) -> wasmparser::Result<Shape> {
         }
     }
     for g in needed {
-        let next = shape.funcs + shape.guards.len() as u32;
-        shape.guards.entry(g).or_insert(next);
+        if !shape.guards.contains_key(&g) {
+            shape
+                .guards
+                .insert(g, shape.funcs + shape.order.len() as u32);
+            shape.order.push(g);
+        }
     }
     Ok(shape)
 }
@@ -371,7 +377,7 @@ impl Reencode for Guarder {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), ReencodeError<Self::Error>> {
         utils::parse_type_section(self, types, section)?;
-        let guards: Vec<Guard> = self.shape.guards.keys().copied().collect();
+        let guards = self.shape.order.clone();
         for g in guards {
             let (params, results) = self.signature(g)?;
             types.ty().function(params, results);
@@ -397,7 +403,7 @@ impl Reencode for Guarder {
         section: wasmparser::CodeSectionReader<'_>,
     ) -> Result<(), ReencodeError<Self::Error>> {
         utils::parse_code_section(self, code, section)?;
-        let guards: Vec<Guard> = self.shape.guards.keys().copied().collect();
+        let guards = self.shape.order.clone();
         for g in guards {
             code.function(&self.body(g));
         }

@@ -41,11 +41,12 @@ pub struct SandboxConfig {
     host_stack_margin: usize,
 }
 
-/// Default of [`SandboxConfig::host_stack_margin`]: 512 KiB. The deepest host stack
-/// measured under a full Wasm stack (a recursion that ends in a host call, a
-/// `memory.grow` through the limiter, a trap with its backtrace) was under 64 KiB
-/// above `limits.stack_bytes` (see docs/sandbox.md); the margin leaves room for the
-/// caller's own frames.
+/// Default of [`SandboxConfig::host_stack_margin`]: 512 KiB. The deepest host path
+/// measured under a full Wasm stack (a recursion whose every frame logs a full line,
+/// grows memory through the limiter and writes output, ending in `stack_overflow`)
+/// needs 20 KiB above `limits.stack_bytes` in a debug build (the test
+/// `threads::measure_the_host_margin`); the rest is room for the caller's own frames
+/// (an async runtime, a request handler).
 pub const DEFAULT_HOST_STACK_MARGIN: usize = 512 << 10;
 
 impl Default for SandboxConfig {

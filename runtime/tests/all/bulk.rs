@@ -154,3 +154,23 @@ fn an_out_of_bounds_fill_traps_where_it_stands() {
     assert_eq!(r.outcome, Outcome::OutOfBounds);
     assert_eq!(r.output, b"AAAA");
 }
+
+#[test]
+fn several_kinds_of_bulk_operation_in_one_module_each_get_their_own_guard() {
+    // Operations of different kinds, in an order unlike the guards' own: each must be
+    // checked against its own bounds (the copy is exactly in bounds, so a mixed-up
+    // guard would see it out of bounds or let an out-of-bounds one through).
+    assert_ok(
+        "(memory.copy (i32.const 0) (i32.const 32768) (i32.const 32768))
+         (table.copy $u $t (i32.const 0) (i32.const 0) (i32.const 10))
+         (memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))
+         (table.init $t $e (i32.const 8) (i32.const 0) (i32.const 2))
+         (memory.init $d (i32.const 65526) (i32.const 0) (i32.const 10))
+         (table.fill $u (i32.const 0) (ref.null func) (i32.const 10))
+         (drop (table.grow $t (ref.null func) (i32.const 1)))",
+    );
+    let r = run("(memory.fill (i32.const 0) (i32.const 7) (i32.const 65536))
+         (table.fill $u (i32.const 0) (ref.null func) (i32.const 10))
+         (memory.copy (i32.const 0) (i32.const 32769) (i32.const 32768))");
+    assert_eq!(r.outcome, Outcome::OutOfBounds);
+}

@@ -108,3 +108,84 @@ fn a_dead_epoch_thread_stops_runs_with_an_error_naming_it() {
         "{e}"
     );
 }
+
+/// The deepest host path: a recursion where every frame logs a full line of bytes
+/// that escape to 4 characters each, asks to grow memory past its maximum (the
+/// limiter answers) and writes output, until the Wasm stack overflows.
+const HOST_HEAVY_RECURSION: &str = r#"(module
+  (import "agent" "log" (func $log (param i32 i32)))
+  (import "agent" "write_output" (func $w (param i32 i32) (result i32)))
+  (memory (export "memory") 1 2)
+  (func $f (param i64) (result i64)
+    (memory.fill (i32.const 0) (i32.const 255) (i32.const 1024))
+    (call $log (i32.const 0) (i32.const 1024))
+    (drop (memory.grow (i32.const 2)))
+    (drop (call $w (i32.const 0) (i32.const 0)))
+    (call $f (i64.add (local.get 0) (i64.const 1))))
+  (func (export "act") (param i64) (result i64)
+    (call $f (local.get 0))))"#;
+
+const PROBE_STACK: u64 = 1 << 20;
+
+/// The child side of the margin probes: runs the host-heavy recursion under a Wasm
+/// stack of 1 MiB on a thread of `PROBE_STACK + TDEV_PROBE_MARGIN` bytes and prints the
+/// outcome. An overflow of the host stack kills the process instead.
+#[test]
+fn host_margin_probe_child() {
+    let Ok(margin) = std::env::var("TDEV_PROBE_MARGIN") else {
+        return;
+    };
+    let margin: usize = margin.parse().expect("margin");
+    let sb = sandbox(&format!(
+        "[limits]\nstack_bytes = {PROBE_STACK}\nfuel_per_call = 1000000000\nwall_clock_ms = 60000\nlog_lines = 1000000\n"
+    ));
+    let agent = admit(&sb, HOST_HEAVY_RECURSION);
+    let outcome = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(PROBE_STACK as usize + margin)
+            .spawn_scoped(s, || {
+                sb.run(&agent, Input::Typed(vec![Value::I64(0)]))
+                    .expect("run")
+                    .outcome
+            })
+            .expect("spawn")
+            .join()
+            .expect("join")
+    });
+    println!("probe outcome: {outcome}");
+}
+
+/// Runs the probe child with `margin` bytes above the Wasm stack; true when the run
+/// ended `stack_overflow` and the process survived.
+fn probe(margin: usize) -> bool {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "threads::host_margin_probe_child", "--nocapture"])
+        .env("TDEV_PROBE_MARGIN", margin.to_string())
+        .output()
+        .expect("child");
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout).contains("probe outcome: stack_overflow")
+}
+
+#[test]
+fn the_default_host_margin_covers_the_deepest_host_path() {
+    assert!(probe(DEFAULT_HOST_STACK_MARGIN));
+}
+
+/// Measures the smallest margin that survives (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_the_host_margin() {
+    let (mut lo, mut hi) = (0usize, DEFAULT_HOST_STACK_MARGIN);
+    assert!(probe(hi));
+    while hi - lo > 4096 {
+        let mid = (lo + hi) / 2;
+        if probe(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    println!("smallest host margin that survives: {hi} bytes (fails at {lo})");
+}
