@@ -659,7 +659,7 @@ impl Evolution {
             pool(
                 &todo,
                 threads,
-                agent_thread_stack_bytes(sandbox.policy()),
+                agent_thread_stack_bytes(sandbox),
                 |i| format!("scoring module {}", ids[i]),
                 |i| {
                     if stop.load(Ordering::SeqCst) {
@@ -1172,17 +1172,17 @@ fn task_json(t: &Task) -> serde_json::Value {
 /// An evaluation of item `.0`, with the trap that culled it.
 type Scored = (usize, Eval, Option<(Outcome, String)>);
 
-/// Room a thread that runs agents keeps for the host beyond the policy's Wasm stack:
-/// the host's own frames, compilation and the screening interpreter.
-const HOST_STACK_MARGIN: usize = 16 << 20;
+/// Room a scoring thread keeps beyond what the sandbox asks for running agents:
+/// compiling modules and the screening interpreter run on the same thread.
+const COMPILE_STACK_MARGIN: usize = 16 << 20;
 
-/// The stack of a thread that runs agents under `policy`: its Wasm stack
-/// (`limits.stack_bytes`) plus [`HOST_STACK_MARGIN`], so no Wasm stack the policy
-/// allows can overflow the host thread.
-fn agent_thread_stack_bytes(policy: &runtime::Policy) -> usize {
-    usize::try_from(policy.limits.stack_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(HOST_STACK_MARGIN)
+/// The stack of a thread that runs agents in `sandbox`: what the sandbox needs for the
+/// policy's Wasm stack and the host's frames (`Sandbox::thread_stack_bytes`) plus
+/// [`COMPILE_STACK_MARGIN`], so no Wasm stack the policy allows can overflow it.
+fn agent_thread_stack_bytes(sandbox: &Sandbox) -> usize {
+    sandbox
+        .thread_stack_bytes()
+        .saturating_add(COMPILE_STACK_MARGIN)
 }
 
 /// Runs `work` on every index of `todo`, spread over `threads` threads (named
@@ -1407,7 +1407,9 @@ mod tests {
         let r = pool(
             &todo,
             3,
-            agent_thread_stack_bytes(&runtime::Policy::default_policy()),
+            agent_thread_stack_bytes(
+                &Sandbox::new(runtime::Policy::default_policy()).expect("sandbox"),
+            ),
             |i| format!("scoring module {i}"),
             |i| {
                 assert!(i != 7, "scorer gave up on {i}");
@@ -1442,16 +1444,17 @@ mod tests {
     fn agent_threads_are_sized_from_the_policy() {
         let mut p = runtime::Policy::default_policy();
         p.limits.stack_bytes = 1536 << 10;
-        assert_eq!(
-            agent_thread_stack_bytes(&p),
-            (1536 << 10) + HOST_STACK_MARGIN
-        );
         // a Wasm stack that uses most of a deep host thread runs on one that has it
         let wat = r#"(module (func $f (export "act") (param i64) (result i64)
             local.get 0 i64.eqz if (result i64) i64.const 0 else
             local.get 0 i64.const 1 i64.sub call $f i64.const 1 i64.add end))"#;
         let bytes = wat::parse_str(wat).expect("wat");
         let sandbox = Sandbox::new(p).expect("sandbox");
+        assert_eq!(
+            agent_thread_stack_bytes(&sandbox),
+            sandbox.thread_stack_bytes() + COMPILE_STACK_MARGIN
+        );
+        assert!(sandbox.thread_stack_bytes() > 1536 << 10);
         let Ok(Admission::Admitted(agent)) = sandbox.admit(&bytes, false) else {
             panic!("admitted")
         };
@@ -1459,7 +1462,7 @@ mod tests {
         let out = pool(
             &todo,
             1,
-            agent_thread_stack_bytes(sandbox.policy()),
+            agent_thread_stack_bytes(&sandbox),
             |_| "deep recursion".into(),
             |_| {
                 sandbox

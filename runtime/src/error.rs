@@ -43,6 +43,33 @@ pub enum ErrorKind {
     /// The arguments do not fit the agent's `act` signature.
     #[error("bad arguments: {0}")]
     Args(String),
+    /// The input is larger than the policy allows.
+    #[error("input of {bytes} bytes is over `limits.input_bytes` = {cap}")]
+    InputTooLarge {
+        /// The input's length.
+        bytes: u64,
+        /// `limits.input_bytes`.
+        cap: u64,
+    },
+    /// A group run has more members than the sandbox can hold instances at once.
+    #[error(
+        "a group run of {members} agents is over the sandbox's {max} instance slots \
+         (its pooling allocator's `slots`): run at most {max}"
+    )]
+    GroupTooLarge {
+        /// Members asked for.
+        members: usize,
+        /// Instance slots of the sandbox.
+        max: usize,
+    },
+    /// A thread of the runtime could not start or panicked.
+    #[error("thread `{thread}` {message}")]
+    Thread {
+        /// The thread's name.
+        thread: String,
+        /// What happened to it.
+        message: String,
+    },
 }
 
 impl Error {

@@ -6,7 +6,8 @@
 //! `out_of_bounds`.
 
 use crate::limits::{HostState, HostTrap};
-use crate::text::escape_bytes;
+use crate::text::escape;
+use std::fmt::Write;
 use wasmtime::{Caller, Extern, Linker, Memory};
 
 /// `send` result: the message was queued.
@@ -53,6 +54,65 @@ fn range(func: &'static str, ptr: i32, len: i32, size: usize) -> Res<std::ops::R
             size,
         })),
     }
+}
+
+/// A log line as it is kept: `raw` (the first bytes of a line of `total` bytes)
+/// escaped, and cut so that the stored line — with a ` …[cut N bytes]` marker when
+/// anything was left out — is at most `cap` bytes long. The cut falls between escaped
+/// characters, never inside an escape such as `\x1b` or a UTF-8 character. When `cap`
+/// is too small for the marker, the line is cut without one.
+pub(crate) fn log_line(raw: &[u8], total: usize, cap: usize) -> String {
+    let marker = |shown: usize| format!(" …[cut {} bytes]", total - shown);
+    let budget = cap.saturating_sub(marker(0).len());
+    let mut out = String::new();
+    // Where the line stands at the last piece that still leaves room for the marker.
+    let mut at_budget = (0, 0);
+    let mut shown = 0;
+    let mut piece = String::new();
+    let mut complete = true;
+    'outer: for chunk in raw.utf8_chunks() {
+        let mut pieces: Vec<(usize, &str)> = Vec::new();
+        let valid = chunk.valid();
+        for (i, c) in valid.char_indices() {
+            pieces.push((c.len_utf8(), &valid[i..i + c.len_utf8()]));
+        }
+        for (width, text) in pieces {
+            piece.clear();
+            piece.push_str(&escape(text));
+            if out.len() + piece.len() > cap {
+                complete = false;
+                break 'outer;
+            }
+            out.push_str(&piece);
+            shown += width;
+            if out.len() <= budget {
+                at_budget = (out.len(), shown);
+            }
+        }
+        for b in chunk.invalid() {
+            piece.clear();
+            let _ = write!(piece, "\\x{b:02x}");
+            if out.len() + piece.len() > cap {
+                complete = false;
+                break 'outer;
+            }
+            out.push_str(&piece);
+            shown += 1;
+            if out.len() <= budget {
+                at_budget = (out.len(), shown);
+            }
+        }
+    }
+    if complete && shown == total {
+        return out;
+    }
+    if budget == 0 {
+        // No room for the marker: the line is simply cut.
+        return out;
+    }
+    out.truncate(at_budget.0);
+    out.push_str(&marker(at_budget.1));
+    out
 }
 
 /// Defines the ABI v1 host functions in `linker`.
@@ -115,13 +175,13 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
                 caller.data_mut().logs_dropped += 1;
                 return Ok(());
             }
-            let keep = (r.len() as u64).min(st.log_line_bytes) as usize;
-            charge(&mut caller, keep as u64)?;
+            let cap = usize::try_from(st.log_line_bytes).unwrap_or(usize::MAX);
+            // Each kept byte makes at least one byte of the escaped line, so no more
+            // than `cap` bytes (and the rest of a character cut there) can show.
+            let look = r.len().min(cap.saturating_add(4));
+            charge(&mut caller, look as u64)?;
             let (data, st) = mem.data_and_store_mut(&mut caller);
-            let mut line = escape_bytes(&data[r.start..r.start + keep]);
-            if keep < r.len() {
-                line.push_str(&format!(" …[cut {} bytes]", r.len() - keep));
-            }
+            let line = log_line(&data[r.start..r.start + look], r.len(), cap);
             st.logs.push(line);
             Ok(())
         },

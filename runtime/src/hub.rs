@@ -14,6 +14,12 @@
 //! `limits.mailbox_messages` messages, `-3` the message is over `limits.message_bytes`.
 //! `recv` answers the message length, `-1` when no message is waiting, or `-2` when the
 //! next message is longer than the buffer (it stays queued).
+//!
+//! A group has at most [`Sandbox::max_group_members`] members (the pooling allocator's
+//! instance slots); a larger one is refused up front with
+//! [`ErrorKind::GroupTooLarge`](crate::ErrorKind::GroupTooLarge). Each member's input
+//! is capped by `limits.input_bytes`. The members run one after another on the
+//! calling thread, which must have [`Sandbox::thread_stack_bytes`] of stack.
 
 use crate::error::{ErrorKind, Result};
 use crate::outcome::Outcome;
@@ -150,6 +156,21 @@ impl Sandbox {
     pub fn run_group(&self, members: Vec<Member>) -> Result<GroupReport> {
         if members.is_empty() {
             return Err(ErrorKind::Args("a group run needs at least one agent".into()).into());
+        }
+        // Every member keeps its instance for the whole run: more members than the
+        // pool has slots would leave the last ones without an instance.
+        if let Some(max) = self.max_group_members()
+            && members.len() > max
+        {
+            return Err(ErrorKind::GroupTooLarge {
+                members: members.len(),
+                max,
+            }
+            .into());
+        }
+        self.check_threads()?;
+        for m in &members {
+            self.check_input(m.input.len())?;
         }
         for m in &members {
             if m.agent.form() != &ActForm::Bytes {

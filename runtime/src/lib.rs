@@ -27,6 +27,7 @@
 mod error;
 mod host;
 pub mod hub;
+mod instrument;
 mod limits;
 mod outcome;
 mod policy;
@@ -43,8 +44,8 @@ pub use policy::{
     Weights,
 };
 pub use sandbox::{
-    Admission, Agent, Allocation, Input, RunReport, RunResult, Sandbox, SandboxConfig, StopHandle,
-    Value, parse_args,
+    Admission, Agent, Allocation, DEFAULT_HOST_STACK_MARGIN, EPOCH_THREAD, Input, RunReport,
+    RunResult, Sandbox, SandboxConfig, StopHandle, Value, join_thread, parse_args,
 };
 pub use text::{agent_id, escape, escape_bytes, from_hex, is_agent_id, to_hex};
 pub use validate::{

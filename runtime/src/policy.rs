@@ -455,8 +455,9 @@ impl Policy {
         range("limits.table_elements", l.table_elements, 0, 10_000_000)?;
         range("limits.fuel_per_call", l.fuel_per_call, 1, u64::MAX / 2)?;
         range("limits.wall_clock_ms", l.wall_clock_ms, 1, 24 * 3600 * 1000)?;
-        // Agents run on host threads with 8 MiB stacks; the Wasm stack must fit in them.
-        range("limits.stack_bytes", l.stack_bytes, 16 << 10, 4 << 20)?;
+        // Agents run on host threads sized from this (`Sandbox::thread_stack_bytes`:
+        // the Wasm stack plus a host margin); above 16 MiB the host does not promise it.
+        range("limits.stack_bytes", l.stack_bytes, 16 << 10, 16 << 20)?;
         range("limits.output_bytes", l.output_bytes, 0, 256 << 20)?;
         range("limits.input_bytes", l.input_bytes, 0, 1 << 30)?;
         range("limits.text_bytes", l.text_bytes, 4096, 64 << 20)?;

@@ -38,7 +38,16 @@ pub struct SandboxConfig {
     keep_resident: Option<usize>,
     pagemap_scan: bool,
     fast_compile: bool,
+    host_stack_margin: usize,
 }
+
+/// Default of [`SandboxConfig::host_stack_margin`]: 512 KiB. The deepest host path
+/// measured under a full Wasm stack (a recursion whose every frame logs a full line,
+/// grows memory through the limiter and writes output, ending in `stack_overflow`)
+/// needs 20 KiB above `limits.stack_bytes` in a debug build (the test
+/// `threads::measure_the_host_margin`); the rest is room for the caller's own frames
+/// (an async runtime, a request handler).
+pub const DEFAULT_HOST_STACK_MARGIN: usize = 512 << 10;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -50,6 +59,7 @@ impl Default for SandboxConfig {
             keep_resident: Some(1 << 20),
             pagemap_scan: false,
             fast_compile: false,
+            host_stack_margin: DEFAULT_HOST_STACK_MARGIN,
         }
     }
 }
@@ -100,6 +110,15 @@ impl SandboxConfig {
     /// for many small short-lived modules (evolution). Default: false.
     pub fn fast_compile(&mut self, on: bool) -> &mut Self {
         self.fast_compile = on;
+        self
+    }
+
+    /// Host stack a thread that runs agents needs beyond `limits.stack_bytes`: the
+    /// frames of the caller, of wasmtime's entry and of host functions called at the
+    /// deepest Wasm frame. [`Sandbox::thread_stack_bytes`] adds it to the policy's Wasm
+    /// stack. Default: [`DEFAULT_HOST_STACK_MARGIN`] (512 KiB); at least 64 KiB.
+    pub fn host_stack_margin(&mut self, bytes: usize) -> &mut Self {
+        self.host_stack_margin = bytes.max(64 << 10);
         self
     }
 
@@ -275,8 +294,13 @@ impl StopHandle {
 
 struct Ticker {
     shutdown: Arc<AtomicBool>,
+    /// Set by a test to make the ticker panic, so that its death is seen to surface.
+    crash: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
+
+/// The name of the thread that advances the epoch (the wall-clock deadline's clock).
+pub const EPOCH_THREAD: &str = "tdev-epoch";
 
 impl Drop for Ticker {
     fn drop(&mut self) {
@@ -295,7 +319,9 @@ struct Inner {
     cache: Mutex<HashMap<String, Arc<Agent>>>,
     cache_capacity: usize,
     stop_generation: Arc<AtomicU64>,
-    _ticker: Ticker,
+    thread_stack_bytes: usize,
+    group_members: Option<usize>,
+    ticker: Ticker,
 }
 
 /// The sandbox. Cheap to clone; share it between threads.
@@ -314,10 +340,25 @@ impl Sandbox {
     pub fn with_config(policy: Policy, config: &SandboxConfig) -> Result<Sandbox> {
         let engine_err = |e: wasmtime::Error| ErrorKind::Engine(e.to_string());
         let l = &policy.limits;
+        let wasm_stack = usize::try_from(l.stack_bytes).unwrap_or(usize::MAX);
+        let thread_stack_bytes = wasm_stack.saturating_add(config.host_stack_margin);
+        // Growth of a table is bounded by `limits.table_elements` (and judged by the
+        // limiter), like `memory.grow`, which wasmtime does not charge per page either:
+        // charging per element first would turn `table.grow` by more than the fuel left
+        // into `out_of_fuel` where the spec answers -1 or the policy traps
+        // `table_limit`. Bulk fills and copies stay charged per element and byte.
+        let mut cost = wasmtime::OperatorCost::new();
+        cost.variable.table_grow_per_element = 0;
         let mut cfg = Config::new();
         cfg.consume_fuel(true)
+            .operator_cost(cost)
             .epoch_interruption(true)
-            .max_wasm_stack(l.stack_bytes as usize)
+            .max_wasm_stack(wasm_stack)
+            // wasmtime refuses a Wasm stack larger than the stack of async fibers even
+            // when async is not used; no fiber is made here (the `async` feature is
+            // off), so this only keeps the check true. Agents run on host threads of
+            // `thread_stack_bytes` (see `Sandbox::on_agent_thread`).
+            .async_stack_size(thread_stack_bytes)
             .wasm_backtrace_max_frames(None)
             .memory_init_cow(config.memory_init_cow);
         if config.fast_compile {
@@ -363,19 +404,29 @@ impl Sandbox {
         crate::host::define(&mut linker).map_err(engine_err)?;
 
         let shutdown = Arc::new(AtomicBool::new(false));
+        let crash = Arc::new(AtomicBool::new(false));
         let tick = config.epoch_tick;
         let handle = {
             let engine = engine.clone();
             let shutdown = shutdown.clone();
+            let crash = crash.clone();
             std::thread::Builder::new()
-                .name("tdev-epoch".into())
+                .name(EPOCH_THREAD.into())
                 .spawn(move || {
                     while !shutdown.load(Ordering::SeqCst) {
                         std::thread::park_timeout(tick);
+                        assert!(!crash.load(Ordering::SeqCst), "crash requested by a test");
                         engine.increment_epoch();
                     }
                 })
-                .map_err(|e| ErrorKind::Engine(format!("cannot start the epoch ticker: {e}")))?
+                .map_err(|e| ErrorKind::Thread {
+                    thread: EPOCH_THREAD.into(),
+                    message: format!("cannot start: {e}"),
+                })?
+        };
+        let group_members = match config.allocation {
+            Allocation::Pooling { slots } => Some(slots as usize),
+            Allocation::OnDemand => None,
         };
         Ok(Sandbox {
             inner: Arc::new(Inner {
@@ -385,8 +436,11 @@ impl Sandbox {
                 cache: Mutex::new(HashMap::new()),
                 cache_capacity: config.cache_capacity,
                 stop_generation: Arc::new(AtomicU64::new(0)),
-                _ticker: Ticker {
+                thread_stack_bytes,
+                group_members,
+                ticker: Ticker {
                     shutdown,
+                    crash,
                     handle: Some(handle),
                 },
             }),
@@ -396,6 +450,89 @@ impl Sandbox {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.inner.policy
+    }
+
+    /// The stack size, in bytes, of a host thread that runs this sandbox's agents:
+    /// `limits.stack_bytes` plus [`SandboxConfig::host_stack_margin`]. A host that
+    /// runs agents on threads of its own (a thread pool, tokio's blocking threads,
+    /// which have 2 MiB) must give them at least this much, or a deep recursion
+    /// overflows the host stack and aborts the process instead of ending with
+    /// `stack_overflow`. [`Sandbox::on_agent_thread`] and
+    /// [`Sandbox::agent_thread_builder`] do it.
+    pub fn thread_stack_bytes(&self) -> usize {
+        self.inner.thread_stack_bytes
+    }
+
+    /// A thread builder named `name` with a stack of [`Sandbox::thread_stack_bytes`],
+    /// for hosts that keep agent threads of their own (join them with
+    /// [`join_thread`], so that a panic surfaces as an error naming the thread).
+    pub fn agent_thread_builder(&self, name: &str) -> std::thread::Builder {
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .stack_size(self.inner.thread_stack_bytes)
+    }
+
+    /// Runs `f` on a new thread named `name`, sized by
+    /// [`Sandbox::thread_stack_bytes`], and waits for it. `f` may borrow from the
+    /// caller. A thread that cannot start, or that panics, gives
+    /// [`ErrorKind::Thread`] naming it.
+    pub fn on_agent_thread<T: Send>(&self, name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+        std::thread::scope(|scope| {
+            let handle = self
+                .agent_thread_builder(name)
+                .spawn_scoped(scope, f)
+                .map_err(|e| ErrorKind::Thread {
+                    thread: name.to_string(),
+                    message: format!("cannot start: {e}"),
+                })?;
+            handle.join().map_err(|panic| {
+                ErrorKind::Thread {
+                    thread: name.to_string(),
+                    message: format!("panicked: {}", panic_message(panic.as_ref())),
+                }
+                .into()
+            })
+        })
+    }
+
+    /// The most members a group run may have: the pooling allocator's instance
+    /// slots (every member keeps its instance for the whole run). `None` with
+    /// on-demand allocation, which has no such bound.
+    pub fn max_group_members(&self) -> Option<usize> {
+        self.inner.group_members
+    }
+
+    /// An error when the epoch thread has died: without it no wall-clock deadline
+    /// would fire, so no run may start.
+    pub(crate) fn check_threads(&self) -> Result<()> {
+        match &self.inner.ticker.handle {
+            Some(h) if !h.is_finished() => Ok(()),
+            _ => Err(ErrorKind::Thread {
+                thread: EPOCH_THREAD.into(),
+                message: "has stopped: wall-clock deadlines cannot be enforced, so no run starts"
+                    .into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Makes the epoch thread panic, to test that its death surfaces.
+    #[doc(hidden)]
+    pub fn crash_epoch_thread_for_test(&self) {
+        self.inner.ticker.crash.store(true, Ordering::SeqCst);
+    }
+
+    /// The largest input a run accepts, checked before a run starts.
+    pub(crate) fn check_input(&self, len: usize) -> Result<()> {
+        let cap = self.inner.policy.limits.input_bytes;
+        if len as u64 > cap {
+            return Err(ErrorKind::InputTooLarge {
+                bytes: len as u64,
+                cap,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// A handle for the emergency stop.
@@ -431,7 +568,9 @@ impl Sandbox {
                     (Some(form), false) => form.clone(),
                     _ => return Ok(Admission::Rejected(verdict)),
                 };
-                let module = Module::new(&self.inner.engine, bytes)
+                let guarded = crate::instrument::guard_bulk_operations(bytes)
+                    .map_err(|e| ErrorKind::Compile(escape(&e)))?;
+                let module = Module::new(&self.inner.engine, guarded.as_deref().unwrap_or(bytes))
                     .map_err(|e| ErrorKind::Compile(escape(&e.to_string())))?;
                 let pre = self
                     .inner
@@ -457,7 +596,18 @@ impl Sandbox {
     }
 
     /// Runs `act` once under the policy's limits. Never panics, whatever the module does.
+    ///
+    /// Input bytes longer than `limits.input_bytes` are refused with
+    /// [`ErrorKind::InputTooLarge`] before the run starts (no outcome, no quarantine:
+    /// the caller gave too much, the module did nothing).
+    ///
+    /// Call it on a thread of at least [`Sandbox::thread_stack_bytes`] (see
+    /// [`Sandbox::on_agent_thread`]).
     pub fn run(&self, agent: &Agent, input: Input) -> Result<RunReport> {
+        self.check_threads()?;
+        if let Input::Bytes(b) = &input {
+            self.check_input(b.len())?;
+        }
         let (args, bytes_in) = match (&agent.form, input) {
             (ActForm::Bytes, Input::Bytes(b)) => (Vec::new(), b),
             (ActForm::Typed { params, .. }, Input::Typed(args)) => {
@@ -588,6 +738,30 @@ fn call(
             };
             Ok(RunResult::Value(v))
         }
+    }
+}
+
+/// Joins a thread; a panic becomes [`ErrorKind::Thread`] naming it (its name, or
+/// `unnamed`), never a silent default.
+pub fn join_thread<T>(handle: JoinHandle<T>) -> Result<T> {
+    let name = handle.thread().name().unwrap_or("unnamed").to_string();
+    handle.join().map_err(|panic| {
+        ErrorKind::Thread {
+            thread: name,
+            message: format!("panicked: {}", panic_message(panic.as_ref())),
+        }
+        .into()
+    })
+}
+
+/// The message of a panic payload (`&str` or `String`), escaped.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        escape(s)
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        escape(s)
+    } else {
+        "(no message)".into()
     }
 }
 

@@ -411,3 +411,161 @@ fn corrupt_store_objects_are_errors_not_crashes() {
     let out = tdev(d, &["quarantine", "list"]);
     assert_eq!(code(&out, "garbage record"), 1);
 }
+
+/// One line on stderr, naming `limits.input_bytes`, and exit 1.
+fn assert_input_refused(out: &std::process::Output, what: &str) {
+    assert_eq!(code(out, what), 1, "{what}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: {err}");
+    assert!(err.contains("limits.input_bytes"), "{what}: {err}");
+    // With --json, the one object on stdout is the error.
+    if !out.stdout.is_empty() {
+        let v = json(out, what);
+        let m = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("limits.input_bytes"), "{what}: {v}");
+    }
+}
+
+#[test]
+fn run_input_is_capped_by_the_policy_for_files_and_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write(dir.path(), "p.toml", "[limits]\ninput_bytes = 1000\n");
+    let policy = policy.to_str().expect("p");
+    let at = dir.path().join("at.bin");
+    std::fs::write(&at, vec![b'a'; 1000]).expect("write");
+    let over = dir.path().join("over.bin");
+    std::fs::write(&over, vec![b'a'; 1001]).expect("write");
+    let run = |input: &str| {
+        tdev(
+            dir.path(),
+            &[
+                "run",
+                &agent("echo.wat"),
+                "--policy",
+                policy,
+                "--input",
+                input,
+                "--json",
+            ],
+        )
+    };
+    let out = run(at.to_str().expect("p"));
+    assert_eq!(code(&out, "at the cap"), 0);
+    assert_eq!(
+        json(&out, "at the cap")["output_hex"]
+            .as_str()
+            .map(str::len),
+        Some(2000)
+    );
+    assert_input_refused(&run(over.to_str().expect("p")), "file one byte over");
+    // A device without a size is cut by the read itself.
+    assert_input_refused(&run("/dev/zero"), "/dev/zero");
+
+    let stdin = |bytes: &[u8]| {
+        tdev_stdin(
+            dir.path(),
+            &[
+                "run",
+                &agent("echo.wat"),
+                "--policy",
+                policy,
+                "--input",
+                "-",
+                "--json",
+            ],
+            bytes,
+        )
+    };
+    let out = stdin(&[b'b'; 1000]);
+    assert_eq!(code(&out, "stdin at the cap"), 0);
+    assert_input_refused(&stdin(&[b'b'; 1001]), "stdin one byte over");
+}
+
+#[test]
+fn a_huge_input_file_is_refused_by_its_size_before_it_is_read() {
+    // 8 GiB, sparse: refused by the default cap (1 MiB) from its size alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.bin");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(8 << 30))
+        .expect("sparse file");
+    let out = tdev(
+        dir.path(),
+        &[
+            "run",
+            &agent("echo.wat"),
+            "--input",
+            big.to_str().expect("p"),
+        ],
+    );
+    assert_input_refused(&out, "8 GiB file");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("8589934592 bytes"), "{err}");
+}
+
+#[test]
+fn run_survives_a_deep_recursion_under_the_largest_stack_the_policy_allows() {
+    // Before agents ran on threads sized from the policy, any stack_bytes over 2 MiB
+    // failed every command, and a Wasm stack near the host thread's overflowed it.
+    for stack in [4 << 20, 16 << 20] {
+        // A fresh directory each time: the first overflow quarantines the module.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = write(
+            dir.path(),
+            "stack.toml",
+            &format!("[limits]\nstack_bytes = {stack}\n"),
+        );
+        let out = tdev(
+            dir.path(),
+            &[
+                "run",
+                fixture("hostile/deep_recursion.wat").to_str().expect("p"),
+                "--policy",
+                policy.to_str().expect("p"),
+                "--args",
+                "1",
+                "--json",
+            ],
+        );
+        assert_eq!(code(&out, "deep recursion"), 4, "stack {stack}");
+        assert_eq!(json(&out, "deep recursion")["outcome"], "stack_overflow");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write(dir.path(), "too.toml", "[limits]\nstack_bytes = 33554432\n");
+    let out = tdev(
+        dir.path(),
+        &[
+            "run",
+            &agent("add.wat"),
+            "--policy",
+            policy.to_str().expect("p"),
+            "--args",
+            "1,2",
+        ],
+    );
+    assert_eq!(code(&out, "too large"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits.stack_bytes"));
+}
+
+#[test]
+fn a_log_line_of_hostile_bytes_is_within_the_cap_as_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tdev(
+        dir.path(),
+        &[
+            "run",
+            fixture("hostile/log_hostile_bytes.wat")
+                .to_str()
+                .expect("p"),
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out, "log"), 0);
+    let r = json(&out, "log");
+    let line = r["logs"][0].as_str().expect("a line");
+    assert!(line.len() <= 1024, "{} bytes", line.len());
+    assert!(
+        line.starts_with("\\xff\\xff") && line.ends_with(" bytes]"),
+        "{line}"
+    );
+}

@@ -2,13 +2,17 @@
 
 use crate::common::{
     EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, ModuleArgs, findings_json, open_store, print_findings,
-    print_json, read_file, read_module, sandbox,
+    print_json, read_module, sandbox,
 };
 use anyhow::{Context, Result, bail};
 use engine::{Gate, GroupMember, Guard, Quarantine};
 use runtime::{ActForm, Input, RunResult, Value, parse_args};
 use serde_json::json;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The name of the thread `tdev run` runs agents on (sized by the policy's stack).
+const RUN_THREAD: &str = "tdev-run";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -122,8 +126,9 @@ pub fn exec(args: Args) -> Result<u8> {
             if args.args.is_some() {
                 bail!("this agent has the bytes form (act: [] -> [i32]): give --input, not --args");
             }
+            let cap = guard.sandbox().policy().limits.input_bytes;
             Input::Bytes(match &args.input {
-                Some(p) => read_file(p)?,
+                Some(p) => read_input(p, cap)?,
                 None => Vec::new(),
             })
         }
@@ -148,7 +153,11 @@ pub fn exec(args: Args) -> Result<u8> {
         };
         return run_group(&guard, &args, bytes, agent, input);
     }
-    let run = guard.run(&bytes, &agent, input)?;
+    // On a thread sized for the policy's Wasm stack, not the main thread's 8 MiB: a
+    // deep recursion then ends `stack_overflow` whatever `limits.stack_bytes` allows.
+    let run = guard
+        .sandbox()
+        .on_agent_thread(RUN_THREAD, || guard.run(&bytes, &agent, input))??;
     if let Some(path) = &args.output_file {
         std::fs::write(path, &run.report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -160,6 +169,48 @@ pub fn exec(args: Args) -> Result<u8> {
         print_human(&agent, &run);
     }
     Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
+}
+
+/// Reads `--input` (a file, or `-` for stdin) without ever holding more than
+/// `limits.input_bytes` + 1 bytes: a regular file is refused by its size before it is
+/// read, and any file or stream is read through `take(cap + 1)`, so a file that grows
+/// or a device without a size cannot get past the cap either.
+fn read_input(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let over = |what: &str| {
+        anyhow::anyhow!(
+            "input {what} is over `limits.input_bytes` = {cap} bytes (the policy's input cap)"
+        )
+    };
+    let mut buf = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut buf)
+            .context("cannot read stdin")?;
+        if buf.len() as u64 > cap {
+            return Err(over("from stdin"));
+        }
+        return Ok(buf);
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        bail!("cannot read {}: it is a directory", path.display());
+    }
+    if meta.is_file() && meta.len() > cap {
+        return Err(over(&format!("{} of {} bytes", path.display(), meta.len())));
+    }
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut buf)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if buf.len() as u64 > cap {
+        return Err(over(&path.display().to_string()));
+    }
+    Ok(buf)
 }
 
 fn stem(path: &std::path::Path) -> String {
@@ -218,7 +269,9 @@ fn run_group(
         m.name = name.clone();
     }
     let agents: Vec<_> = members.iter().map(|m| m.agent.clone()).collect();
-    let (group, judged) = guard.run_group(members)?;
+    let (group, judged) = guard
+        .sandbox()
+        .on_agent_thread(RUN_THREAD, || guard.run_group(members))??;
     if let Some(path) = &args.output_file {
         std::fs::write(path, &group.members[0].report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;

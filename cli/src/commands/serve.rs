@@ -63,17 +63,17 @@ fn new_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Room on an agent thread's stack for the host's own frames (the server, wasmtime's
-/// entry and host calls, a trap's unwinding) on top of the Wasm stack the policy
-/// allows, which wasmtime takes from the same thread stack.
-const HOST_STACK_MARGIN: usize = 2 << 20;
+/// Room for compiling a module (Cranelift) on a blocking thread, on top of the stack
+/// the sandbox asks for running agents.
+const COMPILE_STACK_MARGIN: usize = 2 << 20;
 
-/// The stack size of the server's threads, agents' blocking threads included: the
-/// policy's Wasm stack plus [`HOST_STACK_MARGIN`].
-fn agent_thread_stack_bytes(policy: &runtime::Policy) -> usize {
-    usize::try_from(policy.limits.stack_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(HOST_STACK_MARGIN)
+/// The stack size of the server's threads, agents' blocking threads included: what the
+/// sandbox needs for the policy's Wasm stack and the host's frames
+/// (`Sandbox::thread_stack_bytes`) plus [`COMPILE_STACK_MARGIN`].
+fn agent_thread_stack_bytes(sandbox: &runtime::Sandbox) -> usize {
+    sandbox
+        .thread_stack_bytes()
+        .saturating_add(COMPILE_STACK_MARGIN)
 }
 
 /// The tokens: those of `--tokens FILE`, and TDEV_API_TOKEN as `default` with every
@@ -105,8 +105,8 @@ fn tokens(args: &Args) -> Result<auth::Tokens> {
 
 pub fn exec(args: Args) -> Result<u8> {
     let policy = load_policy(args.policy.as_deref())?;
-    let stack = agent_thread_stack_bytes(&policy);
     let sandbox = runtime::Sandbox::new(policy).context("cannot start the sandbox")?;
+    let stack = agent_thread_stack_bytes(&sandbox);
     let store = open_store(args.store.as_deref())?;
     let tokens = tokens(&args)?;
     let limits = crate::api::ServerLimits {

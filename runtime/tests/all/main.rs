@@ -1,9 +1,13 @@
 //! Integration tests of the runtime crate.
 
 mod admission;
+mod bulk;
+mod caps;
+mod grow;
 mod host;
 mod hub;
 mod stop;
+mod threads;
 mod validate;
 
 use runtime::{Admission, Agent, Policy, Sandbox};
