@@ -290,11 +290,49 @@ fn audit_entries_name_the_token_never_its_secret() {
     assert_eq!(st, 200);
     let (st, _, _) = http(a, "DELETE", &format!("/v1/quarantine/{id}"), &op, b"");
     assert_eq!(st, 200);
+    // a rollback (of a checkpoint laid down by hand: the rollback needs no more) and
+    // an emergency stop
+    let evo = s.dir.path().join(".tdev/evolution/checkpoints/evo-audit");
+    std::fs::create_dir_all(&evo).expect("mkdir");
+    std::fs::write(evo.join("000001.json"), "{}").expect("checkpoint");
+    let (st, _, body) = http(
+        a,
+        "POST",
+        "/v1/evolutions/evo-audit/rollback?generation=1",
+        &op,
+        b"",
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let (st, _, _) = http(a, "POST", "/v1/emergency-stop", &op, b"");
+    assert_eq!(st, 200);
+    // one that fails is not recorded
+    let (st, _, _) = http(
+        a,
+        "POST",
+        "/v1/evolutions/evo-audit/rollback?generation=7",
+        &op,
+        b"",
+    );
+    assert_eq!(st, 404);
     let (st, _, body) = http(a, "GET", "/v1/audit", &op, b"");
     assert_eq!(st, 200);
     let text = String::from_utf8_lossy(&body);
     assert!(!text.contains("op-secret"), "{text}");
     let log = json(&body);
+    let entries = log["audit"].as_array().expect("audit");
+    for (action, detail) in [
+        (
+            "rolled_back",
+            "evolution evo-audit to generation 1 by tdev serve API (token night-operator)",
+        ),
+        ("emergency_stop", "tdev serve API (token night-operator)"),
+    ] {
+        let found: Vec<_> = entries.iter().filter(|e| e["action"] == action).collect();
+        assert_eq!(found.len(), 1, "{action}: {log}");
+        assert_eq!(found[0]["detail"], detail, "{log}");
+        assert!(found[0]["agent_id"].is_null(), "{log}");
+        assert!(found[0]["at"].is_string(), "{log}");
+    }
     for action in ["released", "purged"] {
         let e = log["audit"]
             .as_array()
