@@ -308,3 +308,44 @@ fn a_request_without_a_token_is_refused_before_its_body_and_holds_no_place() {
     );
     assert!(s.alive());
 }
+
+#[test]
+fn a_client_reading_its_answers_slowly_keeps_its_place_against_idle_newcomers() {
+    let mut s = serve(&["--max-connections", "2"]);
+    let a = s.addr.clone();
+    // 500 answers of the dashboard's script (4 MB and more), pipelined; the last one
+    // closes the connection
+    let mut pipeline = "GET /dashboard.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(499);
+    pipeline.push_str("GET /dashboard.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut c = TcpStream::connect(&a).expect("connect");
+    let mut w = c.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        w.set_write_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        w.write_all(pipeline.as_bytes())
+    });
+    // the client does not read for a moment, far less than the write timeout, while
+    // three connections that send nothing come, each wanting a place
+    std::thread::sleep(Duration::from_millis(300));
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let i = TcpStream::connect(&a).expect("connect");
+            std::thread::sleep(Duration::from_millis(200));
+            i
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let r = c.read_to_end(&mut out);
+    let answers = String::from_utf8_lossy(&out)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(r.is_ok(), "{r:?} after {answers} answers");
+    assert_eq!(answers, 500, "the download was cut off");
+    assert!(writer.join().expect("writer").is_ok());
+    drop(idle);
+    assert_eq!(healthz(&a).0, Some(200));
+    assert!(s.alive());
+}
