@@ -251,14 +251,14 @@ fn head_bytes(req: &Request) -> usize {
     line + headers + 2
 }
 
-/// Set by [`read_body`] on a request whose body it has read.
+/// Set by [`read_body`] on a request whose body it has read to its end.
 #[derive(Clone, Default)]
 struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
 
 /// Checks the head against its caps (431) and the declared body length against its
-/// cap (413), reading no body. A request with a body that was never read (refused
-/// before it, or sent to a route that takes none) has its connection closed after the
-/// answer: the rest of the body is not waited for.
+/// cap (413), reading no body. A request with a body that was not read to its end
+/// (refused before it or while it came, or sent to a route that takes none) has its
+/// connection closed after the answer: the rest of the body is not waited for.
 async fn check_head(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let limits = &st.inner.limits;
     let head = head_bytes(&req);
@@ -311,9 +311,6 @@ async fn check_head(State(st): State<AppState>, mut req: Request, next: Next) ->
 async fn read_body(st: &AppState, req: Request) -> Result<Request, Response> {
     let limits = &st.inner.limits;
     let (parts, body) = req.into_parts();
-    if let Some(r) = parts.extensions.get::<BodyRead>() {
-        r.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
     let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
     let collected = tokio::time::timeout(
         limits.read_timeout,
@@ -328,10 +325,16 @@ async fn read_body(st: &AppState, req: Request) -> Result<Request, Response> {
         Ok(Err(_)) => {
             Err(ApiError::BadRequest("the request body could not be read".into()).into_response())
         }
-        Ok(Ok(body)) => Ok(Request::from_parts(
-            parts,
-            axum::body::Body::from(body.to_bytes()),
-        )),
+        Ok(Ok(body)) => {
+            // Read to its end: the connection may serve another request.
+            if let Some(r) = parts.extensions.get::<BodyRead>() {
+                r.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(Request::from_parts(
+                parts,
+                axum::body::Body::from(body.to_bytes()),
+            ))
+        }
     }
 }
 
