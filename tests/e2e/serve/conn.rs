@@ -294,18 +294,22 @@ fn a_request_without_a_token_is_refused_before_its_body_and_holds_no_place() {
     let (st, took) = healthz(&a);
     assert_eq!(st, Some(200), "no answer after {took:?}");
     drop(held);
-    // a request let in still has the read timeout to send its body: it is at work, so
-    // a newcomer waits rather than cutting it off
+    drop(s);
+    // a request let in has the read timeout to send its body, and is at work meanwhile:
+    // a newcomer waits rather than cutting it off, and it gets its 408
+    let mut s = serve(&["--max-connections", "1", "--read-timeout-ms", "2000"]);
+    let a = s.addr.clone();
     let au = auth();
     let mut c = trickle(&a, &au);
-    c.write_all(&[0u8; 100]).expect("write");
-    c.set_read_timeout(Some(Duration::from_millis(500)))
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, took) = healthz(&a);
+    assert_eq!(st, Some(200), "no answer after {took:?}");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    let mut out = [0u8; 16];
-    assert!(
-        c.read(&mut out).is_err(),
-        "a request let in was answered before its body came"
-    );
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert_eq!(status(&answer), Some(408), "cut off: {answer:?}");
     assert!(s.alive());
 }
 
