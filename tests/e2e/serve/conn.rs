@@ -272,7 +272,7 @@ fn trickle(addr: &str, auth: &str) -> TcpStream {
 #[test]
 fn a_request_without_a_token_is_refused_before_its_body_and_holds_no_place() {
     // a minute to send a body: longer than any client here waits
-    let mut s = serve(&["--max-connections", "2", "--read-timeout-ms", "60000"]);
+    let s = serve(&["--max-connections", "2", "--read-timeout-ms", "60000"]);
     let a = s.addr.clone();
     for bad in ["", "Bearer not-the-token"] {
         let mut c = trickle(&a, bad);
