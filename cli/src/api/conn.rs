@@ -226,16 +226,20 @@ impl Work {
     pub fn begin(&self) -> AtWork {
         self.watch.busy.fetch_add(1, Ordering::Relaxed);
         self.watch.idle_since.store(0, Ordering::Relaxed);
-        AtWork(Arc::new(Busy {
-            watch: self.watch.clone(),
-            watches: self.watches.clone(),
-        }))
+        AtWork {
+            _busy: Arc::new(Busy {
+                watch: self.watch.clone(),
+                watches: self.watches.clone(),
+            }),
+        }
     }
 }
 
 /// A request at work (see [`Work::begin`]).
 #[derive(Clone)]
-pub struct AtWork(#[allow(dead_code)] Arc<Busy>);
+pub struct AtWork {
+    _busy: Arc<Busy>,
+}
 
 /// A request at work on a connection; the connection is idle again once the last
 /// one is dropped.
@@ -279,7 +283,12 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted 
                 .extensions_mut()
                 .remove::<AtWork>()
                 .unwrap_or_else(|| work.begin());
-            Ok(resp.map(|inner| axum::body::Body::new(Held { inner, at_work })))
+            Ok(resp.map(|inner| {
+                axum::body::Body::new(Held {
+                    inner,
+                    _at_work: at_work,
+                })
+            }))
         })
     }
 }
@@ -287,8 +296,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted 
 /// An answer's body that keeps its request at work until it is dropped.
 struct Held {
     inner: axum::body::Body,
-    #[allow(dead_code)]
-    at_work: AtWork,
+    _at_work: AtWork,
 }
 
 impl hyper::body::Body for Held {
