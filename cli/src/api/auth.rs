@@ -276,9 +276,10 @@ fn bearer(headers: &HeaderMap) -> &str {
         .map_or("", |(_, token)| token.trim())
 }
 
-/// The guard of a route that needs `scope`: 401 without a known token, 429 with
-/// Retry-After past the token's rate (every authenticated request counts), 403 when
-/// the token lacks the scope.
+/// The guard of a route that needs `scope`, on the request's head before any of its
+/// body is read: 401 without a known token, 429 with Retry-After past the token's rate
+/// (every authenticated request counts), 403 when the token lacks the scope. A request
+/// let in is at work on its connection from then on (see `conn`), and its body is read.
 pub async fn require(
     State((st, scope)): State<(AppState, Scope)>,
     mut req: Request,
@@ -309,7 +310,19 @@ pub async fn require(
         .into_response();
     }
     req.extensions_mut().insert(Caller(token.name.clone()));
-    next.run(req).await
+    let at_work = req
+        .extensions()
+        .get::<super::conn::Work>()
+        .map(super::conn::Work::begin);
+    let mut resp = match super::read_body(&st, req).await {
+        Ok(req) => next.run(req).await,
+        Err(resp) => resp,
+    };
+    if let Some(w) = at_work {
+        // still at work while the answer is written
+        resp.extensions_mut().insert(w);
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -229,8 +229,9 @@ pub fn app(state: AppState) -> Router {
         .route("/dashboard.js", get(dashboard_js))
         .route("/metrics", needs(Scope::Read, get(metrics)))
         .nest("/v1", v1)
-        // The one body cap: `read_body` buffers every body within it.
-        .layer(middleware::from_fn_with_state(state.clone(), read_body))
+        // The head caps; the body is read (within its cap) by the token guard, once
+        // the token is let in.
+        .layer(middleware::from_fn_with_state(state.clone(), check_head))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
@@ -250,10 +251,15 @@ fn head_bytes(req: &Request) -> usize {
     line + headers + 2
 }
 
-/// Checks the head against its caps (431), then reads the whole body first, within
-/// the body cap and the read timeout: a client that trickles its body gets 408 and
-/// does not hold a handler; one over the cap gets 413.
-async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Set by [`read_body`] on a request whose body it has read to its end.
+#[derive(Clone, Default)]
+struct BodyRead(Arc<std::sync::atomic::AtomicBool>);
+
+/// Checks the head against its caps (431) and the declared body length against its
+/// cap (413), reading no body. A request with a body that was not read to its end
+/// (refused before it or while it came, or sent to a route that takes none) has its
+/// connection closed after the answer: the rest of the body is not waited for.
+async fn check_head(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let limits = &st.inner.limits;
     let head = head_bytes(&req);
     let too_large = if head > limits.max_header_bytes {
@@ -268,7 +274,15 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
     } else {
         None
     };
-    if let Some(e) = too_large {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let has_body =
+        declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let read = BodyRead::default();
+    let mut resp = if let Some(e) = too_large {
         // As hyper does with the heads it refuses itself: the connection ends here.
         let mut resp = e.into_response();
         resp.headers_mut().insert(
@@ -276,15 +290,26 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
             axum::http::HeaderValue::from_static("close"),
         );
         return resp;
+    } else if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        ApiError::Status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).into_response()
+    } else {
+        req.extensions_mut().insert(read.clone());
+        next.run(req).await
+    };
+    if has_body && !read.0.load(std::sync::atomic::Ordering::Relaxed) {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
-        return ApiError::Status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).into_response();
-    }
+    resp
+}
+
+/// Reads the whole body of a request whose token was let in, within the body cap and
+/// the read timeout: a client that trickles its body gets 408 and does not hold a
+/// handler; one over the cap gets 413.
+async fn read_body(st: &AppState, req: Request) -> Result<Request, Response> {
+    let limits = &st.inner.limits;
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
     let collected = tokio::time::timeout(
@@ -293,19 +318,22 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
     )
     .await;
     match collected {
-        Err(_) => ApiError::Status(axum::http::StatusCode::REQUEST_TIMEOUT).into_response(),
+        Err(_) => Err(ApiError::Status(axum::http::StatusCode::REQUEST_TIMEOUT).into_response()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            ApiError::Status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).into_response()
+            Err(ApiError::Status(axum::http::StatusCode::PAYLOAD_TOO_LARGE).into_response())
         }
         Ok(Err(_)) => {
-            ApiError::BadRequest("the request body could not be read".into()).into_response()
+            Err(ApiError::BadRequest("the request body could not be read".into()).into_response())
         }
         Ok(Ok(body)) => {
-            next.run(Request::from_parts(
+            // Read to its end: the connection may serve another request.
+            if let Some(r) = parts.extensions.get::<BodyRead>() {
+                r.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(Request::from_parts(
                 parts,
                 axum::body::Body::from(body.to_bytes()),
             ))
-            .await
         }
     }
 }
@@ -608,6 +636,14 @@ async fn rollback(
     );
     blocking("the rollback", move || {
         engine::evolve::rollback(store.as_ref(), &id, generation)?;
+        record(
+            store.as_ref(),
+            "rolled_back",
+            &format!(
+                "evolution {id} to generation {generation} by tdev serve API (token {})",
+                caller.0
+            ),
+        )?;
         Ok(Json(
             json!({"evolution_id": id, "head_generation": generation}),
         ))
@@ -718,8 +754,56 @@ async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
-/// Every quarantine decision, newest first: `{"audit": [{"at", "agent_id", "action",
-/// "detail"}]}`.
+/// Where the operator actions that concern no agent (rollbacks, emergency stops) are
+/// recorded: one object per action, never rewritten.
+const AUDIT_PREFIX: &str = "audit/";
+
+/// An operator action that concerns no agent, in the audit log that `GET /v1/audit`
+/// serves.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Action {
+    at: String,
+    action: String,
+    detail: String,
+}
+
+/// Records an action done (`rolled_back`, `emergency_stop`) with `detail` naming the
+/// token. The action is done already: a record that cannot be written is a 500 that
+/// says so.
+fn record(store: &dyn BlobStore, action: &str, detail: &str) -> Result<(), ApiError> {
+    let entry = Action {
+        at: engine::time::now_rfc3339(),
+        action: action.to_string(),
+        detail: detail.to_string(),
+    };
+    let bytes = serde_json::to_vec(&entry).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let failed = |e: String| {
+        ApiError::Internal(format!(
+            "{action} was done, but its audit entry could not be written: {e}"
+        ))
+    };
+    // Never over another entry: the same millisecond gets the next number.
+    for n in 0..1000u32 {
+        let key = format!(
+            "{AUDIT_PREFIX}{millis:015}-{}-{n:03}.json",
+            std::process::id()
+        );
+        if store
+            .put_new(Bucket::Agents, &key, &bytes)
+            .map_err(|e| failed(e.to_string()))?
+        {
+            return Ok(());
+        }
+    }
+    Err(failed("no free key".into()))
+}
+
+/// Every quarantine decision, rollback and emergency stop, newest first: `{"audit":
+/// [{"at", "agent_id", "action", "detail"}]}` (`agent_id` is null for the last two).
 async fn audit(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.inner.store.clone();
     blocking("the audit log", move || {
@@ -733,6 +817,15 @@ async fn audit(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
                 for a in &r.audit {
                     events.push(json!({"at": a.at, "agent_id": r.agent_id, "action": a.action, "detail": a.detail}));
                 }
+            }
+        }
+        for key in store.list(Bucket::Agents, AUDIT_PREFIX)? {
+            // An entry that is not one (written by hand, or cut short) is left out.
+            if let Some(a) = store
+                .get(Bucket::Agents, &key)?
+                .and_then(|b| serde_json::from_slice::<Action>(&b).ok())
+            {
+                events.push(json!({"at": a.at, "agent_id": null, "action": a.action, "detail": a.detail}));
             }
         }
         events.sort_by(|a, b| b["at"].as_str().cmp(&a["at"].as_str()));
@@ -750,6 +843,11 @@ async fn emergency_stop(
     let store = st.inner.store.clone();
     blocking("the emergency stop", move || {
         crate::commands::evolve::request_stop(store.as_ref())?;
+        record(
+            store.as_ref(),
+            "emergency_stop",
+            &format!("tdev serve API (token {})", caller.0),
+        )?;
         Ok(Json(json!({"stopped": true})))
     })
     .await

@@ -46,10 +46,11 @@ fn oversized_heads_and_too_many_headers_get_431() {
         get(&format!("X-Pad: {}\r\n", "a".repeat(15_000))).as_bytes(),
     );
     assert_eq!(status(&answer), Some(200), "{answer}");
-    // one header of 64 KB: 431 in the JSON error shape
+    // one header of 20 KB, over the cap and within the read buffer's slack of 8 KiB
+    // past it: 431 in the JSON error shape
     let (answer, err) = exchange(
         &a,
-        get(&format!("X-Big: {}\r\n", "a".repeat(64_000))).as_bytes(),
+        get(&format!("X-Big: {}\r\n", "a".repeat(20_000))).as_bytes(),
     );
     assert_eq!(status(&answer), Some(431), "{answer} {err:?}");
     let v = json(body(&answer).as_bytes());
@@ -58,8 +59,8 @@ fn oversized_heads_and_too_many_headers_get_431() {
         answer.to_ascii_lowercase().contains("connection: close"),
         "{answer}"
     );
-    // and of 64 KiB spread over many headers
-    let spread: String = (0..40)
+    // and of 20 KB spread over many headers
+    let spread: String = (0..12)
         .map(|i| format!("X-Part-{i}: {}\r\n", "b".repeat(1600)))
         .collect();
     let (answer, _) = exchange(&a, get(&spread).as_bytes());
@@ -68,16 +69,20 @@ fn oversized_heads_and_too_many_headers_get_431() {
         json(body(&answer).as_bytes())["error"]["code"],
         "headers_too_large"
     );
-    // one of 200 KB: 431 (past hyper's read buffer the answer has no body), or the
-    // connection closed while the head was still arriving
-    let (answer, err) = exchange(
-        &a,
-        get(&format!("X-Big: {}\r\n", "a".repeat(200_000))).as_bytes(),
-    );
-    assert!(
-        status(&answer) == Some(431) || (answer.is_empty() && err.is_some()),
-        "{answer:?} {err:?}"
-    );
+    // past the read buffer (cap and slack, 24 KiB) hyper answers 431 without a body,
+    // or the connection is closed while the head is still arriving: one of 32 KB, and
+    // one of 200 KB
+    for n in [32_000, 200_000] {
+        let (answer, err) = exchange(&a, get(&format!("X-Big: {}\r\n", "a".repeat(n))).as_bytes());
+        assert!(
+            status(&answer) == Some(431) || (answer.is_empty() && err.is_some()),
+            "{answer:?} {err:?}"
+        );
+        assert!(
+            !answer.contains("headers_too_large"),
+            "a head past the read buffer arrived whole: {answer:?}"
+        );
+    }
     // 101 headers, past the default count of 100: 431
     let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     let (answer, err) = exchange(&a, get(&many).as_bytes());
@@ -241,5 +246,110 @@ fn a_newcomer_takes_the_place_of_an_idle_connection_never_of_one_at_work() {
     let (st, _, body) = run.join().expect("run thread");
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(json(&body)["outcome"], "deadline");
+    assert!(s.alive());
+}
+
+/// A connection that sends `POST /v1/run` with a 64 KiB body declared, `auth` as its
+/// Authorization header (none when empty), then one byte of the body, and reads no
+/// further.
+fn trickle(addr: &str, auth: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let auth = if auth.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: {auth}\r\n")
+    };
+    c.write_all(
+        format!(
+            "POST /v1/run HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/wasm\r\nContent-Length: 65536\r\n\r\n\0"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    c
+}
+
+#[test]
+fn a_request_without_a_token_is_refused_before_its_body_and_holds_no_place() {
+    // a minute to send a body: longer than any client here waits
+    let s = serve(&["--max-connections", "2", "--read-timeout-ms", "60000"]);
+    let a = s.addr.clone();
+    for bad in ["", "Bearer not-the-token"] {
+        let mut c = trickle(&a, bad);
+        c.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut out = Vec::new();
+        // the answer comes without the body, and the connection is closed after it
+        let r = c.read_to_end(&mut out);
+        let answer = String::from_utf8_lossy(&out);
+        assert!(r.is_ok(), "{r:?} {answer:?}");
+        assert_eq!(status(&answer), Some(401), "{answer:?}");
+        assert_eq!(
+            json(body(&answer).as_bytes())["error"]["code"],
+            "unauthorized"
+        );
+    }
+    // every place taken by such clients still leaves healthz its answer
+    let held: Vec<TcpStream> = (0..4).map(|_| trickle(&a, "")).collect();
+    let (st, took) = healthz(&a);
+    assert_eq!(st, Some(200), "no answer after {took:?}");
+    drop(held);
+    drop(s);
+    // a request let in has the read timeout to send its body, and is at work meanwhile:
+    // a newcomer waits rather than cutting it off, and it gets its 408
+    let mut s = serve(&["--max-connections", "1", "--read-timeout-ms", "2000"]);
+    let a = s.addr.clone();
+    let au = auth();
+    let mut c = trickle(&a, &au);
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, took) = healthz(&a);
+    assert_eq!(st, Some(200), "no answer after {took:?}");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert_eq!(status(&answer), Some(408), "cut off: {answer:?}");
+    assert!(s.alive());
+}
+
+#[test]
+fn a_client_reading_its_answers_slowly_keeps_its_place_against_idle_newcomers() {
+    let mut s = serve(&["--max-connections", "2"]);
+    let a = s.addr.clone();
+    // 500 answers of the dashboard's script (4 MB and more), pipelined; the last one
+    // closes the connection
+    let mut pipeline = "GET /dashboard.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(499);
+    pipeline.push_str("GET /dashboard.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut c = TcpStream::connect(&a).expect("connect");
+    let mut w = c.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        w.set_write_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        w.write_all(pipeline.as_bytes())
+    });
+    // the client does not read for a moment, far less than the write timeout, while
+    // three connections that send nothing come, each wanting a place
+    std::thread::sleep(Duration::from_millis(300));
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let i = TcpStream::connect(&a).expect("connect");
+            std::thread::sleep(Duration::from_millis(200));
+            i
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let r = c.read_to_end(&mut out);
+    let answers = String::from_utf8_lossy(&out)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(r.is_ok(), "{r:?} after {answers} answers");
+    assert_eq!(answers, 500, "the download was cut off");
+    assert!(writer.join().expect("writer").is_ok());
+    drop(idle);
+    assert_eq!(healthz(&a).0, Some(200));
     assert!(s.alive());
 }

@@ -5,6 +5,7 @@ use super::{TOKEN, auth, http, json, wasm};
 use crate::http::Conn;
 use crate::server::{Server, start};
 use crate::support::{code, tdev_stdin, write};
+use std::io::{Read, Write};
 
 /// `tdev token hash` of a secret.
 fn hash(secret: &str) -> String {
@@ -290,11 +291,49 @@ fn audit_entries_name_the_token_never_its_secret() {
     assert_eq!(st, 200);
     let (st, _, _) = http(a, "DELETE", &format!("/v1/quarantine/{id}"), &op, b"");
     assert_eq!(st, 200);
+    // a rollback (of a checkpoint laid down by hand: the rollback needs no more) and
+    // an emergency stop
+    let evo = s.dir.path().join(".tdev/evolution/checkpoints/evo-audit");
+    std::fs::create_dir_all(&evo).expect("mkdir");
+    std::fs::write(evo.join("000001.json"), "{}").expect("checkpoint");
+    let (st, _, body) = http(
+        a,
+        "POST",
+        "/v1/evolutions/evo-audit/rollback?generation=1",
+        &op,
+        b"",
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let (st, _, _) = http(a, "POST", "/v1/emergency-stop", &op, b"");
+    assert_eq!(st, 200);
+    // one that fails is not recorded
+    let (st, _, _) = http(
+        a,
+        "POST",
+        "/v1/evolutions/evo-audit/rollback?generation=7",
+        &op,
+        b"",
+    );
+    assert_eq!(st, 404);
     let (st, _, body) = http(a, "GET", "/v1/audit", &op, b"");
     assert_eq!(st, 200);
     let text = String::from_utf8_lossy(&body);
     assert!(!text.contains("op-secret"), "{text}");
     let log = json(&body);
+    let entries = log["audit"].as_array().expect("audit");
+    for (action, detail) in [
+        (
+            "rolled_back",
+            "evolution evo-audit to generation 1 by tdev serve API (token night-operator)",
+        ),
+        ("emergency_stop", "tdev serve API (token night-operator)"),
+    ] {
+        let found: Vec<_> = entries.iter().filter(|e| e["action"] == action).collect();
+        assert_eq!(found.len(), 1, "{action}: {log}");
+        assert_eq!(found[0]["detail"], detail, "{log}");
+        assert!(found[0]["agent_id"].is_null(), "{log}");
+        assert!(found[0]["at"].is_string(), "{log}");
+    }
     for action in ["released", "purged"] {
         let e = log["audit"]
             .as_array()
@@ -317,4 +356,33 @@ fn audit_entries_name_the_token_never_its_secret() {
         let text = std::fs::read_to_string(f.expect("entry").path()).expect("record");
         assert!(!text.contains("op-secret"), "{text}");
     }
+}
+
+#[test]
+fn a_token_without_the_scope_is_refused_before_the_body_arrives() {
+    let (s, _dir) = serve_with(&[("reader", "reader-secret-0123456789", "[\"read\"]", "")]);
+    // a 64 KiB body declared, one byte sent: the default read timeout (10 s) is longer
+    // than this client waits, so only an answer on the head comes in time
+    let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
+    c.write_all(
+        b"POST /v1/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer reader-secret-0123456789\r\nContent-Length: 65536\r\n\r\n\0",
+    )
+    .expect("write");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let r = c.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert!(r.is_ok(), "{r:?} {answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer:?}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer:?}"
+    );
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert_eq!(
+        json(body.as_bytes())["error"]["code"],
+        "forbidden",
+        "{answer}"
+    );
 }
