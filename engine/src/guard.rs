@@ -107,12 +107,11 @@ impl Guard {
         match self.sandbox.admit(bytes, released)? {
             Admission::Admitted(agent) => Ok(Gate::Admitted { agent, released }),
             Admission::Rejected(verdict) => {
-                let min = self.sandbox.policy().min_safety_score;
                 let record = self.quarantine.quarantine(
                     bytes,
                     &verdict,
                     verdict.safety_score,
-                    min,
+                    self.sandbox.policy(),
                     None,
                     &[],
                 )?;
@@ -176,14 +175,9 @@ impl Guard {
             let id = &verdict.agent_id;
             // Not admitted through this gate: judged as a fresh sighting.
             let seen = self.seen().get(id).copied().unwrap_or(u64::MAX);
-            let rec = self.quarantine.record_trap(
-                bytes,
-                verdict,
-                score,
-                policy.min_safety_score,
-                trap,
-                seen,
-            )?;
+            let rec = self
+                .quarantine
+                .record_trap(bytes, verdict, score, policy, trap, seen)?;
             quarantined = rec.status == Status::Quarantined;
         }
         Ok(GuardedRun {

@@ -13,7 +13,7 @@
 use crate::error::{ErrorKind, Result};
 use crate::store::{BlobStore, Bucket, Version};
 use crate::time::now_rfc3339;
-use runtime::{Finding, Verdict, agent_id, is_agent_id};
+use runtime::{Finding, Policy, Verdict, agent_id, is_agent_id};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,9 +151,6 @@ impl Record {
 pub struct Quarantine {
     store: Arc<dyn BlobStore>,
 }
-
-/// Modules larger than this (1 MiB) are recorded without their bytes.
-pub const KEEP_BYTES_MAX: usize = 1 << 20;
 
 fn hex_of(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
@@ -329,13 +326,15 @@ impl Quarantine {
     /// not admit under an earlier record), or, when it already has a record, adds to its
     /// history. `trap` is the run that pushed its score below the minimum, if any. A
     /// released module keeps its release: the new trap is recorded in its history. A
-    /// purged module is quarantined again.
+    /// purged module is quarantined again. From `policy` come the minimum safety score
+    /// (recorded) and `limits.module_bytes`: the bytes of a larger module are not kept,
+    /// its record says its size and its `size_cap` finding.
     pub fn quarantine(
         &self,
         bytes: &[u8],
         verdict: &Verdict,
         safety_score: f64,
-        min_safety_score: f64,
+        policy: &Policy,
         trap: Option<TrapEvent>,
         parents: &[String],
     ) -> Result<Record> {
@@ -343,7 +342,7 @@ impl Quarantine {
             bytes,
             verdict,
             safety_score,
-            min_safety_score,
+            policy,
             parents,
         };
         self.sight(&sighting, trap, u64::MAX)
@@ -358,7 +357,7 @@ impl Quarantine {
         bytes: &[u8],
         verdict: &Verdict,
         safety_score: f64,
-        min_safety_score: f64,
+        policy: &Policy,
         trap: TrapEvent,
         purges_seen: u64,
     ) -> Result<Record> {
@@ -366,7 +365,7 @@ impl Quarantine {
             bytes,
             verdict,
             safety_score,
-            min_safety_score,
+            policy,
             parents: &[],
         };
         self.sight(&sighting, Some(trap), purges_seen)
@@ -379,11 +378,12 @@ impl Quarantine {
             .as_ref()
             .map_or_else(|| "static".to_string(), |t| t.outcome.clone());
         let mut bytes_kept = false;
-        // Bytes first: a record never points at missing bytes. Bytes too large to be
-        // a module at all are not kept (the record says so through its size).
+        let min_safety_score = s.policy.min_safety_score;
+        // Bytes first: a record never points at missing bytes. Bytes over the policy's
+        // module cap are not kept (the record says so through its size and findings).
         let mut keep_bytes = || -> Result<()> {
             if !bytes_kept
-                && s.bytes.len() <= KEEP_BYTES_MAX
+                && s.bytes.len() as u64 <= s.policy.limits.module_bytes
                 && self.store.get(Bucket::Agents, &source_key(id))?.is_none()
             {
                 self.store.put(Bucket::Agents, &source_key(id), s.bytes)?;
@@ -419,7 +419,7 @@ impl Quarantine {
                         quarantined_at: now.clone(),
                         reason: reason.clone(),
                         safety_score: s.safety_score,
-                        min_safety_score: s.min_safety_score,
+                        min_safety_score,
                         size_bytes: s.verdict.size_bytes as u64,
                         findings: s.verdict.findings.iter().map(StoredFinding::from).collect(),
                         trap_history: Vec::new(),
@@ -430,7 +430,7 @@ impl Quarantine {
                             action: "quarantined".into(),
                             detail: format!(
                                 "{reason}: safety score {} below {}",
-                                s.safety_score, s.min_safety_score
+                                s.safety_score, min_safety_score
                             ),
                         }],
                         purges: 0,
@@ -488,7 +488,7 @@ struct Sighting<'a> {
     bytes: &'a [u8],
     verdict: &'a Verdict,
     safety_score: f64,
-    min_safety_score: f64,
+    policy: &'a Policy,
     parents: &'a [String],
 }
 

@@ -52,15 +52,22 @@ fn racing_trap_updates_are_all_counted() {
     for (name, s, _keep) in backends("") {
         let q = Quarantine::new(s);
         let (wasm, v) = rejected_module(1);
-        q.quarantine(&wasm, &v, v.safety_score, 0.95, None, &[])
-            .expect("quarantine");
+        q.quarantine(
+            &wasm,
+            &v,
+            v.safety_score,
+            &Policy::default_policy(),
+            None,
+            &[],
+        )
+        .expect("quarantine");
         let start = Barrier::new(N);
         std::thread::scope(|sc| {
             for n in 0..N {
                 let (q, wasm, v, start) = (&q, &wasm, &v, &start);
                 sc.spawn(move || {
                     start.wait();
-                    q.quarantine(wasm, v, 0.5, 0.95, Some(trap(n)), &[])
+                    q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(trap(n)), &[])
                         .expect("trap update");
                 });
             }
@@ -81,8 +88,15 @@ fn history_is_capped_and_counts_stay_exact() {
     for (name, s, _keep) in backends("trap_history=8") {
         let q = Quarantine::new(s.clone());
         let (wasm, v) = rejected_module(2);
-        q.quarantine(&wasm, &v, v.safety_score, 0.95, None, &[])
-            .expect("quarantine");
+        q.quarantine(
+            &wasm,
+            &v,
+            v.safety_score,
+            &Policy::default_policy(),
+            None,
+            &[],
+        )
+        .expect("quarantine");
         let start = Barrier::new(4);
         std::thread::scope(|sc| {
             for t in 0..4 {
@@ -94,7 +108,7 @@ fn history_is_capped_and_counts_stay_exact() {
                         if n % 5 == 0 {
                             e.outcome = "deadline".into();
                         }
-                        q.quarantine(wasm, v, 0.5, 0.95, Some(e), &[])
+                        q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(e), &[])
                             .expect("trap update");
                     }
                 });
@@ -117,8 +131,15 @@ fn history_is_capped_and_counts_stay_exact() {
         assert!(stored.len() < 8 * 1024, "{name}: {} bytes", stored.len());
         // release and purge decisions are kept whatever the cap
         q.release(&v.agent_id, "op").expect("release");
-        q.quarantine(&wasm, &v, 0.5, 0.95, Some(trap(99)), &[])
-            .expect("trap");
+        q.quarantine(
+            &wasm,
+            &v,
+            0.5,
+            &Policy::default_policy(),
+            Some(trap(99)),
+            &[],
+        )
+        .expect("trap");
         let rec = q.purge(&v.agent_id, "op").expect("purge");
         let actions: Vec<&str> = rec
             .audit
@@ -236,5 +257,56 @@ fn a_purge_is_never_undone_by_racing_runs() {
                 "{name}: bytes kept"
             );
         }
+    }
+}
+
+/// A module over the policy's `limits.module_bytes` is quarantined with its size and
+/// its `size_cap` finding, but its bytes are not kept; one under the cap keeps them.
+#[test]
+fn bytes_over_the_module_cap_are_not_kept() {
+    for (name, s, _keep) in backends("") {
+        let policy = Policy::default_policy();
+        let cap = policy.limits.module_bytes as usize;
+        let guard = Guard::new(
+            Sandbox::new(policy.clone()).expect("sandbox"),
+            Quarantine::new(s.clone()),
+        );
+        // 64 KiB of data: far over the cap, far under any hidden constant
+        let big = wat::parse_str(format!(
+            r#"(module (memory 1) (data (i32.const 0) "{}{name}")
+                (func (export "act") (result i32) i32.const 0))"#,
+            "x".repeat(64 << 10)
+        ))
+        .expect("wat");
+        assert!(big.len() > cap);
+        let Gate::Rejected { verdict, record } = guard.admit(&big).expect("admit") else {
+            panic!("{name}: over the cap, so rejected");
+        };
+        assert_eq!(record.size_bytes, big.len() as u64, "{name}");
+        assert!(
+            record.findings.iter().any(|f| f.kind == "size_cap"),
+            "{name}: {:?}",
+            record.findings
+        );
+        let q = Quarantine::new(s.clone());
+        assert_eq!(q.module(&verdict.agent_id).expect("module"), None, "{name}");
+        let hex = &verdict.agent_id[7..];
+        assert_eq!(
+            s.get(store::Bucket::Agents, &format!("source/{hex}"))
+                .expect("get"),
+            None,
+            "{name}: nothing stored under source/"
+        );
+        // a module just under the cap, rejected for another reason, keeps its bytes
+        let (small, v) = rejected_module(7);
+        assert!(small.len() <= cap);
+        let Gate::Rejected { .. } = guard.admit(&small).expect("admit") else {
+            panic!("{name}: imports WASI, so rejected");
+        };
+        assert_eq!(
+            q.module(&v.agent_id).expect("module"),
+            Some(small),
+            "{name}"
+        );
     }
 }
