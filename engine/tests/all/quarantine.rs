@@ -204,10 +204,17 @@ fn a_purge_is_never_undone_by_racing_runs() {
             let id = runtime::agent_id(&wasm);
             // first run: trapped and quarantined; then released by a person
             let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted { agent, .. } = guard.admit(&wasm).expect("admit") else {
+            let Gate::Admitted {
+                agent,
+                purges_seen: seen,
+                ..
+            } = guard.admit(&wasm).expect("admit")
+            else {
                 panic!("{name}: not admitted");
             };
-            let first = guard.run(&wasm, &agent, Input::Bytes(vec![])).expect("run");
+            let first = guard
+                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+                .expect("run");
             assert!(first.quarantined, "{name}: the trap quarantines it");
             let q = Quarantine::new(s.clone());
             q.release(&id, "op").expect("release");
@@ -220,10 +227,17 @@ fn a_purge_is_never_undone_by_racing_runs() {
                         let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
                         let gate = guard.admit(wasm).expect("admit");
                         admitted.wait();
-                        let Gate::Admitted { agent, .. } = gate else {
+                        let Gate::Admitted {
+                            agent,
+                            purges_seen: seen,
+                            ..
+                        } = gate
+                        else {
                             panic!("released, so admitted");
                         };
-                        guard.run(wasm, &agent, Input::Bytes(vec![])).expect("run");
+                        guard
+                            .run(wasm, &agent, Input::Bytes(vec![]), seen)
+                            .expect("run");
                     });
                 }
                 let (q, id, admitted) = (&q, &id, &admitted);
@@ -247,10 +261,17 @@ fn a_purge_is_never_undone_by_racing_runs() {
             assert_eq!(q.module(&id).expect("module"), None, "{name}: bytes gone");
             // seen again after the purge (a new run): quarantined again
             let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted { agent, .. } = guard.admit(&wasm).expect("admit") else {
+            let Gate::Admitted {
+                agent,
+                purges_seen: seen,
+                ..
+            } = guard.admit(&wasm).expect("admit")
+            else {
                 panic!("{name}: a purged module that passes validation runs");
             };
-            let again = guard.run(&wasm, &agent, Input::Bytes(vec![])).expect("run");
+            let again = guard
+                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+                .expect("run");
             assert!(again.quarantined, "{name}: held again after a new trap");
             assert!(
                 q.module(&id).expect("module").is_some(),
@@ -306,6 +327,80 @@ fn bytes_over_the_module_cap_are_not_kept() {
         assert_eq!(
             q.module(&v.agent_id).expect("module"),
             Some(small),
+            "{name}"
+        );
+    }
+}
+
+/// One long-lived gate (as `tdev serve` keeps) admits a released module, the module is
+/// purged, the gate admits it again: the trap of that later run quarantines it again,
+/// while a trap of the run admitted before the purge leaves the purge standing.
+#[test]
+fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
+    for (name, s, _keep) in backends("") {
+        let wasm = wat::parse_str(format!(
+            r#"(module (func (export "act") (result i32)
+                (loop $l (br $l)) i32.const 0) (func $tag) (export "{}" (func $tag)))"#,
+            name.len()
+        ))
+        .expect("wat");
+        let id = runtime::agent_id(&wasm);
+        let guard = Guard::new(
+            Sandbox::new(small_fuel_policy()).expect("sandbox"),
+            Quarantine::new(s.clone()),
+        );
+        let q = Quarantine::new(s.clone());
+        let Gate::Admitted {
+            agent, purges_seen, ..
+        } = guard.admit(&wasm).expect("admit")
+        else {
+            panic!("{name}: admitted");
+        };
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), purges_seen)
+            .expect("run");
+        assert!(run.quarantined, "{name}");
+        q.release(&id, "op").expect("release");
+        let Gate::Admitted {
+            agent,
+            purges_seen: before,
+            ..
+        } = guard.admit(&wasm).expect("admit")
+        else {
+            panic!("{name}: released, so admitted");
+        };
+        q.purge(&id, "op").expect("purge");
+        let Gate::Admitted {
+            purges_seen: after, ..
+        } = guard.admit(&wasm).expect("admit")
+        else {
+            panic!("{name}: purged and valid, so admitted");
+        };
+        assert_eq!((before, after), (0, 1), "{name}");
+        // the run admitted before the purge: counted, the purge stands
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), before)
+            .expect("run");
+        assert!(!run.quarantined, "{name}");
+        assert_eq!(
+            q.require(&id).expect("record").status,
+            Status::Purged,
+            "{name}"
+        );
+        // the run admitted after it: quarantined again, with its bytes
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), after)
+            .expect("run");
+        assert!(run.quarantined, "{name}: held again");
+        let rec = q.require(&id).expect("record");
+        assert_eq!(rec.status, Status::Quarantined, "{name}");
+        assert_eq!(rec.traps_total(), 3, "{name}");
+        assert!(
+            q.module(&id).expect("module").is_some(),
+            "{name}: bytes kept"
+        );
+        assert!(
+            matches!(guard.admit(&wasm).expect("admit"), Gate::Held { .. }),
             "{name}"
         );
     }
