@@ -377,18 +377,17 @@ impl Quarantine {
         let reason = trap
             .as_ref()
             .map_or_else(|| "static".to_string(), |t| t.outcome.clone());
-        let mut bytes_kept = false;
         let min_safety_score = s.policy.min_safety_score;
         // Bytes first: a record never points at missing bytes. Bytes over the policy's
         // module cap are not kept (the record says so through its size and findings).
-        let mut keep_bytes = || -> Result<()> {
-            if !bytes_kept
-                && s.bytes.len() as u64 <= s.policy.limits.module_bytes
+        // Checked on every attempt that needs them: a purge that won the race against
+        // an earlier attempt may have deleted the bytes that attempt stored.
+        let keep_bytes = || -> Result<()> {
+            if s.bytes.len() as u64 <= s.policy.limits.module_bytes
                 && self.store.get(Bucket::Agents, &source_key(id))?.is_none()
             {
                 self.store.put(Bucket::Agents, &source_key(id), s.bytes)?;
             }
-            bytes_kept = true;
             Ok(())
         };
         self.update(id, |current| {

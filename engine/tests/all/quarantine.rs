@@ -405,3 +405,140 @@ fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
         );
     }
 }
+
+/// The real store, with something done around the conditional writes of quarantine
+/// records: `before` runs (once) ahead of the first one, on the real store; `lose`
+/// answers are reported lost (`false`, a lost race) after the write was made, as when a
+/// retry of a write that succeeded meets its own change.
+struct Around {
+    inner: Arc<dyn BlobStore>,
+    before: std::sync::Mutex<Option<Box<dyn FnOnce(&Arc<dyn BlobStore>) + Send>>>,
+    after: std::sync::Mutex<Vec<Box<dyn FnOnce(&Arc<dyn BlobStore>) + Send>>>,
+    lose: std::sync::atomic::AtomicUsize,
+}
+
+impl Around {
+    fn new(inner: Arc<dyn BlobStore>) -> Around {
+        Around {
+            inner,
+            before: std::sync::Mutex::new(None),
+            after: std::sync::Mutex::new(Vec::new()),
+            lose: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn run_before(&self, key: &str) {
+        if key.starts_with("quarantine/")
+            && let Some(f) = self.before.lock().unwrap().take()
+        {
+            f(&self.inner);
+        }
+    }
+
+    /// The answer to give for a write that was made (`written`).
+    fn answer(&self, key: &str, written: bool) -> bool {
+        if !written || !key.starts_with("quarantine/") {
+            return written;
+        }
+        if let Some(f) = self.after.lock().unwrap().pop() {
+            f(&self.inner);
+        }
+        let lost = self
+            .lose
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        !lost
+    }
+}
+
+impl BlobStore for Around {
+    fn put(&self, b: store::Bucket, key: &str, bytes: &[u8]) -> engine::Result<()> {
+        self.inner.put(b, key, bytes)
+    }
+    fn put_new(&self, b: store::Bucket, key: &str, bytes: &[u8]) -> engine::Result<bool> {
+        self.run_before(key);
+        let written = self.inner.put_new(b, key, bytes)?;
+        Ok(self.answer(key, written))
+    }
+    fn put_state(&self, item: &store::StateItem) -> engine::Result<bool> {
+        self.inner.put_state(item)
+    }
+    fn get_states(&self, id: &str) -> engine::Result<Vec<store::StateItem>> {
+        self.inner.get_states(id)
+    }
+    fn get(&self, b: store::Bucket, key: &str) -> engine::Result<Option<Vec<u8>>> {
+        self.inner.get(b, key)
+    }
+    fn get_versioned(
+        &self,
+        b: store::Bucket,
+        key: &str,
+    ) -> engine::Result<Option<(Vec<u8>, store::Version)>> {
+        self.inner.get_versioned(b, key)
+    }
+    fn put_if(
+        &self,
+        b: store::Bucket,
+        key: &str,
+        bytes: &[u8],
+        v: &store::Version,
+    ) -> engine::Result<bool> {
+        self.run_before(key);
+        let written = self.inner.put_if(b, key, bytes, v)?;
+        Ok(self.answer(key, written))
+    }
+    fn list(&self, b: store::Bucket, prefix: &str) -> engine::Result<Vec<String>> {
+        self.inner.list(b, prefix)
+    }
+    fn delete(&self, b: store::Bucket, key: &str) -> engine::Result<()> {
+        self.inner.delete(b, key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn settings(&self) -> &store::StoreSettings {
+        self.inner.settings()
+    }
+}
+
+/// A purged module is seen again; the first attempt to quarantine it stores its bytes
+/// and then loses its write to a second purge, which deletes them: the attempt that
+/// succeeds stores them again, so the quarantined record has its bytes.
+#[test]
+fn bytes_are_stored_again_after_a_purge_wins_the_race() {
+    for (name, s, _keep) in backends("") {
+        let (wasm, v) = rejected_module(11);
+        let policy = Policy::default_policy();
+        let q = Quarantine::new(s.clone());
+        q.quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
+            .expect("quarantine");
+        q.purge(&v.agent_id, "op").expect("purge");
+        assert_eq!(q.module(&v.agent_id).expect("module"), None);
+
+        let around = Arc::new(Around::new(s.clone()));
+        let id = v.agent_id.clone();
+        *around.before.lock().unwrap() = Some(Box::new(move |inner: &Arc<dyn BlobStore>| {
+            Quarantine::new(inner.clone())
+                .purge(&id, "op")
+                .expect("racing purge");
+        }));
+        let rec = Quarantine::new(around.clone())
+            .quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
+            .expect("seen again");
+        assert!(
+            around.before.lock().unwrap().is_none(),
+            "{name}: the purge ran"
+        );
+        assert_eq!(rec.status, Status::Quarantined, "{name}");
+        assert_eq!(rec.purges, 2, "{name}");
+        assert_eq!(
+            q.module(&v.agent_id).expect("module"),
+            Some(wasm.clone()),
+            "{name}: a quarantined record has its bytes"
+        );
+    }
+}
