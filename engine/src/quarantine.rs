@@ -7,7 +7,10 @@
 //! Every change of a record is a read–modify–conditional-write ([`BlobStore::put_if`]):
 //! when another writer changed the record in between, the change is made again on the
 //! new record, up to the store's `update_attempts`. So no trap is lost from the counts
-//! and no release or purge loses its audit entry. The history of traps is capped at
+//! and no release or purge loses its audit entry. Each change carries a random id kept
+//! in the record's `updates` (the latest `update_ids` of them), so a write that was
+//! made but answered as lost (a client retry meeting its own change) is not made
+//! twice. The history of traps is capped at
 //! the store's `trap_history`; `trap_counts` counts every trap ever recorded.
 
 use crate::error::{ErrorKind, Result};
@@ -113,6 +116,11 @@ pub struct Record {
     /// How often it was purged.
     #[serde(default)]
     pub purges: u64,
+    /// Ids of the latest changes made to the record (at most the store's
+    /// `update_ids`), newest last: a writer told its write was lost looks for its own
+    /// id here before making its change again.
+    #[serde(default)]
+    pub updates: Vec<String>,
 }
 
 impl Record {
@@ -291,7 +299,9 @@ impl Quarantine {
         mut change: impl FnMut(Option<Record>) -> Result<Record>,
     ) -> Result<Record> {
         let key = record_key(id);
-        let attempts = self.store.settings().update_attempts.max(1);
+        let settings = self.store.settings();
+        let attempts = settings.update_attempts.max(1);
+        let update = update_id();
         for attempt in 0..attempts {
             let current: Option<(Record, Version)> = self
                 .store
@@ -302,7 +312,18 @@ impl Quarantine {
                 Some((r, v)) => (Some(r), Some(v)),
                 None => (None, None),
             };
-            let new = change(rec)?;
+            // An earlier attempt was written although its answer said otherwise (the
+            // client retried a write that had succeeded and met its own change): the
+            // change is made, it must not be made twice.
+            if let Some(r) = &rec
+                && r.updates.contains(&update)
+            {
+                return Ok(r.clone());
+            }
+            let mut new = change(rec)?;
+            new.updates.push(update.clone());
+            let over = new.updates.len().saturating_sub(settings.update_ids.max(1));
+            new.updates.drain(..over);
             let json = serde_json::to_vec_pretty(&new).map_err(|e| ErrorKind::Corrupt {
                 key: key.clone(),
                 reason: e.to_string(),
@@ -433,6 +454,7 @@ impl Quarantine {
                             ),
                         }],
                         purges: 0,
+                        updates: Vec::new(),
                     }
                 }
             };
@@ -489,6 +511,18 @@ struct Sighting<'a> {
     safety_score: f64,
     policy: &'a Policy,
     parents: &'a [String],
+}
+
+/// A fresh id for one change of a record: 128 random bits in hex.
+fn update_id() -> String {
+    use std::hash::BuildHasher;
+    // Each `RandomState` has its own keys, derived from a random seed the OS gives each
+    // thread: two hashes under two of them are 128 unpredictable bits, so ids of
+    // different changes do not repeat (no crate needed for that).
+    let pid = std::process::id();
+    let a = std::collections::hash_map::RandomState::new().hash_one(pid);
+    let b = std::collections::hash_map::RandomState::new().hash_one(pid);
+    format!("{a:016x}{b:016x}")
 }
 
 /// The wait before attempt `attempt + 1` of a conditional update: doubling from 1 ms

@@ -160,6 +160,8 @@ fn bad_store_settings_are_refused() {
         format!("file://{d}?trap_history=-1"),
         format!("file://{d}?trap_history=lots"),
         format!("file://{d}?update_attempts=0"),
+        format!("file://{d}?update_ids=0"),
+        format!("file://{d}?update_ids=10001"),
         format!("file://{d}?colour=blue"),
         format!("file://{d}?trap_history"),
         "s3://good-bucket?agents=other-bucket&table=tab&update_attempts=0".to_string(),
@@ -540,5 +542,84 @@ fn bytes_are_stored_again_after_a_purge_wins_the_race() {
             Some(wasm.clone()),
             "{name}: a quarantined record has its bytes"
         );
+    }
+}
+
+/// Writes that were made but answered as lost (an SDK retry of a write that succeeded
+/// gets 412 from its own change) are not made twice: a new record with a trap, a trap,
+/// a release and a purge each count once, also when another writer changed the record
+/// between the write and its lost answer.
+#[test]
+fn a_write_answered_as_lost_is_not_made_twice() {
+    for (name, s, _keep) in backends("") {
+        let (wasm, v) = rejected_module(12);
+        let policy = Policy::default_policy();
+        let around = Arc::new(Around::new(s.clone()));
+        let q = Quarantine::new(around.clone());
+        let lose = |n| around.lose.store(n, std::sync::atomic::Ordering::SeqCst);
+
+        lose(1); // the create of the record
+        let rec = q
+            .quarantine(&wasm, &v, 0.5, &policy, Some(trap(0)), &[])
+            .expect("quarantine");
+        assert_eq!(rec.traps_total(), 1, "{name}: create");
+        lose(1); // a trap
+        let rec = q
+            .quarantine(&wasm, &v, 0.5, &policy, Some(trap(1)), &[])
+            .expect("trap");
+        assert_eq!(rec.traps_total(), 2, "{name}: trap");
+        assert_eq!(rec.trap_history.len(), 2, "{name}");
+        // a trap whose write lands, then another writer's trap, then the lost answer
+        let (w2, v2) = (wasm.clone(), v.clone());
+        around
+            .after
+            .lock()
+            .unwrap()
+            .push(Box::new(move |inner: &Arc<dyn BlobStore>| {
+                Quarantine::new(inner.clone())
+                    .quarantine(&w2, &v2, 0.5, &Policy::default_policy(), Some(trap(3)), &[])
+                    .expect("other writer");
+            }));
+        lose(1);
+        q.quarantine(&wasm, &v, 0.5, &policy, Some(trap(2)), &[])
+            .expect("trap");
+        let rec = q.require(&v.agent_id).expect("record");
+        assert_eq!(rec.traps_total(), 4, "{name}: traps 0..=3 once each");
+        lose(1);
+        q.release(&v.agent_id, "op").expect("release");
+        lose(1);
+        let rec = q.purge(&v.agent_id, "op").expect("purge");
+        assert_eq!(rec.purges, 1, "{name}: purged once");
+        let count = |a: &str| rec.audit.iter().filter(|e| e.action == a).count();
+        assert_eq!((count("released"), count("purged")), (1, 1), "{name}");
+        assert_eq!(around.lose.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let stored = Quarantine::new(s.clone())
+            .require(&v.agent_id)
+            .expect("record");
+        assert_eq!(stored, rec, "{name}");
+        assert!(stored.updates.len() <= s.settings().update_ids, "{name}");
+    }
+}
+
+/// The ids of changes a record keeps are capped by the store's `update_ids`.
+#[test]
+fn update_ids_are_capped() {
+    for (name, s, _keep) in backends("update_ids=3") {
+        let (wasm, v) = rejected_module(13);
+        let q = Quarantine::new(s);
+        for n in 0..6 {
+            q.quarantine(
+                &wasm,
+                &v,
+                0.5,
+                &Policy::default_policy(),
+                Some(trap(n)),
+                &[],
+            )
+            .expect("trap");
+        }
+        let rec = q.require(&v.agent_id).expect("record");
+        assert_eq!(rec.updates.len(), 3, "{name}");
+        assert_eq!(rec.traps_total(), 6, "{name}");
     }
 }
