@@ -408,14 +408,17 @@ fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
     }
 }
 
+/// Something another writer does to the real store.
+type Interference = Box<dyn FnOnce(&Arc<dyn BlobStore>) + Send>;
+
 /// The real store, with something done around the conditional writes of quarantine
 /// records: `before` runs (once) ahead of the first one, on the real store; `lose`
 /// answers are reported lost (`false`, a lost race) after the write was made, as when a
 /// retry of a write that succeeded meets its own change.
 struct Around {
     inner: Arc<dyn BlobStore>,
-    before: std::sync::Mutex<Option<Box<dyn FnOnce(&Arc<dyn BlobStore>) + Send>>>,
-    after: std::sync::Mutex<Vec<Box<dyn FnOnce(&Arc<dyn BlobStore>) + Send>>>,
+    before: std::sync::Mutex<Option<Interference>>,
+    after: std::sync::Mutex<Vec<Interference>>,
     lose: std::sync::atomic::AtomicUsize,
 }
 
@@ -431,7 +434,7 @@ impl Around {
 
     fn run_before(&self, key: &str) {
         if key.starts_with("quarantine/")
-            && let Some(f) = self.before.lock().unwrap().take()
+            && let Some(f) = self.before.lock().expect("lock").take()
         {
             f(&self.inner);
         }
@@ -442,7 +445,7 @@ impl Around {
         if !written || !key.starts_with("quarantine/") {
             return written;
         }
-        if let Some(f) = self.after.lock().unwrap().pop() {
+        if let Some(f) = self.after.lock().expect("lock").pop() {
             f(&self.inner);
         }
         let lost = self
@@ -523,7 +526,7 @@ fn bytes_are_stored_again_after_a_purge_wins_the_race() {
 
         let around = Arc::new(Around::new(s.clone()));
         let id = v.agent_id.clone();
-        *around.before.lock().unwrap() = Some(Box::new(move |inner: &Arc<dyn BlobStore>| {
+        *around.before.lock().expect("lock") = Some(Box::new(move |inner: &Arc<dyn BlobStore>| {
             Quarantine::new(inner.clone())
                 .purge(&id, "op")
                 .expect("racing purge");
@@ -532,7 +535,7 @@ fn bytes_are_stored_again_after_a_purge_wins_the_race() {
             .quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
             .expect("seen again");
         assert!(
-            around.before.lock().unwrap().is_none(),
+            around.before.lock().expect("lock").is_none(),
             "{name}: the purge ran"
         );
         assert_eq!(rec.status, Status::Quarantined, "{name}");
@@ -574,7 +577,7 @@ fn a_write_answered_as_lost_is_not_made_twice() {
         around
             .after
             .lock()
-            .unwrap()
+            .expect("lock")
             .push(Box::new(move |inner: &Arc<dyn BlobStore>| {
                 Quarantine::new(inner.clone())
                     .quarantine(&w2, &v2, 0.5, &Policy::default_policy(), Some(trap(3)), &[])
