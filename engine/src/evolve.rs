@@ -689,7 +689,7 @@ impl Evolution {
                         bytes,
                         &v,
                         v.safety_score,
-                        self.sandbox.policy().min_safety_score,
+                        self.sandbox.policy(),
                         None,
                         parents,
                     )?;
@@ -710,7 +710,7 @@ impl Evolution {
                             bytes,
                             &v,
                             score,
-                            policy.min_safety_score,
+                            policy,
                             Some(TrapEvent {
                                 at: now_rfc3339(),
                                 outcome: o.to_string(),

@@ -7,8 +7,7 @@ use crate::time::now_rfc3339;
 use runtime::{
     Admission, Agent, GroupReport, Input, Member, RunReport, Sandbox, Verdict, safety_score,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The answer of [`Guard::admit`].
 pub enum Gate {
@@ -18,6 +17,11 @@ pub enum Gate {
         agent: Arc<Agent>,
         /// Whether a person released it from quarantine.
         released: bool,
+        /// How often its record had been purged at this admission (0 without a
+        /// record): give it to [`Guard::run`], so a trap of this run does not undo a
+        /// purge made while it ran, and a trap of a run admitted after a purge
+        /// quarantines the module again.
+        purges_seen: u64,
     },
     /// Held in quarantine: it does not run until a person releases it.
     Held {
@@ -55,15 +59,14 @@ pub struct GroupMember {
     pub name: String,
     /// Its input.
     pub input: Vec<u8>,
+    /// `purges_seen` of its admission ([`Gate::Admitted`]).
+    pub purges_seen: u64,
 }
 
 /// Sandbox plus quarantine.
 pub struct Guard {
     sandbox: Sandbox,
     quarantine: Quarantine,
-    /// Per agent id, how often its record had been purged when [`Guard::admit`] let it
-    /// run: a trap of that run does not undo a purge made while it ran.
-    purges_seen: Mutex<HashMap<String, u64>>,
 }
 
 impl Guard {
@@ -72,15 +75,7 @@ impl Guard {
         Guard {
             sandbox,
             quarantine,
-            purges_seen: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        // The map holds plain numbers: one a panicking thread left is still sound.
-        self.purges_seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The sandbox.
@@ -93,9 +88,7 @@ impl Guard {
         let id = runtime::agent_id(bytes);
         let record = self.quarantine.get(&id)?;
         let released = matches!(&record, Some(r) if r.status == Status::Released);
-        let purges = record.as_ref().map_or(0, |r| r.purges);
-        // The oldest admission counts: a run it let in may still be going.
-        self.seen().entry(id.clone()).or_insert(purges);
+        let purges_seen = record.as_ref().map_or(0, |r| r.purges);
         if let Some(r) = &record
             && r.status == Status::Quarantined
         {
@@ -105,14 +98,17 @@ impl Guard {
             });
         }
         match self.sandbox.admit(bytes, released)? {
-            Admission::Admitted(agent) => Ok(Gate::Admitted { agent, released }),
+            Admission::Admitted(agent) => Ok(Gate::Admitted {
+                agent,
+                released,
+                purges_seen,
+            }),
             Admission::Rejected(verdict) => {
-                let min = self.sandbox.policy().min_safety_score;
                 let record = self.quarantine.quarantine(
                     bytes,
                     &verdict,
                     verdict.safety_score,
-                    min,
+                    self.sandbox.policy(),
                     None,
                     &[],
                 )?;
@@ -123,16 +119,24 @@ impl Guard {
 
     /// Runs an admitted agent; a run that hits a limit and so brings the score below
     /// the minimum quarantines the module (a released module stays released, the trap
-    /// goes into its history).
-    pub fn run(&self, bytes: &[u8], agent: &Agent, input: Input) -> Result<GuardedRun> {
+    /// goes into its history). `purges_seen` is that of the admission
+    /// ([`Gate::Admitted`]).
+    pub fn run(
+        &self,
+        bytes: &[u8],
+        agent: &Agent,
+        input: Input,
+        purges_seen: u64,
+    ) -> Result<GuardedRun> {
         let report = self.sandbox.run(agent, input)?;
-        self.judge(bytes, agent, report)
+        self.judge(bytes, agent, report, purges_seen)
     }
 
     /// Runs admitted bytes-form agents as a group that talks through `send`/`recv`;
     /// every member is judged as [`Guard::run`] judges a single run.
     pub fn run_group(&self, members: Vec<GroupMember>) -> Result<(GroupReport, Vec<GuardedRun>)> {
         let bytes: Vec<Vec<u8>> = members.iter().map(|m| m.bytes.clone()).collect();
+        let seen: Vec<u64> = members.iter().map(|m| m.purges_seen).collect();
         let agents: Vec<Arc<Agent>> = members.iter().map(|m| m.agent.clone()).collect();
         let group = self.sandbox.run_group(
             members
@@ -145,15 +149,21 @@ impl Guard {
                 .collect(),
         )?;
         let mut judged = Vec::with_capacity(group.members.len());
-        for ((b, agent), m) in bytes.iter().zip(&agents).zip(&group.members) {
-            judged.push(self.judge(b, agent, m.report.clone())?);
+        for (((b, agent), m), seen) in bytes.iter().zip(&agents).zip(&group.members).zip(seen) {
+            judged.push(self.judge(b, agent, m.report.clone(), seen)?);
         }
         Ok((group, judged))
     }
 
     /// Scores a finished run and quarantines the module when a limit hit brings its
     /// score below the minimum.
-    fn judge(&self, bytes: &[u8], agent: &Agent, report: RunReport) -> Result<GuardedRun> {
+    fn judge(
+        &self,
+        bytes: &[u8],
+        agent: &Agent,
+        report: RunReport,
+        purges_seen: u64,
+    ) -> Result<GuardedRun> {
         let policy = self.sandbox.policy();
         let verdict = agent.verdict();
         let trap_weight = policy.trap_weights.for_outcome(report.outcome);
@@ -173,17 +183,9 @@ impl Guard {
                 fuel_used: report.fuel_used,
                 wall_us: report.wall.as_micros() as u64,
             };
-            let id = &verdict.agent_id;
-            // Not admitted through this gate: judged as a fresh sighting.
-            let seen = self.seen().get(id).copied().unwrap_or(u64::MAX);
-            let rec = self.quarantine.record_trap(
-                bytes,
-                verdict,
-                score,
-                policy.min_safety_score,
-                trap,
-                seen,
-            )?;
+            let rec =
+                self.quarantine
+                    .record_trap(bytes, verdict, score, policy, trap, purges_seen)?;
             quarantined = rec.status == Status::Quarantined;
         }
         Ok(GuardedRun {

@@ -7,13 +7,16 @@
 //! Every change of a record is a read–modify–conditional-write ([`BlobStore::put_if`]):
 //! when another writer changed the record in between, the change is made again on the
 //! new record, up to the store's `update_attempts`. So no trap is lost from the counts
-//! and no release or purge loses its audit entry. The history of traps is capped at
+//! and no release or purge loses its audit entry. Each change carries a random id kept
+//! in the record's `updates` (the latest `update_ids` of them), so a write that was
+//! made but answered as lost (a client retry meeting its own change) is not made
+//! twice. The history of traps is capped at
 //! the store's `trap_history`; `trap_counts` counts every trap ever recorded.
 
 use crate::error::{ErrorKind, Result};
 use crate::store::{BlobStore, Bucket, Version};
 use crate::time::now_rfc3339;
-use runtime::{Finding, Verdict, agent_id, is_agent_id};
+use runtime::{Finding, Policy, Verdict, agent_id, is_agent_id};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,6 +116,11 @@ pub struct Record {
     /// How often it was purged.
     #[serde(default)]
     pub purges: u64,
+    /// Ids of the latest changes made to the record (at most the store's
+    /// `update_ids`), newest last: a writer told its write was lost looks for its own
+    /// id here before making its change again.
+    #[serde(default)]
+    pub updates: Vec<String>,
 }
 
 impl Record {
@@ -151,9 +159,6 @@ impl Record {
 pub struct Quarantine {
     store: Arc<dyn BlobStore>,
 }
-
-/// Modules larger than this (1 MiB) are recorded without their bytes.
-pub const KEEP_BYTES_MAX: usize = 1 << 20;
 
 fn hex_of(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
@@ -294,7 +299,9 @@ impl Quarantine {
         mut change: impl FnMut(Option<Record>) -> Result<Record>,
     ) -> Result<Record> {
         let key = record_key(id);
-        let attempts = self.store.settings().update_attempts.max(1);
+        let settings = self.store.settings();
+        let attempts = settings.update_attempts.max(1);
+        let update = update_id();
         for attempt in 0..attempts {
             let current: Option<(Record, Version)> = self
                 .store
@@ -305,7 +312,18 @@ impl Quarantine {
                 Some((r, v)) => (Some(r), Some(v)),
                 None => (None, None),
             };
-            let new = change(rec)?;
+            // An earlier attempt was written although its answer said otherwise (the
+            // client retried a write that had succeeded and met its own change): the
+            // change is made, it must not be made twice.
+            if let Some(r) = &rec
+                && r.updates.contains(&update)
+            {
+                return Ok(r.clone());
+            }
+            let mut new = change(rec)?;
+            new.updates.push(update.clone());
+            let over = new.updates.len().saturating_sub(settings.update_ids.max(1));
+            new.updates.drain(..over);
             let json = serde_json::to_vec_pretty(&new).map_err(|e| ErrorKind::Corrupt {
                 key: key.clone(),
                 reason: e.to_string(),
@@ -329,13 +347,15 @@ impl Quarantine {
     /// not admit under an earlier record), or, when it already has a record, adds to its
     /// history. `trap` is the run that pushed its score below the minimum, if any. A
     /// released module keeps its release: the new trap is recorded in its history. A
-    /// purged module is quarantined again.
+    /// purged module is quarantined again. From `policy` come the minimum safety score
+    /// (recorded) and `limits.module_bytes`: the bytes of a larger module are not kept,
+    /// its record says its size and its `size_cap` finding.
     pub fn quarantine(
         &self,
         bytes: &[u8],
         verdict: &Verdict,
         safety_score: f64,
-        min_safety_score: f64,
+        policy: &Policy,
         trap: Option<TrapEvent>,
         parents: &[String],
     ) -> Result<Record> {
@@ -343,7 +363,7 @@ impl Quarantine {
             bytes,
             verdict,
             safety_score,
-            min_safety_score,
+            policy,
             parents,
         };
         self.sight(&sighting, trap, u64::MAX)
@@ -358,7 +378,7 @@ impl Quarantine {
         bytes: &[u8],
         verdict: &Verdict,
         safety_score: f64,
-        min_safety_score: f64,
+        policy: &Policy,
         trap: TrapEvent,
         purges_seen: u64,
     ) -> Result<Record> {
@@ -366,7 +386,7 @@ impl Quarantine {
             bytes,
             verdict,
             safety_score,
-            min_safety_score,
+            policy,
             parents: &[],
         };
         self.sight(&sighting, Some(trap), purges_seen)
@@ -378,17 +398,17 @@ impl Quarantine {
         let reason = trap
             .as_ref()
             .map_or_else(|| "static".to_string(), |t| t.outcome.clone());
-        let mut bytes_kept = false;
-        // Bytes first: a record never points at missing bytes. Bytes too large to be
-        // a module at all are not kept (the record says so through its size).
-        let mut keep_bytes = || -> Result<()> {
-            if !bytes_kept
-                && s.bytes.len() <= KEEP_BYTES_MAX
+        let min_safety_score = s.policy.min_safety_score;
+        // Bytes first: a record never points at missing bytes. Bytes over the policy's
+        // module cap are not kept (the record says so through its size and findings).
+        // Checked on every attempt that needs them: a purge that won the race against
+        // an earlier attempt may have deleted the bytes that attempt stored.
+        let keep_bytes = || -> Result<()> {
+            if s.bytes.len() as u64 <= s.policy.limits.module_bytes
                 && self.store.get(Bucket::Agents, &source_key(id))?.is_none()
             {
                 self.store.put(Bucket::Agents, &source_key(id), s.bytes)?;
             }
-            bytes_kept = true;
             Ok(())
         };
         self.update(id, |current| {
@@ -419,7 +439,7 @@ impl Quarantine {
                         quarantined_at: now.clone(),
                         reason: reason.clone(),
                         safety_score: s.safety_score,
-                        min_safety_score: s.min_safety_score,
+                        min_safety_score,
                         size_bytes: s.verdict.size_bytes as u64,
                         findings: s.verdict.findings.iter().map(StoredFinding::from).collect(),
                         trap_history: Vec::new(),
@@ -430,10 +450,11 @@ impl Quarantine {
                             action: "quarantined".into(),
                             detail: format!(
                                 "{reason}: safety score {} below {}",
-                                s.safety_score, s.min_safety_score
+                                s.safety_score, min_safety_score
                             ),
                         }],
                         purges: 0,
+                        updates: Vec::new(),
                     }
                 }
             };
@@ -488,8 +509,20 @@ struct Sighting<'a> {
     bytes: &'a [u8],
     verdict: &'a Verdict,
     safety_score: f64,
-    min_safety_score: f64,
+    policy: &'a Policy,
     parents: &'a [String],
+}
+
+/// A fresh id for one change of a record: 128 random bits in hex.
+fn update_id() -> String {
+    use std::hash::BuildHasher;
+    // Each `RandomState` has its own keys, derived from a random seed the OS gives each
+    // thread: two hashes under two of them are 128 unpredictable bits, so ids of
+    // different changes do not repeat (no crate needed for that).
+    let pid = std::process::id();
+    let a = std::collections::hash_map::RandomState::new().hash_one(pid);
+    let b = std::collections::hash_map::RandomState::new().hash_one(pid);
+    format!("{a:016x}{b:016x}")
 }
 
 /// The wait before attempt `attempt + 1` of a conditional update: doubling from 1 ms

@@ -416,8 +416,10 @@ async fn run(
     blocking("the run", move || {
         let _permit = permit;
         let guard = Guard::new(sandbox, Quarantine::new(store));
-        let agent = match guard.admit(&module)? {
-            Gate::Admitted { agent, .. } => agent,
+        let (agent, purges_seen) = match guard.admit(&module)? {
+            Gate::Admitted {
+                agent, purges_seen, ..
+            } => (agent, purges_seen),
             Gate::Held { verdict, record } => {
                 state.count("rejected");
                 return Ok(Json(rejected_json(&verdict, &record, "quarantined")));
@@ -446,7 +448,7 @@ async fn run(
             }
         };
         // One instantiation per request: the run's own (a start function runs once).
-        let run = guard.run(&module, &agent, input)?;
+        let run = guard.run(&module, &agent, input, purges_seen)?;
         {
             let mut m = state.metrics();
             *m.runs.entry(run.report.outcome.to_string()).or_default() += 1;

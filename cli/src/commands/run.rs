@@ -111,8 +111,10 @@ pub fn exec(args: Args) -> Result<u8> {
     let store = open_store(args.store.as_deref())?;
     let guard = Guard::new(sandbox(policy)?, Quarantine::new(store));
 
-    let agent = match guard.admit(&bytes).context("admission")? {
-        Gate::Admitted { agent, .. } => agent,
+    let (agent, purges_seen) = match guard.admit(&bytes).context("admission")? {
+        Gate::Admitted {
+            agent, purges_seen, ..
+        } => (agent, purges_seen),
         Gate::Held { verdict, record } => {
             return report_rejected(args.json, &verdict, &record, "quarantined");
         }
@@ -151,13 +153,13 @@ pub fn exec(args: Args) -> Result<u8> {
         let Input::Bytes(input) = input else {
             bail!("--peer needs a bytes-form agent: typed agents cannot exchange messages");
         };
-        return run_group(&guard, &args, bytes, agent, input);
+        return run_group(&guard, &args, bytes, (agent, purges_seen), input);
     }
     // On a thread sized for the policy's Wasm stack, not the main thread's 8 MiB: a
     // deep recursion then ends `stack_overflow` whatever `limits.stack_bytes` allows.
     let run = guard
         .sandbox()
-        .on_agent_thread(RUN_THREAD, || guard.run(&bytes, &agent, input))??;
+        .on_agent_thread(RUN_THREAD, || guard.run(&bytes, &agent, input, purges_seen))??;
     if let Some(path) = &args.output_file {
         std::fs::write(path, &run.report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -223,7 +225,7 @@ fn run_group(
     guard: &Guard,
     args: &Args,
     bytes: Vec<u8>,
-    agent: std::sync::Arc<runtime::Agent>,
+    (agent, purges_seen): (std::sync::Arc<runtime::Agent>, u64),
     input: Vec<u8>,
 ) -> Result<u8> {
     let mut names = vec![stem(&args.module.file)];
@@ -232,11 +234,14 @@ fn run_group(
         agent,
         name: String::new(),
         input,
+        purges_seen,
     }];
     for path in &args.peers {
         let peer_bytes = read_module(path)?;
-        let peer = match guard.admit(&peer_bytes).context("admission")? {
-            Gate::Admitted { agent, .. } => agent,
+        let (peer, peer_purges) = match guard.admit(&peer_bytes).context("admission")? {
+            Gate::Admitted {
+                agent, purges_seen, ..
+            } => (agent, purges_seen),
             Gate::Held { verdict, record } => {
                 return report_rejected(args.json, &verdict, &record, "quarantined");
             }
@@ -263,6 +268,7 @@ fn run_group(
             agent: peer,
             name: String::new(),
             input: Vec::new(),
+            purges_seen: peer_purges,
         });
     }
     for (m, name) in members.iter_mut().zip(&names) {

@@ -61,6 +61,11 @@ pub struct StoreSettings {
     /// a conflict error (each attempt after a conflict waits a little longer, with
     /// jitter). URI parameter `update_attempts`, at least 1. Default 64.
     pub update_attempts: u32,
+    /// Ids of the latest changes a quarantine record keeps, newest last, so a writer
+    /// whose successful write was answered as lost (a retry meeting its own change)
+    /// finds its change there instead of making it twice, even after this many later
+    /// changes by others. URI parameter `update_ids`, 1–10000. Default 64.
+    pub update_ids: usize,
 }
 
 impl Default for StoreSettings {
@@ -68,6 +73,7 @@ impl Default for StoreSettings {
         StoreSettings {
             trap_history: 32,
             update_attempts: 64,
+            update_ids: 64,
         }
     }
 }
@@ -93,6 +99,13 @@ impl StoreSettings {
                     return Err(format!("update_attempts={n} is not in 1..=10000"));
                 }
                 self.update_attempts = n as u32;
+            }
+            "update_ids" => {
+                let n = num(value)?;
+                if !(1..=10_000).contains(&n) {
+                    return Err(format!("update_ids={n} is not in 1..=10000"));
+                }
+                self.update_ids = n as usize;
             }
             _ => return Ok(false),
         }

@@ -52,15 +52,22 @@ fn racing_trap_updates_are_all_counted() {
     for (name, s, _keep) in backends("") {
         let q = Quarantine::new(s);
         let (wasm, v) = rejected_module(1);
-        q.quarantine(&wasm, &v, v.safety_score, 0.95, None, &[])
-            .expect("quarantine");
+        q.quarantine(
+            &wasm,
+            &v,
+            v.safety_score,
+            &Policy::default_policy(),
+            None,
+            &[],
+        )
+        .expect("quarantine");
         let start = Barrier::new(N);
         std::thread::scope(|sc| {
             for n in 0..N {
                 let (q, wasm, v, start) = (&q, &wasm, &v, &start);
                 sc.spawn(move || {
                     start.wait();
-                    q.quarantine(wasm, v, 0.5, 0.95, Some(trap(n)), &[])
+                    q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(trap(n)), &[])
                         .expect("trap update");
                 });
             }
@@ -81,8 +88,15 @@ fn history_is_capped_and_counts_stay_exact() {
     for (name, s, _keep) in backends("trap_history=8") {
         let q = Quarantine::new(s.clone());
         let (wasm, v) = rejected_module(2);
-        q.quarantine(&wasm, &v, v.safety_score, 0.95, None, &[])
-            .expect("quarantine");
+        q.quarantine(
+            &wasm,
+            &v,
+            v.safety_score,
+            &Policy::default_policy(),
+            None,
+            &[],
+        )
+        .expect("quarantine");
         let start = Barrier::new(4);
         std::thread::scope(|sc| {
             for t in 0..4 {
@@ -94,7 +108,7 @@ fn history_is_capped_and_counts_stay_exact() {
                         if n % 5 == 0 {
                             e.outcome = "deadline".into();
                         }
-                        q.quarantine(wasm, v, 0.5, 0.95, Some(e), &[])
+                        q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(e), &[])
                             .expect("trap update");
                     }
                 });
@@ -117,8 +131,15 @@ fn history_is_capped_and_counts_stay_exact() {
         assert!(stored.len() < 8 * 1024, "{name}: {} bytes", stored.len());
         // release and purge decisions are kept whatever the cap
         q.release(&v.agent_id, "op").expect("release");
-        q.quarantine(&wasm, &v, 0.5, 0.95, Some(trap(99)), &[])
-            .expect("trap");
+        q.quarantine(
+            &wasm,
+            &v,
+            0.5,
+            &Policy::default_policy(),
+            Some(trap(99)),
+            &[],
+        )
+        .expect("trap");
         let rec = q.purge(&v.agent_id, "op").expect("purge");
         let actions: Vec<&str> = rec
             .audit
@@ -139,6 +160,8 @@ fn bad_store_settings_are_refused() {
         format!("file://{d}?trap_history=-1"),
         format!("file://{d}?trap_history=lots"),
         format!("file://{d}?update_attempts=0"),
+        format!("file://{d}?update_ids=0"),
+        format!("file://{d}?update_ids=10001"),
         format!("file://{d}?colour=blue"),
         format!("file://{d}?trap_history"),
         "s3://good-bucket?agents=other-bucket&table=tab&update_attempts=0".to_string(),
@@ -183,10 +206,17 @@ fn a_purge_is_never_undone_by_racing_runs() {
             let id = runtime::agent_id(&wasm);
             // first run: trapped and quarantined; then released by a person
             let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted { agent, .. } = guard.admit(&wasm).expect("admit") else {
+            let Gate::Admitted {
+                agent,
+                purges_seen: seen,
+                ..
+            } = guard.admit(&wasm).expect("admit")
+            else {
                 panic!("{name}: not admitted");
             };
-            let first = guard.run(&wasm, &agent, Input::Bytes(vec![])).expect("run");
+            let first = guard
+                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+                .expect("run");
             assert!(first.quarantined, "{name}: the trap quarantines it");
             let q = Quarantine::new(s.clone());
             q.release(&id, "op").expect("release");
@@ -199,10 +229,17 @@ fn a_purge_is_never_undone_by_racing_runs() {
                         let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
                         let gate = guard.admit(wasm).expect("admit");
                         admitted.wait();
-                        let Gate::Admitted { agent, .. } = gate else {
+                        let Gate::Admitted {
+                            agent,
+                            purges_seen: seen,
+                            ..
+                        } = gate
+                        else {
                             panic!("released, so admitted");
                         };
-                        guard.run(wasm, &agent, Input::Bytes(vec![])).expect("run");
+                        guard
+                            .run(wasm, &agent, Input::Bytes(vec![]), seen)
+                            .expect("run");
                     });
                 }
                 let (q, id, admitted) = (&q, &id, &admitted);
@@ -226,15 +263,366 @@ fn a_purge_is_never_undone_by_racing_runs() {
             assert_eq!(q.module(&id).expect("module"), None, "{name}: bytes gone");
             // seen again after the purge (a new run): quarantined again
             let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted { agent, .. } = guard.admit(&wasm).expect("admit") else {
+            let Gate::Admitted {
+                agent,
+                purges_seen: seen,
+                ..
+            } = guard.admit(&wasm).expect("admit")
+            else {
                 panic!("{name}: a purged module that passes validation runs");
             };
-            let again = guard.run(&wasm, &agent, Input::Bytes(vec![])).expect("run");
+            let again = guard
+                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+                .expect("run");
             assert!(again.quarantined, "{name}: held again after a new trap");
             assert!(
                 q.module(&id).expect("module").is_some(),
                 "{name}: bytes kept"
             );
         }
+    }
+}
+
+/// A module over the policy's `limits.module_bytes` is quarantined with its size and
+/// its `size_cap` finding, but its bytes are not kept; one under the cap keeps them.
+#[test]
+fn bytes_over_the_module_cap_are_not_kept() {
+    for (name, s, _keep) in backends("") {
+        let policy = Policy::default_policy();
+        let cap = policy.limits.module_bytes as usize;
+        let guard = Guard::new(
+            Sandbox::new(policy.clone()).expect("sandbox"),
+            Quarantine::new(s.clone()),
+        );
+        // 64 KiB of data: far over the cap, far under any hidden constant
+        let big = wat::parse_str(format!(
+            r#"(module (memory 1) (data (i32.const 0) "{}{name}")
+                (func (export "act") (result i32) i32.const 0))"#,
+            "x".repeat(64 << 10)
+        ))
+        .expect("wat");
+        assert!(big.len() > cap);
+        let Gate::Rejected { verdict, record } = guard.admit(&big).expect("admit") else {
+            panic!("{name}: over the cap, so rejected");
+        };
+        assert_eq!(record.size_bytes, big.len() as u64, "{name}");
+        assert!(
+            record.findings.iter().any(|f| f.kind == "size_cap"),
+            "{name}: {:?}",
+            record.findings
+        );
+        let q = Quarantine::new(s.clone());
+        assert_eq!(q.module(&verdict.agent_id).expect("module"), None, "{name}");
+        let hex = &verdict.agent_id[7..];
+        assert_eq!(
+            s.get(store::Bucket::Agents, &format!("source/{hex}"))
+                .expect("get"),
+            None,
+            "{name}: nothing stored under source/"
+        );
+        // a module just under the cap, rejected for another reason, keeps its bytes
+        let (small, v) = rejected_module(7);
+        assert!(small.len() <= cap);
+        let Gate::Rejected { .. } = guard.admit(&small).expect("admit") else {
+            panic!("{name}: imports WASI, so rejected");
+        };
+        assert_eq!(
+            q.module(&v.agent_id).expect("module"),
+            Some(small),
+            "{name}"
+        );
+    }
+}
+
+/// One long-lived gate (as `tdev serve` keeps) admits a released module, the module is
+/// purged, the gate admits it again: the trap of that later run quarantines it again,
+/// while a trap of the run admitted before the purge leaves the purge standing.
+#[test]
+fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
+    for (name, s, _keep) in backends("") {
+        let wasm = wat::parse_str(format!(
+            r#"(module (func (export "act") (result i32)
+                (loop $l (br $l)) i32.const 0) (func $tag) (export "{}" (func $tag)))"#,
+            name.len()
+        ))
+        .expect("wat");
+        let id = runtime::agent_id(&wasm);
+        let guard = Guard::new(
+            Sandbox::new(small_fuel_policy()).expect("sandbox"),
+            Quarantine::new(s.clone()),
+        );
+        let q = Quarantine::new(s.clone());
+        let Gate::Admitted {
+            agent, purges_seen, ..
+        } = guard.admit(&wasm).expect("admit")
+        else {
+            panic!("{name}: admitted");
+        };
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), purges_seen)
+            .expect("run");
+        assert!(run.quarantined, "{name}");
+        q.release(&id, "op").expect("release");
+        let Gate::Admitted {
+            agent,
+            purges_seen: before,
+            ..
+        } = guard.admit(&wasm).expect("admit")
+        else {
+            panic!("{name}: released, so admitted");
+        };
+        q.purge(&id, "op").expect("purge");
+        let Gate::Admitted {
+            purges_seen: after, ..
+        } = guard.admit(&wasm).expect("admit")
+        else {
+            panic!("{name}: purged and valid, so admitted");
+        };
+        assert_eq!((before, after), (0, 1), "{name}");
+        // the run admitted before the purge: counted, the purge stands
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), before)
+            .expect("run");
+        assert!(!run.quarantined, "{name}");
+        assert_eq!(
+            q.require(&id).expect("record").status,
+            Status::Purged,
+            "{name}"
+        );
+        // the run admitted after it: quarantined again, with its bytes
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), after)
+            .expect("run");
+        assert!(run.quarantined, "{name}: held again");
+        let rec = q.require(&id).expect("record");
+        assert_eq!(rec.status, Status::Quarantined, "{name}");
+        assert_eq!(rec.traps_total(), 3, "{name}");
+        assert!(
+            q.module(&id).expect("module").is_some(),
+            "{name}: bytes kept"
+        );
+        assert!(
+            matches!(guard.admit(&wasm).expect("admit"), Gate::Held { .. }),
+            "{name}"
+        );
+    }
+}
+
+/// Something another writer does to the real store.
+type Interference = Box<dyn FnOnce(&Arc<dyn BlobStore>) + Send>;
+
+/// The real store, with something done around the conditional writes of quarantine
+/// records: `before` runs (once) ahead of the first one, on the real store; `lose`
+/// answers are reported lost (`false`, a lost race) after the write was made, as when a
+/// retry of a write that succeeded meets its own change.
+struct Around {
+    inner: Arc<dyn BlobStore>,
+    before: std::sync::Mutex<Option<Interference>>,
+    after: std::sync::Mutex<Vec<Interference>>,
+    lose: std::sync::atomic::AtomicUsize,
+}
+
+impl Around {
+    fn new(inner: Arc<dyn BlobStore>) -> Around {
+        Around {
+            inner,
+            before: std::sync::Mutex::new(None),
+            after: std::sync::Mutex::new(Vec::new()),
+            lose: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn run_before(&self, key: &str) {
+        if key.starts_with("quarantine/")
+            && let Some(f) = self.before.lock().expect("lock").take()
+        {
+            f(&self.inner);
+        }
+    }
+
+    /// The answer to give for a write that was made (`written`).
+    fn answer(&self, key: &str, written: bool) -> bool {
+        if !written || !key.starts_with("quarantine/") {
+            return written;
+        }
+        if let Some(f) = self.after.lock().expect("lock").pop() {
+            f(&self.inner);
+        }
+        let lost = self
+            .lose
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        !lost
+    }
+}
+
+impl BlobStore for Around {
+    fn put(&self, b: store::Bucket, key: &str, bytes: &[u8]) -> engine::Result<()> {
+        self.inner.put(b, key, bytes)
+    }
+    fn put_new(&self, b: store::Bucket, key: &str, bytes: &[u8]) -> engine::Result<bool> {
+        self.run_before(key);
+        let written = self.inner.put_new(b, key, bytes)?;
+        Ok(self.answer(key, written))
+    }
+    fn put_state(&self, item: &store::StateItem) -> engine::Result<bool> {
+        self.inner.put_state(item)
+    }
+    fn get_states(&self, id: &str) -> engine::Result<Vec<store::StateItem>> {
+        self.inner.get_states(id)
+    }
+    fn get(&self, b: store::Bucket, key: &str) -> engine::Result<Option<Vec<u8>>> {
+        self.inner.get(b, key)
+    }
+    fn get_versioned(
+        &self,
+        b: store::Bucket,
+        key: &str,
+    ) -> engine::Result<Option<(Vec<u8>, store::Version)>> {
+        self.inner.get_versioned(b, key)
+    }
+    fn put_if(
+        &self,
+        b: store::Bucket,
+        key: &str,
+        bytes: &[u8],
+        v: &store::Version,
+    ) -> engine::Result<bool> {
+        self.run_before(key);
+        let written = self.inner.put_if(b, key, bytes, v)?;
+        Ok(self.answer(key, written))
+    }
+    fn list(&self, b: store::Bucket, prefix: &str) -> engine::Result<Vec<String>> {
+        self.inner.list(b, prefix)
+    }
+    fn delete(&self, b: store::Bucket, key: &str) -> engine::Result<()> {
+        self.inner.delete(b, key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn settings(&self) -> &store::StoreSettings {
+        self.inner.settings()
+    }
+}
+
+/// A purged module is seen again; the first attempt to quarantine it stores its bytes
+/// and then loses its write to a second purge, which deletes them: the attempt that
+/// succeeds stores them again, so the quarantined record has its bytes.
+#[test]
+fn bytes_are_stored_again_after_a_purge_wins_the_race() {
+    for (name, s, _keep) in backends("") {
+        let (wasm, v) = rejected_module(11);
+        let policy = Policy::default_policy();
+        let q = Quarantine::new(s.clone());
+        q.quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
+            .expect("quarantine");
+        q.purge(&v.agent_id, "op").expect("purge");
+        assert_eq!(q.module(&v.agent_id).expect("module"), None);
+
+        let around = Arc::new(Around::new(s.clone()));
+        let id = v.agent_id.clone();
+        *around.before.lock().expect("lock") = Some(Box::new(move |inner: &Arc<dyn BlobStore>| {
+            Quarantine::new(inner.clone())
+                .purge(&id, "op")
+                .expect("racing purge");
+        }));
+        let rec = Quarantine::new(around.clone())
+            .quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
+            .expect("seen again");
+        assert!(
+            around.before.lock().expect("lock").is_none(),
+            "{name}: the purge ran"
+        );
+        assert_eq!(rec.status, Status::Quarantined, "{name}");
+        assert_eq!(rec.purges, 2, "{name}");
+        assert_eq!(
+            q.module(&v.agent_id).expect("module"),
+            Some(wasm.clone()),
+            "{name}: a quarantined record has its bytes"
+        );
+    }
+}
+
+/// Writes that were made but answered as lost (an SDK retry of a write that succeeded
+/// gets 412 from its own change) are not made twice: a new record with a trap, a trap,
+/// a release and a purge each count once, also when another writer changed the record
+/// between the write and its lost answer.
+#[test]
+fn a_write_answered_as_lost_is_not_made_twice() {
+    for (name, s, _keep) in backends("") {
+        let (wasm, v) = rejected_module(12);
+        let policy = Policy::default_policy();
+        let around = Arc::new(Around::new(s.clone()));
+        let q = Quarantine::new(around.clone());
+        let lose = |n| around.lose.store(n, std::sync::atomic::Ordering::SeqCst);
+
+        lose(1); // the create of the record
+        let rec = q
+            .quarantine(&wasm, &v, 0.5, &policy, Some(trap(0)), &[])
+            .expect("quarantine");
+        assert_eq!(rec.traps_total(), 1, "{name}: create");
+        lose(1); // a trap
+        let rec = q
+            .quarantine(&wasm, &v, 0.5, &policy, Some(trap(1)), &[])
+            .expect("trap");
+        assert_eq!(rec.traps_total(), 2, "{name}: trap");
+        assert_eq!(rec.trap_history.len(), 2, "{name}");
+        // a trap whose write lands, then another writer's trap, then the lost answer
+        let (w2, v2) = (wasm.clone(), v.clone());
+        around
+            .after
+            .lock()
+            .expect("lock")
+            .push(Box::new(move |inner: &Arc<dyn BlobStore>| {
+                Quarantine::new(inner.clone())
+                    .quarantine(&w2, &v2, 0.5, &Policy::default_policy(), Some(trap(3)), &[])
+                    .expect("other writer");
+            }));
+        lose(1);
+        q.quarantine(&wasm, &v, 0.5, &policy, Some(trap(2)), &[])
+            .expect("trap");
+        let rec = q.require(&v.agent_id).expect("record");
+        assert_eq!(rec.traps_total(), 4, "{name}: traps 0..=3 once each");
+        lose(1);
+        q.release(&v.agent_id, "op").expect("release");
+        lose(1);
+        let rec = q.purge(&v.agent_id, "op").expect("purge");
+        assert_eq!(rec.purges, 1, "{name}: purged once");
+        let count = |a: &str| rec.audit.iter().filter(|e| e.action == a).count();
+        assert_eq!((count("released"), count("purged")), (1, 1), "{name}");
+        assert_eq!(around.lose.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let stored = Quarantine::new(s.clone())
+            .require(&v.agent_id)
+            .expect("record");
+        assert_eq!(stored, rec, "{name}");
+        assert!(stored.updates.len() <= s.settings().update_ids, "{name}");
+    }
+}
+
+/// The ids of changes a record keeps are capped by the store's `update_ids`.
+#[test]
+fn update_ids_are_capped() {
+    for (name, s, _keep) in backends("update_ids=3") {
+        let (wasm, v) = rejected_module(13);
+        let q = Quarantine::new(s);
+        for n in 0..6 {
+            q.quarantine(
+                &wasm,
+                &v,
+                0.5,
+                &Policy::default_policy(),
+                Some(trap(n)),
+                &[],
+            )
+            .expect("trap");
+        }
+        let rec = q.require(&v.agent_id).expect("record");
+        assert_eq!(rec.updates.len(), 3, "{name}");
+        assert_eq!(rec.traps_total(), 6, "{name}");
     }
 }
