@@ -110,6 +110,9 @@ pub struct Limits {
     pub data_segments: u64,
     /// Element segments a module may declare. Default 100.
     pub element_segments: u64,
+    /// Imports a module may declare, each counted (the same import twice counts twice).
+    /// Default 16.
+    pub imports: u64,
 }
 
 impl Limits {
@@ -127,7 +130,7 @@ impl Limits {
             .saturating_add(self.memories)
             .saturating_add(self.data_segments)
             .saturating_add(self.element_segments)
-            .saturating_add(ABI_V1_IMPORTS.len() as u64);
+            .saturating_add(self.imports);
         entities.saturating_mul(64).saturating_add(64 << 10)
     }
 }
@@ -478,6 +481,7 @@ impl Policy {
         range("limits.types", l.types, 1, 1_000_000)?;
         range("limits.data_segments", l.data_segments, 0, 100_000)?;
         range("limits.element_segments", l.element_segments, 0, 100_000)?;
+        range("limits.imports", l.imports, 0, 100_000)?;
         if l.memories > 1 && !self.features.multi_memory {
             return Err(policy_err(format!(
                 "`limits.memories` = {} needs `features.multi_memory` = true",
@@ -614,6 +618,7 @@ mod tests {
             (p.limits.data_segments, p.limits.element_segments),
             (100, 100)
         );
+        assert_eq!(p.limits.imports, 16);
         assert_eq!(p.min_safety_score, 0.95);
         assert_eq!(p.imports.len(), 6);
         assert!(!p.features.simd && !p.features.threads && p.features.bulk_memory);

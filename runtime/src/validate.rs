@@ -334,12 +334,24 @@ fn shape(c: &mut Collector<'_>, bytes: &[u8]) -> bool {
                 );
             }
             Payload::ImportSection(r) => {
+                let mut imports: u64 = 0;
                 for imp in r.into_imports() {
                     let Ok(imp) = imp else { break 'sections };
+                    imports += 1;
+                    if imports > l.imports {
+                        break;
+                    }
                     if matches!(imp.ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
                         imported_funcs += 1;
                     }
                 }
+                check(
+                    &mut over,
+                    || format!("{imports} or more imports"),
+                    "imports",
+                    imports,
+                    l.imports,
+                );
             }
             Payload::FunctionSection(r) => {
                 s.functions = u64::from(r.count());

@@ -423,6 +423,34 @@ fn each_cost_limit_rejects_just_over_and_admits_at() {
     );
 }
 
+/// The same host function imported many times is valid Wasm, and each import takes room
+/// in the instance: the count is a limit, and the pool's instance size holds it.
+#[test]
+fn imports_are_counted_and_the_pool_holds_as_many_as_the_policy_allows() {
+    let imports = |n| {
+        format!(
+            "(module {} (memory (export \"memory\") 1) {ACT})",
+            repeat(n, r#"(import "agent" "log" (func (param i32 i32)))"#)
+        )
+    };
+    let p = Policy::default_policy();
+    let l = &p.limits;
+    at_and_over(
+        &p,
+        "cost_cap",
+        "limits.imports",
+        &imports(l.imports),
+        &imports(l.imports + 1),
+    );
+    // A policy with room for 9,000 imports: the module validates, so it must also
+    // compile and run (the pool's instance size grows with the limit).
+    let roomy = policy("[limits]\nmodule_bytes = 131072\nimports = 9000\ntext_bytes = 4194304\n");
+    match admit_and_run(&roomy, &imports(9000)) {
+        Ok(o) => assert_eq!(o, Outcome::Ok),
+        Err(v) => panic!("rejected: {:?}", v.findings),
+    }
+}
+
 #[test]
 fn the_compile_cost_module_of_the_report_is_rejected_cheaply() {
     // 300 functions of 48,000 locals, ~4.5 KB: it took over a second to admit. It is now
