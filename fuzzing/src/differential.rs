@@ -225,6 +225,14 @@ fn first_word(s: &str) -> String {
 fn wasmi_trap(err: &wasmi::Error) -> Result<End, Side> {
     use wasmi::TrapCode as T;
     let Some(code) = err.as_trap_code() else {
+        // An element segment that does not fit its table is the spec's "out of bounds
+        // table access" trap at instantiation; wasmi reports it as an instantiation error.
+        if let wasmi::errors::ErrorKind::Instantiation(
+            wasmi::errors::InstantiationError::ElementSegmentDoesNotFit { .. },
+        ) = err.kind()
+        {
+            return Ok(End::Trapped(Outcome::OutOfBounds));
+        }
         return Err(Side::Error(format!("wasmi error: {err}")));
     };
     let o = match code {
