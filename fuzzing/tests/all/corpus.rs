@@ -34,6 +34,22 @@ fn replay(
     seen
 }
 
+/// How many seeded inputs a target gets: `default`, or `TDEV_FUZZ_INPUTS` for a longer
+/// random run; `TDEV_FUZZ_SEED` moves the seeds.
+fn count(default: usize) -> usize {
+    std::env::var("TDEV_FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn seed(n: u64) -> u64 {
+    n + std::env::var("TDEV_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 fn with_wasm_header(mut inputs: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     for (i, v) in inputs.iter_mut().enumerate() {
         if i % 2 == 0 {
@@ -60,7 +76,11 @@ fn fixtures() -> Vec<Vec<u8>> {
 #[test]
 fn admit() {
     let mut inputs = fixtures();
-    inputs.extend(with_wasm_header(fuzzing::seeded_inputs(1, 300, 600)));
+    inputs.extend(with_wasm_header(fuzzing::seeded_inputs(
+        seed(1),
+        count(300),
+        600,
+    )));
     let seen = replay("admit", inputs, oracles::admit);
     assert!(
         seen.get(&Seen::Accepted).copied().unwrap_or(0) > 0,
@@ -72,7 +92,7 @@ fn admit() {
 fn run_smith() {
     let seen = replay(
         "run_smith",
-        fuzzing::seeded_inputs(2, 200, 8192),
+        fuzzing::seeded_inputs(seed(2), count(200), 8192),
         oracles::run_smith,
     );
     let ran: usize = seen
@@ -87,7 +107,7 @@ fn run_smith() {
 fn genome() {
     let seen = replay(
         "genome",
-        fuzzing::seeded_inputs(3, 300, 4096),
+        fuzzing::seeded_inputs(seed(3), count(300), 4096),
         oracles::genome,
     );
     assert!(
@@ -98,7 +118,7 @@ fn genome() {
 
 #[test]
 fn policy_task() {
-    let mut inputs = fuzzing::seeded_inputs(4, 300, 400);
+    let mut inputs = fuzzing::seeded_inputs(seed(4), count(300), 400);
     // valid files among them, so the accepting paths run too
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut add = |kind: u8, path: std::path::PathBuf| {
@@ -134,7 +154,7 @@ fn policy_task() {
 fn api_decode() {
     let seen = replay(
         "api_decode",
-        fuzzing::seeded_inputs(5, 1000, 200),
+        fuzzing::seeded_inputs(seed(5), count(1000), 200),
         oracles::api_decode,
     );
     assert!(

@@ -49,6 +49,29 @@ fn grow_past_declared_maximum_answers_minus_one_like_wasmi() {
     );
 }
 
+/// Differential seeds 1001480 and 1003601: the same for `table.grow` past the table's
+/// declared maximum and the policy's cap: `table_limit` where the spec answers -1.
+#[test]
+fn table_grow_past_declared_maximum_answers_minus_one_like_wasmi() {
+    let wasm = wat::parse_str(
+        r#"(module
+            (table 1 2 funcref)
+            (func (export "act") (result i64)
+              ref.null func i32.const 2000 table.grow 0 i64.extend_i32_s))"#,
+    )
+    .expect("wat");
+    let case = Case {
+        wasm,
+        params: vec![],
+        result: Param::I64,
+        args: vec![],
+    };
+    assert_eq!(
+        differential::compare(&case),
+        Diff::Agree(End::Returned(Value::I64(-1)))
+    );
+}
+
 /// `api_decode`: `from_hex` takes a sign inside a digit pair (`u8::from_str_radix`), so
 /// `+f+f` decodes to `[0x0f, 0x0f]`: the hex of `X-Tdev-Input` must be hex digits only.
 #[test]
