@@ -154,13 +154,18 @@ fn exports_module(form: &ActForm, memory: Option<(u64, u64)>) -> Vec<u8> {
     m.finish()
 }
 
-/// A module importing every ABI v1 host function with its type.
-fn imports_module() -> Vec<u8> {
+/// A module importing the ABI v1 host functions with their types: all of them when the
+/// module exports a memory, else only `input_len` (the others take pointers, which
+/// need an exported memory).
+fn imports_module(with_memory: bool) -> Vec<u8> {
     let mut m = Module::new();
     let mut types = TypeSection::new();
     let mut imports = ImportSection::new();
-    for (i, name) in runtime::ABI_V1_IMPORTS.iter().enumerate() {
-        let name = name.trim_start_matches("agent.");
+    let names = runtime::ABI_V1_IMPORTS
+        .iter()
+        .map(|n| n.trim_start_matches("agent."))
+        .filter(|n| with_memory || *n == "input_len");
+    for (i, name) in names.enumerate() {
         let (p, r) = runtime::abi_signature(name).unwrap_or((0, 0));
         types
             .ty()
@@ -184,7 +189,7 @@ pub fn config(
     let page = 65536u64;
     let mut c = wasm_smith::Config {
         exports: Some(exports_module(form, memory)),
-        available_imports: shape.imports.then(imports_module),
+        available_imports: shape.imports.then(|| imports_module(memory.is_some())),
         allow_start_export: true,
         allow_floats: f.floats,
         bulk_memory_enabled: f.bulk_memory,
@@ -205,7 +210,8 @@ pub fn config(
         shared_everything_threads_enabled: false,
         custom_descriptors_enabled: false,
         canonicalize_nans: shape.canonicalize_nans,
-        max_memories: if f.multi_memory { 4 } else { 1 },
+        // The exported memory of the bytes form is one more, outside this count.
+        max_memories: usize::from(memory.is_none()) * if f.multi_memory { 4 } else { 1 },
         max_tables: shape.max_tables,
         max_funcs: shape.max_funcs,
         max_instructions: shape.max_instructions,
