@@ -146,6 +146,9 @@ fn wasmi_engine(policy: &Policy) -> &'static WasmiEngine {
     ENGINE.get_or_init(|| {
         let f = &policy.features;
         let mut c = wasmi::Config::default();
+        // Deeper than `ensure_termination` lets a module call (its fuel counts calls),
+        // so wasmi's own depth limit (1,000 frames by default) does not skip cases.
+        c.set_max_recursion_depth(10_000);
         c.consume_fuel(true)
             .wasm_mutable_global(f.mutable_global)
             .wasm_sign_extension(f.sign_extension)
