@@ -80,6 +80,17 @@ fn hex_with_signs_is_refused() {
     input.extend_from_slice(b"+f+f");
     let seen = std::panic::catch_unwind(|| oracles::api_decode(&input));
     assert!(matches!(seen, Ok(Seen::Rejected)), "from_hex accepted +f+f");
+    // and the inputs libFuzzer found for it (`h+1`, `h+d+d+1`, ...)
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/api_decode");
+    let mut failed = Vec::new();
+    for e in std::fs::read_dir(dir).expect("regressions dir").flatten() {
+        let bytes = std::fs::read(e.path()).expect("read");
+        if std::panic::catch_unwind(|| oracles::api_decode(&bytes)).is_err() {
+            failed.push(e.file_name());
+        }
+    }
+    assert!(failed.is_empty(), "from_hex accepted a sign: {failed:?}");
 }
 
 /// `policy_task`: a policy the loader accepts must build a sandbox; `stack_bytes` over
