@@ -69,6 +69,15 @@ echo "== tests"
 cargo test --workspace --all-features --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test-output.log"
 status=${PIPESTATUS[0]}
 
+# The fuzz targets' bodies over their stored corpora and seeded inputs, and the wasmi
+# differential, ran above as the `fuzzing` crate's tests. A real libFuzzer run needs a
+# sanitizer build of its own (longer than this script's budget when cold): opt in with
+# TDEV_FUZZ_SECONDS=N (see docs/security.md).
+if [ -n "${TDEV_FUZZ_SECONDS:-}" ]; then
+  echo "== fuzz ($TDEV_FUZZ_SECONDS s per target)"
+  scripts/fuzz.sh "$TDEV_FUZZ_SECONDS" || status=1
+fi
+
 # One closing line over every test binary and doc test.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' \
   "$CARGO_TARGET_DIR/test-output.log"
