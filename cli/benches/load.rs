@@ -8,6 +8,8 @@
 //! requests and time per row. Without `--bench` (as `cargo test --benches` runs it) it
 //! does one small row.
 
+#[path = "../../tests/e2e/fixtures.rs"]
+mod fixtures;
 #[path = "../../tests/e2e/http.rs"]
 mod http;
 #[path = "../../tests/e2e/load.rs"]

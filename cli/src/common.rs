@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result, bail};
 use runtime::{Finding, Policy, Sandbox};
-use serde_json::{Value, json};
 use std::io::Read;
 use std::path::Path;
 
@@ -33,11 +32,10 @@ impl ModuleArgs {
 }
 
 /// Prints one JSON object on stdout.
-pub fn print_json(v: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
-    );
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).context("cannot encode the JSON report")?;
+    println!("{text}");
+    Ok(())
 }
 
 /// Loads the policy: `--policy FILE` or the default.
@@ -83,16 +81,6 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         bail!("{} is a directory", path.display());
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Findings as DESIGN.md's JSON.
-pub fn findings_json(findings: &[Finding]) -> Value {
-    Value::Array(
-        findings
-            .iter()
-            .map(|f| json!({"kind": f.kind.to_string(), "detail": f.detail, "weight": f.weight}))
-            .collect(),
-    )
 }
 
 /// Findings for a person.

@@ -3,11 +3,9 @@
 //! Exit codes: 0 success (admitted / ok), 1 usage or I/O error (one line on stderr),
 //! 3 rejected, 4 trapped.
 
-mod api;
-mod commands;
-mod common;
-
 use clap::{Parser, Subcommand};
+use cli::commands::{self, StoreAction};
+use cli::common;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -69,26 +67,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum StoreAction {
-    /// Create the directories, or the buckets and the state table, when missing; check
-    /// them when present.
-    Init {
-        /// The store (default file://.tdev).
-        #[arg(long)]
-        store: Option<String>,
-    },
-    /// Copy every module, generation, record and state row from one store to another.
-    Copy {
-        /// The source store.
-        #[arg(long)]
-        from: String,
-        /// The target store (initialised first).
-        #[arg(long)]
-        to: String,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -126,10 +104,11 @@ fn main() -> ExitCode {
         Err(err) => {
             let message = format!("{err:#}").replace('\n', " ");
             eprintln!("tdev: {message}");
-            if json {
-                common::print_json(&serde_json::json!({
-                    "error": {"code": "error", "message": message}
-                }));
+            if json
+                && let Err(e) =
+                    common::print_json(&cli::report::ErrorReport::new("error", &message))
+            {
+                eprintln!("tdev: {e:#}");
             }
             ExitCode::from(1)
         }

@@ -1,7 +1,8 @@
 //! The CLI contract of DESIGN.md: exit codes, JSON shapes, typed values, input,
 //! policies, and the quarantine life cycle.
 
-use crate::support::{assert_clean, code, fixture, json, tdev, tdev_stdin, write};
+use crate::fixtures::is_right;
+use crate::support::{assert_clean, code, fixture, json, tdev, tdev_json, tdev_stdin, write};
 use serde_json::json;
 
 fn agent(name: &str) -> String {
@@ -13,9 +14,7 @@ fn agent(name: &str) -> String {
 #[test]
 fn validate_json_has_the_contract_fields() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = tdev(dir.path(), &["validate", &agent("echo.wat"), "--json"]);
-    assert_eq!(code(&out, "validate"), 0);
-    let v = json(&out, "validate");
+    let v = tdev_json(dir.path(), &["validate", &agent("echo.wat"), "--json"], 0);
     for k in [
         "agent_id",
         "size_bytes",
@@ -57,7 +56,7 @@ fn wat_and_wasm_of_one_module_have_one_id() {
 fn bytes_form_reads_input_from_a_file_and_from_stdin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = write(dir.path(), "in.txt", "hello, agent\n");
-    let out = tdev(
+    let r = tdev_json(
         dir.path(),
         &[
             "run",
@@ -66,9 +65,8 @@ fn bytes_form_reads_input_from_a_file_and_from_stdin() {
             input.to_str().expect("p"),
             "--json",
         ],
+        0,
     );
-    assert_eq!(code(&out, "run"), 0);
-    let r = json(&out, "run");
     assert_eq!(r["outcome"], "ok");
     assert_eq!(r["trap"], serde_json::Value::Null);
     assert_eq!(r["result"], 0);
@@ -101,14 +99,11 @@ fn bytes_form_reads_input_from_a_file_and_from_stdin() {
 fn typed_values_are_exact() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |file: &str, args: &str| {
-        let out = tdev(dir.path(), &["run", &agent(file), "--args", args, "--json"]);
-        assert_eq!(
-            code(&out, args),
+        tdev_json(
+            dir.path(),
+            &["run", &agent(file), "--args", args, "--json"],
             0,
-            "{args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        json(&out, args)
+        )
     };
     let r = run("add.wat", "9223372036854775807,1");
     assert_eq!(r["result"], i64::MIN);
@@ -242,36 +237,27 @@ fn usage_errors_exit_1_with_one_line() {
 fn policy_flag_changes_the_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = write(dir.path(), "tight.toml", "[limits]\nmodule_bytes = 100\n");
-    let out = tdev(
+    let p = p.to_str().expect("p");
+    let v = tdev_json(
         dir.path(),
-        &[
-            "validate",
-            &agent("echo.wat"),
-            "--policy",
-            p.to_str().expect("p"),
-            "--json",
-        ],
+        &["validate", &agent("echo.wat"), "--policy", p, "--json"],
+        3,
     );
-    assert_eq!(code(&out, "tight"), 3);
-    let v = json(&out, "tight");
     assert_eq!(v["findings"][0]["kind"], "size_cap");
     assert_eq!(v["admitted"], false);
 
     let p = write(dir.path(), "fuel.toml", "[limits]\nfuel_per_call = 1\n");
-    let out = tdev(
-        dir.path(),
-        &[
-            "run",
-            &agent("fmul.wat"),
-            "--args",
-            "1,2",
-            "--policy",
-            p.to_str().expect("p"),
-            "--json",
-        ],
-    );
-    assert_eq!(code(&out, "fuel"), 4);
-    assert_eq!(json(&out, "fuel")["outcome"], "out_of_fuel");
+    let p = p.to_str().expect("p");
+    let args = [
+        "run",
+        &agent("fmul.wat"),
+        "--args",
+        "1,2",
+        "--policy",
+        p,
+        "--json",
+    ];
+    assert_eq!(tdev_json(dir.path(), &args, 4)["outcome"], "out_of_fuel");
 }
 
 #[test]
@@ -283,16 +269,15 @@ fn quarantine_life_cycle() {
         .into_owned();
 
     // 1. a run that hits a limit quarantines the module
-    let r = json(&tdev(d, &["run", &spin, "--json"]), "first run");
-    assert_eq!(r["outcome"], "out_of_fuel");
+    let r = tdev_json(d, &["run", &spin, "--json"], 4);
+    let limit = r["outcome"].as_str().expect("outcome").to_string();
+    assert!(is_right("out_of_fuel", &limit), "{r}");
     assert_eq!(r["quarantined"], true);
     let id = r["agent_id"].as_str().expect("id").to_string();
     assert!(d.join(".tdev").is_dir(), "default store is ./.tdev");
 
     // 2. it is held: the next run is rejected without running
-    let out = tdev(d, &["run", &spin, "--json"]);
-    assert_eq!(code(&out, "held"), 3);
-    let r = json(&out, "held");
+    let r = tdev_json(d, &["run", &spin, "--json"], 3);
     assert_eq!(r["outcome"], "rejected");
     assert_eq!(r["quarantined"], true);
 
@@ -303,7 +288,7 @@ fn quarantine_life_cycle() {
     assert_eq!(items[0]["agent_id"], id.as_str());
     assert_eq!(items[0]["status"], "quarantined");
     let s = json(&tdev(d, &["quarantine", "show", &id, "--json"]), "show");
-    assert_eq!(s["trap_history"][0]["outcome"], "out_of_fuel");
+    assert_eq!(s["trap_history"][0]["outcome"], limit.as_str());
     assert_eq!(s["findings"][0]["kind"], "pattern:infinite_loop");
     assert!(s["wat"].as_str().expect("wat").contains("loop"));
     let human = tdev(d, &["quarantine", "show", &id[7..19]]);
@@ -320,10 +305,11 @@ fn quarantine_life_cycle() {
         "release",
     );
     assert_eq!(rel["status"], "released");
-    let out = tdev(d, &["run", &spin, "--json"]);
-    assert_eq!(code(&out, "released run"), 4);
-    let r = json(&out, "released run");
-    assert_eq!(r["outcome"], "out_of_fuel");
+    let r = tdev_json(d, &["run", &spin, "--json"], 4);
+    assert!(
+        is_right("out_of_fuel", r["outcome"].as_str().unwrap_or("")),
+        "{r}"
+    );
     assert_eq!(r["quarantined"], false);
     let s = json(&tdev(d, &["quarantine", "show", &id, "--json"]), "show 2");
     assert_eq!(s["status"], "released");
@@ -372,9 +358,7 @@ fn statically_rejected_modules_are_quarantined_by_run_not_by_validate() {
     assert_eq!(code(&tdev(d, &["validate", &wasi]), "validate"), 3);
     let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
     assert_eq!(l["quarantine"], json!([]));
-    let out = tdev(d, &["run", &wasi, "--json"]);
-    assert_eq!(code(&out, "run"), 3);
-    let r = json(&out, "run");
+    let r = tdev_json(d, &["run", &wasi, "--json"], 3);
     assert_eq!(r["outcome"], "rejected");
     assert_eq!(r["quarantined"], true);
     let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
@@ -550,18 +534,8 @@ fn run_survives_a_deep_recursion_under_the_largest_stack_the_policy_allows() {
 #[test]
 fn a_log_line_of_hostile_bytes_is_within_the_cap_as_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = tdev(
-        dir.path(),
-        &[
-            "run",
-            fixture("hostile/log_hostile_bytes.wat")
-                .to_str()
-                .expect("p"),
-            "--json",
-        ],
-    );
-    assert_eq!(code(&out, "log"), 0);
-    let r = json(&out, "log");
+    let log = fixture("hostile/log_hostile_bytes.wat");
+    let r = tdev_json(dir.path(), &["run", log.to_str().expect("p"), "--json"], 0);
     let line = r["logs"][0].as_str().expect("a line");
     assert!(line.len() <= 1024, "{} bytes", line.len());
     assert!(

@@ -4,7 +4,7 @@
 //! names carry HTML stays text), shows a module's findings and text form, and its
 //! emergency-stop button reaches the server and the store.
 
-use crate::serve::{TOKEN, auth, http, json, serve};
+use crate::serve::{TOKEN, auth, http, json, ok_json, post_wasm, serve};
 use crate::support::{evolve, fixture, free_port};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
@@ -209,36 +209,18 @@ fn dashboard_in_headless_chromium_shows_the_chart_and_quarantine_and_stops() {
     let evil = r#"(module
       (func (export "<img src=x onerror=document.body.dataset.pwned=1>") (result i32) i32.const 1)
       (func (export "act") (result i32) (loop (br 0)) i32.const 0))"#;
-    let au = auth();
-    let h = [
-        ("Authorization", au.as_str()),
-        ("Content-Type", "application/wasm"),
-    ];
-    let v = json(
-        &http(
-            a,
-            "POST",
-            "/v1/run",
-            &h,
-            &wat::parse_str(evil).expect("wat"),
-        )
-        .2,
-    );
+    let v = ok_json(post_wasm(a, "/v1/run", &wat::parse_str(evil).expect("wat")));
     assert_eq!(v["quarantined"], true, "{v}");
     let evil_id = v["agent_id"].as_str().expect("id").to_string();
-    let v = json(
-        &http(
-            a,
-            "POST",
-            "/v1/run",
-            &h,
-            &wat::parse_file(fixture("hostile/memory_grow_bomb.wat")).expect("wat"),
-        )
-        .2,
-    );
+    let v = ok_json(post_wasm(
+        a,
+        "/v1/run",
+        &wat::parse_file(fixture("hostile/memory_grow_bomb.wat")).expect("wat"),
+    ));
     assert_eq!(v["quarantined"], true, "{v}");
 
     // the evolution's gauges in the metrics
+    let au = auth();
     let (_, _, m) = http(a, "GET", "/metrics", &[("Authorization", au.as_str())], b"");
     let m = String::from_utf8_lossy(&m);
     assert!(

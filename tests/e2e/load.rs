@@ -6,15 +6,15 @@
 
 #![allow(dead_code)]
 
+use crate::fixtures;
 use crate::http::Conn;
-use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn fixtures() -> PathBuf {
+fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("fixtures")
@@ -23,7 +23,8 @@ fn fixtures() -> PathBuf {
 /// What an answer must say.
 #[derive(Clone, Debug)]
 pub enum Expect {
-    /// `outcome` is this word (and the module is quarantined when it is a limit).
+    /// `outcome` is a right one for this manifest word ([`fixtures::is_right`]), and the
+    /// module is quarantined when it is a limit.
     Outcome(String),
     /// `outcome` is `ok` and `result` this number.
     Result(i64),
@@ -44,28 +45,13 @@ pub struct Case {
     pub fresh: bool,
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    fixture: Vec<Fixture>,
-}
-
-#[derive(Deserialize)]
-struct Fixture {
-    file: String,
-    outcome: String,
-    args: Option<String>,
-    input: Option<String>,
-    policy: Option<String>,
-}
-
 /// The hostile fixtures that the default policy governs, with the outcome each must
 /// get. Those that run are sent fresh every time; those rejected statically are sent
 /// as they are (after the first, they are held in quarantine: still `rejected`).
 pub fn hostile_cases() -> Vec<Case> {
-    let dir = fixtures().join("hostile");
-    let text = std::fs::read_to_string(dir.join("manifest.toml")).expect("hostile manifest");
-    let m: Manifest = toml::from_str(&text).expect("manifest parses");
-    m.fixture
+    let dir = fixtures::dir();
+    fixtures::manifest()
+        .fixture
         .into_iter()
         .filter(|f| f.policy.is_none())
         .map(|f| {
@@ -194,7 +180,7 @@ fn check(v: &Value, expect: &Expect) -> Result<(), String> {
     let outcome = v["outcome"].as_str().unwrap_or("(none)");
     match expect {
         Expect::Outcome(want) => {
-            if outcome != want {
+            if !fixtures::is_right(want, outcome) {
                 return Err(format!("outcome {outcome}, expected {want}"));
             }
             let limit = runtime::Outcome::from_word(outcome).is_some_and(|o| o.is_limit());
@@ -218,8 +204,9 @@ fn check(v: &Value, expect: &Expect) -> Result<(), String> {
 
 /// Sends the plan's requests to the server at `addr` and checks every answer.
 pub fn drive(addr: &str, token: &str, plan: &Plan) -> Report {
-    let read = |p: &str| std::fs::read(fixtures().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
-    let add = wat::parse_file(fixtures().join("agents/add.wat")).expect("add.wat");
+    let read =
+        |p: &str| std::fs::read(fixture_dir().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let add = wat::parse_file(fixture_dir().join("agents/add.wat")).expect("add.wat");
     let echo = read("agents/echo.wasm");
     let gcd = read("agents/gcd.wasm");
     let hostile = hostile_cases();

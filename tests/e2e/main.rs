@@ -6,6 +6,7 @@ mod cli;
 mod dashboard;
 mod deploy;
 mod evolve;
+mod fixtures;
 mod guide;
 mod hostile;
 mod http;

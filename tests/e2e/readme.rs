@@ -3,23 +3,123 @@
 use crate::support::{code, json, root, tdev};
 use std::process::{Command, Stdio};
 
-#[test]
-fn readme_tour_commands_work_when_pasted() {
+/// What each command of the tour must do when pasted: its exit code, and words of
+/// which one at least is in its output (stdout and stderr). A command of the tour
+/// missing here fails the test: give it its expectation.
+const TOUR: &[(&str, i32, &[&str])] = &[
+    ("tdev validate fixtures/agents/echo.wat", 0, &["admitted"]),
+    (
+        "tdev validate fixtures/hostile/wasi_import.wat",
+        3,
+        &["import_denied"],
+    ),
+    (
+        "tdev validate fixtures/hostile/memory_grow_bomb.wat --json",
+        0,
+        &["\"admitted\": true"],
+    ),
+    (
+        "echo 'hello, agent' | tdev run fixtures/agents/echo.wat --input -",
+        0,
+        &["hello, agent"],
+    ),
+    (
+        "tdev run fixtures/agents/add.wat --args 40,2",
+        0,
+        &["result:     42"],
+    ),
+    (
+        "tdev run fixtures/agents/fmul.wat --args -0.0,5e-324 --json",
+        0,
+        &["\"result_bits\": \"9223372036854775808\""],
+    ),
+    // an endless loop: out of fuel, or on a loaded machine out of wall clock first
+    (
+        "tdev run fixtures/hostile/infinite_loop.wat",
+        4,
+        &["outcome:    out_of_fuel", "outcome:    deadline"],
+    ),
+    (
+        "tdev run fixtures/hostile/output_flood.wat --json",
+        4,
+        &["\"outcome\": \"output_limit\""],
+    ),
+    ("tdev quarantine list", 0, &["sha256:"]),
+    ("tdev quarantine show <id-or-prefix>", 0, &["text form:"]),
+    ("tdev quarantine release <id>", 0, &["released sha256:"]),
+    ("tdev quarantine purge <id>", 0, &["purged sha256:"]),
+    (
+        "tdev evolve --task fixtures/tasks/abs.toml --seed 2 --out abs.wasm",
+        0,
+        &["evolution:  evo-"],
+    ),
+    ("tdev run abs.wasm --args -42", 0, &["outcome:    ok"]),
+    ("tdev evolutions", 0, &["task abs"]),
+    (
+        "tdev run fixtures/agents/ping.wasm --peer fixtures/agents/pong.wasm",
+        0,
+        &["group:"],
+    ),
+];
+
+/// The text of the README section headed `heading`, up to the next section.
+fn section(heading: &str) -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
-    let tour = readme
-        .split("## A two-minute tour")
+    readme
+        .split(heading)
         .nth(1)
         .and_then(|t| t.split("\n## ").next())
-        .expect("tour section");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::os::unix::fs::symlink(root().join("fixtures"), dir.path().join("fixtures"))
-        .expect("symlink");
-    std::os::unix::fs::symlink(root().join("policies"), dir.path().join("policies"))
-        .expect("symlink");
-    let path = crate::support::path_with_tdev();
+        .unwrap_or_else(|| panic!("no section {heading}"))
+        .to_string()
+}
 
+/// A fresh folder with `fixtures` and `policies` linked in, as a reader's checkout has.
+fn checkout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for d in ["fixtures", "policies"] {
+        std::os::unix::fs::symlink(root().join(d), dir.path().join(d)).expect("symlink");
+    }
+    dir
+}
+
+/// `sh -c cmd` in `dir` with the `tdev` under test on the path.
+fn sh(dir: &std::path::Path, cmd: &str) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("PATH", crate::support::path_with_tdev())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
+}
+
+#[test]
+fn readme_tour_commands_work_when_pasted() {
+    let tour = section("## A two-minute tour");
+    let dir = checkout();
+    let expect = |cmd: &str| {
+        TOUR.iter()
+            .find(|(c, ..)| *c == cmd)
+            .map(|(_, code, words)| (*code, *words))
+            .unwrap_or_else(|| panic!("the tour's `{cmd}` has no expectation in TOUR"))
+    };
+    let check = |cmd: &str, shown: &str| {
+        let (want, words) = expect(shown);
+        let out = sh(dir.path(), cmd);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(code(&out, cmd), want, "`{cmd}`: {text}");
+        assert!(
+            words.iter().any(|w| text.contains(w)),
+            "`{cmd}` says none of {words:?}: {text}"
+        );
+    };
     let mut in_block = false;
-    let mut ran = 0;
+    let mut ran = Vec::new();
     let mut later = Vec::new();
     for line in tour.lines() {
         if line.starts_with("```") {
@@ -37,48 +137,27 @@ fn readme_tour_commands_work_when_pasted() {
             later.push(cmd.to_string());
             continue;
         }
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("PATH", &path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("sh");
-        let c = code(&out, cmd);
-        assert!(
-            [0, 3, 4].contains(&c),
-            "`{cmd}` exited {c}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        ran += 1;
+        check(cmd, cmd);
+        ran.push(cmd.to_string());
     }
-    assert!(ran >= 6, "only {ran} tour commands found");
-
     // The quarantine commands take an id: use the first listed one.
     let list = json(&tdev(dir.path(), &["quarantine", "list", "--json"]), "list");
     let id = list["quarantine"][0]["agent_id"]
         .as_str()
         .expect("the tour quarantines something")
         .to_string();
-    assert!(later.len() >= 3, "{later:?}");
-    for cmd in later {
-        let cmd = cmd
+    for cmd in &later {
+        let pasted = cmd
             .replace("<id-or-prefix>", &id[7..20])
             .replace("<id>", &id);
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(&cmd)
-            .env("PATH", &path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("sh");
-        assert_eq!(
-            code(&out, &cmd),
-            0,
-            "`{cmd}`: {}",
-            String::from_utf8_lossy(&out.stderr)
+        check(&pasted, cmd);
+        ran.push(cmd.clone());
+    }
+    // every expectation was used: the table follows the README
+    for (cmd, ..) in TOUR {
+        assert!(
+            ran.iter().any(|r| r == cmd),
+            "`{cmd}` is no longer in the tour"
         );
     }
 }
@@ -87,12 +166,7 @@ fn readme_tour_commands_work_when_pasted() {
 /// free port instead of 8080) and the curl calls, whose answers are checked.
 #[test]
 fn readme_api_commands_work_when_pasted() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
-    let section = readme
-        .split("## The HTTP API and the dashboard")
-        .nth(1)
-        .and_then(|t| t.split("\n## ").next())
-        .expect("API section");
+    let section = section("## The HTTP API and the dashboard");
     let port = crate::support::free_port();
     let mut script = String::from("set -e\n");
     let mut in_block = false;
@@ -124,9 +198,7 @@ fn readme_api_commands_work_when_pasted() {
     }
     script.push_str("echo\n");
     assert!(served && curls >= 3, "{script}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::os::unix::fs::symlink(root().join("fixtures"), dir.path().join("fixtures"))
-        .expect("symlink");
+    let dir = checkout();
     let out = Command::new("timeout")
         .args(["60", "sh", "-c", &script])
         .env("PATH", crate::support::path_with_tdev())

@@ -126,3 +126,60 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// A child process that is killed when dropped, so that a failing test leaves none
+/// running.
+pub struct Reaped(Option<std::process::Child>);
+
+impl Reaped {
+    pub fn new(child: std::process::Child) -> Reaped {
+        Reaped(Some(child))
+    }
+
+    /// Kills the process now and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to end by itself and returns what it printed. `watchdog`
+    /// only keeps a broken build from hanging the suite: past it the process is killed
+    /// and the test fails.
+    pub fn finish(mut self, watchdog: std::time::Duration, what: &str) -> Output {
+        let start = std::time::Instant::now();
+        let mut child = self.0.take().expect("a child");
+        loop {
+            match child.try_wait().expect("try_wait") {
+                Some(_) => return child.wait_with_output().expect("output"),
+                None if start.elapsed() > watchdog => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{what}: still running after {watchdog:?}");
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `tdev ARGS` in `dir`, checks that it exits `want`, and parses its one JSON
+/// object.
+pub fn tdev_json(dir: &Path, args: &[&str], want: i32) -> serde_json::Value {
+    let what = args.join(" ");
+    let out = tdev(dir, args);
+    assert_eq!(
+        code(&out, &what),
+        want,
+        "`tdev {what}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out, &what)
+}

@@ -13,16 +13,12 @@
 //! burst = 40                  # requests at once (default: --token-burst)
 //! ```
 
-use super::{ApiError, AppState};
 use anyhow::{Context, Result, bail};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::Mutex;
 use std::time::Instant;
+use subtle::ConstantTimeEq;
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -127,8 +123,14 @@ impl Token {
         })
     }
 
-    fn has(&self, scope: Scope) -> bool {
+    /// Whether the token has `scope`.
+    pub(super) fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// The token's name (audit entries and answers name it; never its secret).
+    pub(super) fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -237,23 +239,25 @@ impl Tokens {
 
     /// The token whose secret is `given`. Compares SHA-256 digests, every one of them,
     /// in constant time: how long it takes says nothing of which token is near.
-    fn find(&self, given: &str) -> Option<usize> {
+    pub(super) fn find(&self, given: &str) -> Option<usize> {
         let digest = hash(given);
         let mut found = None;
         for (i, t) in self.list.iter().enumerate() {
-            let diff = t
-                .sha256
-                .iter()
-                .zip(&digest)
-                .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-            if diff == 0 {
+            if bool::from(t.sha256[..].ct_eq(&digest[..])) {
                 found = Some(i);
             }
         }
         found
     }
 
-    fn take(&self, i: usize, now: Instant) -> Result<(), u64> {
+    /// The `i`-th token (an index [`Tokens::find`] gave).
+    pub(super) fn get(&self, i: usize) -> &Token {
+        &self.list[i]
+    }
+
+    /// Takes one request from the `i`-th token's bucket, or tells the whole seconds
+    /// until one is there.
+    pub(super) fn take(&self, i: usize, now: Instant) -> Result<(), u64> {
         let rate = self.list[i].rate;
         // A bucket is plain numbers: one left poisoned by a panic is still sound.
         let mut b = self.buckets[i]
@@ -266,64 +270,6 @@ impl Tokens {
 /// The token a request was let in with; handlers that record decisions take it.
 #[derive(Clone, Debug)]
 pub struct Caller(pub String);
-
-fn bearer(headers: &HeaderMap) -> &str {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim())
-}
-
-/// The guard of a route that needs `scope`, on the request's head before any of its
-/// body is read: 401 without a known token, 429 with Retry-After past the token's rate
-/// (every authenticated request counts), 403 when the token lacks the scope. A request
-/// let in is at work on its connection from then on (see `conn`), and its body is read.
-pub async fn require(
-    State((st, scope)): State<(AppState, Scope)>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let tokens = &st.inner.tokens;
-    let given = bearer(req.headers());
-    let Some(i) = (!given.is_empty()).then(|| tokens.find(given)).flatten() else {
-        return ApiError::Unauthorized.into_response();
-    };
-    let token = &tokens.list[i];
-    if let Err(retry_after) = tokens.take(i, Instant::now()) {
-        *st.metrics()
-            .rate_limited
-            .entry(token.name.clone())
-            .or_default() += 1;
-        return ApiError::RateLimited {
-            token: token.name.clone(),
-            retry_after,
-        }
-        .into_response();
-    }
-    if !token.has(scope) {
-        return ApiError::Forbidden {
-            token: token.name.clone(),
-            scope: scope.as_str(),
-        }
-        .into_response();
-    }
-    req.extensions_mut().insert(Caller(token.name.clone()));
-    let at_work = req
-        .extensions()
-        .get::<super::conn::Work>()
-        .map(super::conn::Work::begin);
-    let mut resp = match super::read_body(&st, req).await {
-        Ok(req) => next.run(req).await,
-        Err(resp) => resp,
-    };
-    if let Some(w) = at_work {
-        // still at work while the answer is written
-        resp.extensions_mut().insert(w);
-    }
-    resp
-}
 
 #[cfg(test)]
 mod tests {

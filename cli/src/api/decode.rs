@@ -1,5 +1,5 @@
-//! Strict decoders for everything a request encodes: base64, hex, numbers, query
-//! strings, ids and the run request itself. Each takes exactly its own form and refuses
+//! Strict decoders for everything a request encodes: base64, hex, numbers, ids and
+//! the run request itself (query strings: [`super::extract::Query`]). Each takes exactly its own form and refuses
 //! anything else with a 400 in the JSON error shape; nothing is guessed or repaired.
 
 use super::ApiError;
@@ -7,13 +7,13 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use serde::Deserialize;
-use std::collections::HashMap;
 
 /// Longest piece of a decoder's own message passed on to the client (it may quote
 /// the request).
 const MESSAGE_CHARS: usize = 200;
 
-fn bad(field: &str, detail: impl std::fmt::Display) -> ApiError {
+/// A 400 naming `field`, with `detail` escaped and cut to [`MESSAGE_CHARS`].
+pub(super) fn bad(field: &str, detail: impl std::fmt::Display) -> ApiError {
     let detail: String = runtime::escape(&detail.to_string())
         .chars()
         .take(MESSAGE_CHARS)
@@ -86,34 +86,6 @@ pub fn evolution_id(id: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The query parameters of a route that takes exactly `allowed`: each at most once,
-/// no other.
-pub fn query(
-    pairs: Vec<(String, String)>,
-    allowed: &[&'static str],
-) -> Result<HashMap<&'static str, String>, ApiError> {
-    let mut out = HashMap::new();
-    for (k, v) in pairs {
-        let Some(name) = allowed.iter().find(|a| **a == k) else {
-            return Err(bad(
-                "query",
-                format!(
-                    "unknown parameter {k:?}; this route takes {}",
-                    if allowed.is_empty() {
-                        "none".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ),
-            ));
-        };
-        if out.insert(*name, v).is_some() {
-            return Err(bad("query", format!("{name} given more than once")));
-        }
-    }
-    Ok(out)
-}
-
 /// Whether the body is JSON: the media type of `Content-Type` is exactly
 /// `application/json` (any parameters after `;` aside, case aside).
 pub fn is_json(headers: &HeaderMap) -> bool {
@@ -144,37 +116,70 @@ pub struct RunRequest {
     pub args: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The JSON form of a run request: `{"module_b64", "input_b64", "args"}`, no other
+/// field, none twice.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonRun {
-    module_b64: String,
+pub struct RunBody {
+    /// The module, standard padded base64.
+    pub module_b64: String,
+    /// Input bytes for the bytes form, standard padded base64.
     #[serde(default)]
-    input_b64: Option<String>,
+    pub input_b64: Option<String>,
+    /// Typed arguments: `"1,2.5"` or `[1, "2.5"]`.
     #[serde(default)]
-    args: Option<JsonArgs>,
+    pub args: Option<RunArgs>,
 }
 
-#[derive(Deserialize)]
+/// Typed arguments in JSON: one comma-separated string, or a list of one argument
+/// each.
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum JsonArgs {
+pub enum RunArgs {
+    /// `"1,2.5"`
     Text(String),
-    List(Vec<JsonArg>),
+    /// `[1, "2.5"]`
+    List(Vec<RunArg>),
 }
 
-#[derive(Deserialize)]
+/// One argument of a list: a number or its text.
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum JsonArg {
+pub enum RunArg {
+    /// `"2.5"`, `"-0.0"`, `"nan"`
     Text(String),
+    /// `2.5`
     Number(serde_json::Number),
 }
 
+impl RunArgs {
+    /// The arguments as `tdev run --args` takes them.
+    fn joined(self) -> Result<String, ApiError> {
+        match self {
+            RunArgs::Text(s) => Ok(s),
+            RunArgs::List(list) => Ok(list
+                .into_iter()
+                .map(|a| match a {
+                    RunArg::Number(n) => Ok(n.to_string()),
+                    RunArg::Text(s) if s.contains(',') => Err(bad(
+                        "args",
+                        "an element of the list holds one argument (no comma)",
+                    )),
+                    RunArg::Text(s) => Ok(s),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(",")),
+        }
+    }
+}
+
 /// The module, input and args of a request: `application/wasm` (any type but JSON)
-/// bytes with `?args=` or an `X-Tdev-Input` hex header, or JSON `{"module_b64",
-/// "input_b64", "args"}` (no other field). Input carried in the header counts against
-/// the body cap; decoded input against the policy's input cap (413 past either).
+/// bytes with `?args=` (`query_args`) or an `X-Tdev-Input` hex header, or a JSON
+/// [`RunBody`]. Input carried in the header counts against the body cap; decoded input
+/// against the policy's input cap (413 past either).
 pub fn run_request(
     headers: &HeaderMap,
-    query: &HashMap<&'static str, String>,
+    query_args: Option<String>,
     body: &Bytes,
     caps: Caps,
 ) -> Result<RunRequest, ApiError> {
@@ -189,29 +194,13 @@ pub fn run_request(
         });
     }
     let req = if is_json(headers) {
-        if header_input.is_some() || query.contains_key("args") {
+        if header_input.is_some() || query_args.is_some() {
             return Err(ApiError::BadRequest(
                 "a JSON request carries its input and args in the body, not in X-Tdev-Input or ?args=".into(),
             ));
         }
-        let v: JsonRun = serde_json::from_slice(body).map_err(|e| bad("JSON body", e))?;
-        let args = match v.args {
-            None => None,
-            Some(JsonArgs::Text(s)) => Some(s),
-            Some(JsonArgs::List(list)) => Some(
-                list.into_iter()
-                    .map(|a| match a {
-                        JsonArg::Number(n) => Ok(n.to_string()),
-                        JsonArg::Text(s) if s.contains(',') => Err(bad(
-                            "args",
-                            "an element of the list holds one argument (no comma)",
-                        )),
-                        JsonArg::Text(s) => Ok(s),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(","),
-            ),
-        };
+        let v: RunBody = serde_json::from_slice(body).map_err(|e| bad("JSON body", e))?;
+        let args = v.args.map(RunArgs::joined).transpose()?;
         RunRequest {
             module: base64("module_b64", &v.module_b64)?,
             input: v.input_b64.map(|s| base64("input_b64", &s)).transpose()?,
@@ -229,7 +218,7 @@ pub fn run_request(
         RunRequest {
             module: body.to_vec(),
             input,
-            args: query.get("args").cloned(),
+            args: query_args,
         }
     };
     if let Some(input) = &req.input
@@ -276,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_and_queries_are_strict() {
+    fn generations_are_strict() {
         assert_eq!(generation("0").ok(), Some(0));
         assert_eq!(generation("4294967295").ok(), Some(u32::MAX));
         for bad in [
@@ -292,14 +281,5 @@ mod tests {
         ] {
             assert!(generation(bad).is_err(), "{bad:?}");
         }
-        let pairs = |p: &[(&str, &str)]| {
-            p.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert!(query(pairs(&[("args", "1")]), &["args"]).is_ok());
-        assert!(query(pairs(&[("args", "1"), ("args", "2")]), &["args"]).is_err());
-        assert!(query(pairs(&[("argz", "1")]), &["args"]).is_err());
-        assert!(query(pairs(&[("x", "")]), &[]).is_err());
     }
 }

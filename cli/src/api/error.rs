@@ -2,7 +2,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::io::Write;
 
 /// An error answered to a client.
@@ -156,7 +155,7 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (
             status,
-            axum::Json(json!({"error": {"code": code, "message": message}})),
+            axum::Json(crate::report::ErrorReport::new(code, &message)),
         )
             .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -2,11 +2,11 @@
 //! [--seed-agent FILE]… [--resume ID] [--store URI] [--out FILE] [--json]`
 
 use crate::common::{load_policy, open_store, print_json, read_module};
+use crate::report::{BestReport, EvolveReport};
 use anyhow::{Context, Result, bail};
 use engine::evolve::{Evolution, EvolveConfig, GenerationStats};
 use engine::store::{BlobStore, Bucket};
 use engine::task::Task;
-use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,9 +50,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The stop marker `tdev stop` writes; running evolutions poll it.
-pub const STOP_KEY: &str = "control/stop.json";
-
+/// The error plot of an evolution: best and mean error per generation, log scale.
+/// Hand-written: two polylines and their axes, where a plotting crate would bring a
+/// renderer and fonts.
 fn svg_plot(history: &[(f64, f64)]) -> String {
     let (w, h, pad) = (640.0, 360.0, 40.0);
     let ys: Vec<f64> = history
@@ -115,10 +115,7 @@ fn watch_stop(
 ) {
     std::thread::spawn(move || {
         while !done.load(Ordering::SeqCst) {
-            if let Ok(Some(b)) = store.get(Bucket::Evolution, STOP_KEY)
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
-                && v["at"].as_str().is_some_and(|at| at > since.as_str())
-            {
+            if crate::control::stop_requested_at(store.as_ref()).is_some_and(|at| at > since) {
                 flag.store(true, Ordering::SeqCst);
                 handle.stop();
                 return;
@@ -128,6 +125,7 @@ fn watch_stop(
     });
 }
 
+/// `tdev evolve`: 0 when the evolution ran (solved or not).
 pub fn exec(args: Args) -> Result<u8> {
     let started = Instant::now();
     let since = engine::time::now_rfc3339();
@@ -233,26 +231,26 @@ pub fn exec(args: Args) -> Result<u8> {
         let svg = out.with_extension("svg");
         std::fs::write(&svg, &plot).with_context(|| format!("cannot write {}", svg.display()))?;
     }
-    let wall_ms = started.elapsed().as_millis() as u64;
+    let wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if args.json {
-        print_json(&json!({
-            "evolution_id": summary.evolution_id,
-            "solved": summary.solved,
-            "generations": summary.generations,
-            "evaluations": summary.evaluations,
-            "wall_ms": wall_ms,
-            "best": {
-                "agent_id": summary.best.agent_id,
-                "train_error": summary.best.train_error,
-                "test_error": summary.best.test_error,
-                "size_bytes": summary.best.size_bytes,
+        print_json(&EvolveReport {
+            evolution_id: summary.evolution_id.clone(),
+            solved: summary.solved,
+            generations: summary.generations,
+            evaluations: summary.evaluations,
+            wall_ms,
+            best: BestReport {
+                agent_id: summary.best.agent_id.clone(),
+                train_error: summary.best.train_error,
+                test_error: summary.best.test_error,
+                size_bytes: summary.best.size_bytes,
             },
-            "culled": summary.culled,
-            "quarantined": summary.quarantined,
-            "valid_share": summary.valid_share,
-            "stopped": summary.stopped,
-            "plot": format!("{}/evolution/{plot_key}", store.describe()),
-        }));
+            culled: summary.culled.clone(),
+            quarantined: summary.quarantined,
+            valid_share: summary.valid_share,
+            stopped: summary.stopped,
+            plot: format!("{}/evolution/{plot_key}", store.describe()),
+        })?;
     } else {
         println!("evolution:  {}", summary.evolution_id);
         println!(
@@ -303,15 +301,10 @@ fn short(v: f64) -> String {
     }
 }
 
-/// Writes the stop marker that every running `evolve` on the store polls.
-pub fn request_stop(store: &dyn BlobStore) -> engine::Result<()> {
-    let marker = json!({ "at": engine::time::now_rfc3339() }).to_string();
-    store.put(Bucket::Evolution, STOP_KEY, marker.as_bytes())
-}
-
+/// `tdev stop`: every running evolve on the store halts.
 pub fn stop(store: Option<&str>) -> Result<u8> {
     let store = open_store(store)?;
-    request_stop(store.as_ref())?;
+    crate::control::request_stop(store.as_ref())?;
     println!("stop requested: running evolutions halt after their current generation");
     Ok(0)
 }

@@ -8,14 +8,37 @@ pub mod token;
 pub mod validate;
 
 use crate::common::{open_store, print_json};
+use crate::report::EvolutionList;
 use anyhow::{Context, Result};
+use clap::Subcommand;
+
+/// `tdev store init` and `tdev store copy`.
+#[derive(Subcommand)]
+pub enum StoreAction {
+    /// Create the directories, or the buckets and the state table, when missing; check
+    /// them when present.
+    Init {
+        /// The store (default file://.tdev).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Copy every module, generation, record and state row from one store to another.
+    Copy {
+        /// The source store.
+        #[arg(long)]
+        from: String,
+        /// The target store (initialised first).
+        #[arg(long)]
+        to: String,
+    },
+}
 
 /// `tdev evolutions [--store URI] [--json]`
 pub fn evolutions(store: Option<&str>, json: bool) -> Result<u8> {
     let store = open_store(store)?;
     let list = engine::evolve::list(store.as_ref())?;
     if json {
-        print_json(&serde_json::json!({ "evolutions": list }));
+        print_json(&EvolutionList { evolutions: list })?;
     } else if list.is_empty() {
         println!("no evolutions");
     } else {
@@ -46,15 +69,15 @@ pub fn rollback(store: Option<&str>, id: &str, generation: u32) -> Result<u8> {
 }
 
 /// `tdev store init --store URI` / `tdev store copy --from URI --to URI`
-pub fn store(action: crate::StoreAction) -> Result<u8> {
+pub fn store(action: StoreAction) -> Result<u8> {
     match action {
-        crate::StoreAction::Init { store } => {
+        StoreAction::Init { store } => {
             let uri = store.as_deref().unwrap_or(engine::store::DEFAULT_STORE);
             for line in engine::store::init(uri).with_context(|| format!("cannot set up {uri}"))? {
                 println!("{line}");
             }
         }
-        crate::StoreAction::Copy { from, to } => {
+        StoreAction::Copy { from, to } => {
             engine::store::init(&to).with_context(|| format!("cannot set up {to}"))?;
             let src = open_store(Some(&from))?;
             let dst = open_store(Some(&to))?;

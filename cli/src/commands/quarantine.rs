@@ -1,9 +1,9 @@
 //! `tdev quarantine list | show ID | release ID | purge ID [--store URI] [--json]`
 
 use crate::common::{open_store, print_json};
-use anyhow::{Context, Result};
+use crate::report::{QuarantineList, RecordReport};
+use anyhow::Result;
 use engine::{Quarantine, Record, Status};
-use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,28 +46,23 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
-/// The `quarantine list --json` object.
-pub(crate) fn list_json(records: &[Record]) -> Value {
-    let items: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "agent_id": r.agent_id,
-                "status": status_word(r.status),
-                "reason": r.reason,
-                "safety_score": r.safety_score,
-                "quarantined_at": r.quarantined_at,
-                "size_bytes": r.size_bytes,
-                "findings": r.findings.iter().map(|f| f.kind.clone()).collect::<Vec<_>>(),
-                "traps": r.traps_total(),
-            })
-        })
-        .collect();
-    json!({ "quarantine": items })
-}
-
-fn record_json(r: &Record) -> Result<Value> {
-    serde_json::to_value(r).context("cannot encode the record")
+/// A release or purge of `id` by the operator, reported with `done` ("released",
+/// "purged").
+fn decide(
+    q: &Quarantine,
+    id: &str,
+    json: bool,
+    act: fn(&Quarantine, &str, &str) -> engine::Result<Record>,
+    done: &str,
+) -> Result<()> {
+    let id = q.resolve(id)?;
+    let r = act(q, &id, &operator())?;
+    if json {
+        print_json(&r)?;
+    } else {
+        println!("{done} {}", r.agent_id);
+    }
+    Ok(())
 }
 
 fn operator() -> String {
@@ -75,13 +70,14 @@ fn operator() -> String {
     format!("tdev cli ({})", runtime::escape(&user))
 }
 
+/// `tdev quarantine`: 0, or 1 on an unknown id.
 pub fn exec(args: Args) -> Result<u8> {
     let q = Quarantine::new(open_store(args.store.as_deref())?);
     match args.action {
         Action::List => {
             let records = q.list()?;
             if args.json {
-                print_json(&list_json(&records));
+                print_json(&QuarantineList::new(&records))?;
             } else if records.is_empty() {
                 println!("no quarantined modules");
             } else {
@@ -110,9 +106,11 @@ pub fn exec(args: Args) -> Result<u8> {
                 .as_deref()
                 .and_then(|b| runtime::text_form(&policy, b));
             if args.json {
-                let mut v = record_json(&r)?;
-                v["wat"] = json!(wat);
-                print_json(&v);
+                print_json(&RecordReport {
+                    record: &r,
+                    wat,
+                    lineage: None,
+                })?;
             } else {
                 println!("agent:          {}", r.agent_id);
                 println!("status:         {}", status_word(r.status));
@@ -183,24 +181,8 @@ pub fn exec(args: Args) -> Result<u8> {
                 }
             }
         }
-        Action::Release { id } => {
-            let id = q.resolve(&id)?;
-            let r = q.release(&id, &operator())?;
-            if args.json {
-                print_json(&record_json(&r)?);
-            } else {
-                println!("released {}", r.agent_id);
-            }
-        }
-        Action::Purge { id } => {
-            let id = q.resolve(&id)?;
-            let r = q.purge(&id, &operator())?;
-            if args.json {
-                print_json(&record_json(&r)?);
-            } else {
-                println!("purged {}", r.agent_id);
-            }
-        }
+        Action::Release { id } => decide(&q, &id, args.json, Quarantine::release, "released")?,
+        Action::Purge { id } => decide(&q, &id, args.json, Quarantine::purge, "purged")?,
     }
     Ok(0)
 }

@@ -1,15 +1,16 @@
 //! `tdev run FILE [--policy P] [--input FILE|-] [--args 1,2.5] [--store URI] [--json]`
 
 use crate::common::{
-    EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, ModuleArgs, findings_json, open_store, print_findings,
-    print_json, read_module, sandbox,
+    EXIT_OK, EXIT_REJECTED, EXIT_TRAPPED, ModuleArgs, open_store, print_findings, print_json,
+    read_module, sandbox,
 };
+use crate::report::{GroupReport, MemberReport, Refusal, RejectedReport, RunReport};
 use anyhow::{Context, Result, bail};
 use engine::{Gate, GroupMember, Guard, Quarantine};
-use runtime::{ActForm, Input, RunResult, Value, parse_args};
-use serde_json::json;
+use runtime::{ActForm, Agent, Input, RunResult, Value, parse_args};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The name of the thread `tdev run` runs agents on (sized by the policy's stack).
 const RUN_THREAD: &str = "tdev-run";
@@ -39,22 +40,6 @@ pub struct Args {
     pub json: bool,
 }
 
-fn value_json(v: Value) -> serde_json::Value {
-    match v {
-        Value::I64(i) => json!(i),
-        Value::F64(bits) => {
-            let f = f64::from_bits(bits);
-            if f.is_nan() {
-                json!("nan")
-            } else if f.is_infinite() {
-                json!(if f > 0.0 { "inf" } else { "-inf" })
-            } else {
-                json!(f)
-            }
-        }
-    }
-}
-
 fn value_text(v: Value) -> String {
     match v {
         Value::I64(i) => i.to_string(),
@@ -62,36 +47,14 @@ fn value_text(v: Value) -> String {
     }
 }
 
-/// The `run --json` object of a module that did not run.
-pub(crate) fn rejected_json(
-    verdict: &runtime::Verdict,
-    record: &engine::Record,
-    reason: &str,
-) -> serde_json::Value {
-    json!({
-        "agent_id": verdict.agent_id,
-        "outcome": "rejected",
-        "trap": null,
-        "result": null,
-        "result_bits": null,
-        "output_hex": "",
-        "fuel_used": 0,
-        "wall_us": 0,
-        "quarantined": record.status == engine::Status::Quarantined,
-        "findings": findings_json(&verdict.findings),
-        "safety_score": verdict.safety_score,
-        "rejected_because": reason,
-    })
-}
-
 fn report_rejected(
     json: bool,
     verdict: &runtime::Verdict,
     record: &engine::Record,
-    reason: &str,
+    reason: Refusal,
 ) -> Result<u8> {
     if json {
-        print_json(&rejected_json(verdict, record, reason));
+        print_json(&RejectedReport::new(verdict, record, reason))?;
     } else {
         println!("agent:      {}", verdict.agent_id);
         println!("outcome:    rejected ({reason})");
@@ -106,21 +69,34 @@ fn report_rejected(
     Ok(EXIT_REJECTED)
 }
 
+/// The agent of a module the guard admits (and the purges it has seen), or the exit
+/// code of its refusal, reported.
+fn admit(guard: &Guard, bytes: &[u8], json: bool) -> Result<Result<(Arc<Agent>, u64), u8>> {
+    Ok(match guard.admit(bytes).context("admission")? {
+        Gate::Admitted {
+            agent, purges_seen, ..
+        } => Ok((agent, purges_seen)),
+        Gate::Held { verdict, record } => Err(report_rejected(
+            json,
+            &verdict,
+            &record,
+            Refusal::Quarantined,
+        )?),
+        Gate::Rejected { verdict, record } => {
+            Err(report_rejected(json, &verdict, &record, Refusal::Static)?)
+        }
+    })
+}
+
+/// `tdev run`: 0 ok, 3 rejected, 4 trapped.
 pub fn exec(args: Args) -> Result<u8> {
     let (policy, bytes) = args.module.load()?;
     let store = open_store(args.store.as_deref())?;
     let guard = Guard::new(sandbox(policy)?, Quarantine::new(store));
 
-    let (agent, purges_seen) = match guard.admit(&bytes).context("admission")? {
-        Gate::Admitted {
-            agent, purges_seen, ..
-        } => (agent, purges_seen),
-        Gate::Held { verdict, record } => {
-            return report_rejected(args.json, &verdict, &record, "quarantined");
-        }
-        Gate::Rejected { verdict, record } => {
-            return report_rejected(args.json, &verdict, &record, "static");
-        }
+    let (agent, purges_seen) = match admit(&guard, &bytes, args.json)? {
+        Ok(admitted) => admitted,
+        Err(code) => return Ok(code),
     };
 
     let input = match agent.form() {
@@ -166,7 +142,7 @@ pub fn exec(args: Args) -> Result<u8> {
     }
     let trapped = run.report.outcome != runtime::Outcome::Ok;
     if args.json {
-        print_json(&run_json(&agent, &run));
+        print_json(&RunReport::new(&agent, &run))?;
     } else {
         print_human(&agent, &run);
     }
@@ -225,7 +201,7 @@ fn run_group(
     guard: &Guard,
     args: &Args,
     bytes: Vec<u8>,
-    (agent, purges_seen): (std::sync::Arc<runtime::Agent>, u64),
+    (agent, purges_seen): (Arc<Agent>, u64),
     input: Vec<u8>,
 ) -> Result<u8> {
     let mut names = vec![stem(&args.module.file)];
@@ -238,16 +214,9 @@ fn run_group(
     }];
     for path in &args.peers {
         let peer_bytes = read_module(path)?;
-        let (peer, peer_purges) = match guard.admit(&peer_bytes).context("admission")? {
-            Gate::Admitted {
-                agent, purges_seen, ..
-            } => (agent, purges_seen),
-            Gate::Held { verdict, record } => {
-                return report_rejected(args.json, &verdict, &record, "quarantined");
-            }
-            Gate::Rejected { verdict, record } => {
-                return report_rejected(args.json, &verdict, &record, "static");
-            }
+        let (peer, peer_purges) = match admit(guard, &peer_bytes, args.json)? {
+            Ok(admitted) => admitted,
+            Err(code) => return Ok(code),
         };
         if peer.form() != &ActForm::Bytes {
             bail!(
@@ -286,20 +255,25 @@ fn run_group(
         .iter()
         .any(|j| j.report.outcome != runtime::Outcome::Ok);
     if args.json {
-        let mut entries = Vec::new();
-        for ((m, j), a) in group.members.iter().zip(&judged).zip(&agents) {
-            let mut v = run_json(a, j);
-            v["name"] = json!(m.name);
-            v["calls"] = json!(m.calls);
-            v["messages_sent"] = json!(m.messages_sent);
-            v["messages_received"] = json!(m.messages_received);
-            entries.push(v);
-        }
-        let mut main = entries.remove(0);
-        main["rounds"] = json!(group.rounds);
-        main["quiescent"] = json!(group.quiescent);
-        main["peers"] = json!(entries);
-        print_json(&main);
+        let mut members = group
+            .members
+            .iter()
+            .zip(&judged)
+            .zip(&agents)
+            .map(|((m, j), a)| MemberReport {
+                run: RunReport::new(a, j),
+                name: m.name.clone(),
+                calls: m.calls,
+                messages_sent: m.messages_sent,
+                messages_received: m.messages_received,
+            });
+        let main = members.next().context("a group run reported no members")?;
+        print_json(&GroupReport {
+            main,
+            rounds: group.rounds,
+            quiescent: group.quiescent,
+            peers: members.collect(),
+        })?;
     } else {
         println!(
             "group:      {} agents, {} rounds, {}",
@@ -326,34 +300,7 @@ fn run_group(
     Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
 }
 
-pub(crate) fn run_json(agent: &runtime::Agent, run: &engine::GuardedRun) -> serde_json::Value {
-    let r = &run.report;
-    let trapped = r.outcome != runtime::Outcome::Ok;
-    let (result, bits) = match r.result {
-        Some(RunResult::Status(s)) => (json!(s), serde_json::Value::Null),
-        Some(RunResult::Value(v)) => (value_json(v), json!(v.bits().to_string())),
-        None => (serde_json::Value::Null, serde_json::Value::Null),
-    };
-    let hex = runtime::to_hex(&r.output);
-    json!({
-        "agent_id": agent.id(),
-        "outcome": r.outcome.to_string(),
-        "trap": if trapped { json!(r.outcome.to_string()) } else { serde_json::Value::Null },
-        "trap_message": r.trap_message,
-        "result": result,
-        "result_bits": bits,
-        "output_hex": hex,
-        "fuel_used": r.fuel_used,
-        "wall_us": r.wall.as_micros() as u64,
-        "quarantined": run.quarantined,
-        "findings": findings_json(&agent.verdict().findings),
-        "safety_score": run.safety_score,
-        "logs": r.logs,
-        "logs_dropped": r.logs_dropped,
-    })
-}
-
-fn print_human(agent: &runtime::Agent, run: &engine::GuardedRun) {
+fn print_human(agent: &Agent, run: &engine::GuardedRun) {
     let r = &run.report;
     println!("agent:      {}", agent.id());
     match &r.trap_message {

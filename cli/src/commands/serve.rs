@@ -3,7 +3,6 @@
 use crate::api::auth::{self, Rate, Token};
 use crate::common::{load_policy, open_store};
 use anyhow::{Context, Result};
-use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -55,12 +54,13 @@ pub struct Args {
     write_timeout_ms: u64,
 }
 
+/// A fresh secret: 24 bytes from the operating system's generator, in hex.
 fn new_token() -> Result<String> {
     let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom for a token")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("cannot draw a random token")?;
+    Ok(runtime::to_hex(&bytes))
 }
 
 /// Room for compiling a module (Cranelift) on a blocking thread, on top of the stack
@@ -103,6 +103,7 @@ fn tokens(args: &Args) -> Result<auth::Tokens> {
     auth::Tokens::new(list)
 }
 
+/// `tdev serve`: serves until interrupted.
 pub fn exec(args: Args) -> Result<u8> {
     let policy = load_policy(args.policy.as_deref())?;
     let sandbox = runtime::Sandbox::new(policy).context("cannot start the sandbox")?;

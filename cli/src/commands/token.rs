@@ -19,6 +19,7 @@ enum Action {
 /// Longest secret read (a bearer token is a header value; hyper caps heads anyway).
 const MAX_SECRET_BYTES: u64 = 4096;
 
+/// `tdev token hash`.
 pub fn exec(args: Args) -> Result<u8> {
     match args.action {
         Action::Hash => {

@@ -1,10 +1,8 @@
 //! `tdev validate FILE [--policy P] [--json]`
 
-use crate::common::{
-    EXIT_OK, EXIT_REJECTED, ModuleArgs, findings_json, print_findings, print_json,
-};
+use crate::common::{EXIT_OK, EXIT_REJECTED, ModuleArgs, print_findings, print_json};
+use crate::report::ValidateReport;
 use anyhow::Result;
-use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,23 +13,12 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The `validate --json` object.
-pub(crate) fn validate_json(v: &runtime::Verdict, policy: &runtime::Policy) -> serde_json::Value {
-    json!({
-        "agent_id": v.agent_id,
-        "size_bytes": v.size_bytes,
-        "admitted": v.admitted,
-        "safety_score": v.safety_score,
-        "min_safety_score": policy.min_safety_score,
-        "findings": findings_json(&v.findings),
-    })
-}
-
+/// `tdev validate`: 0 admitted, 3 rejected.
 pub fn exec(args: Args) -> Result<u8> {
     let (policy, bytes) = args.module.load()?;
     let v = runtime::validate(&policy, &bytes);
     if args.json {
-        print_json(&validate_json(&v, &policy));
+        print_json(&ValidateReport::new(&v, &policy))?;
     } else {
         println!("agent:      {}", v.agent_id);
         println!(

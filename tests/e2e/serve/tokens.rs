@@ -1,7 +1,7 @@
 //! Tokens with scopes and rates: every route needs its scope, a token over its rate
 //! gets 429 with Retry-After while the others go on, audit entries name the token.
 
-use super::{TOKEN, auth, http, json, wasm};
+use super::{TOKEN, auth, http, json, ok_json, post_wasm, wasm};
 use crate::http::Conn;
 use crate::server::{Server, start};
 use crate::support::{code, tdev_stdin, write};
@@ -91,21 +91,7 @@ fn every_route_needs_its_scope() {
     ]);
     let a = &s.addr;
     // a quarantined module to point the routes at
-    let au = auth();
-    let wasm_h = [
-        ("Authorization", au.as_str()),
-        ("Content-Type", "application/wasm"),
-    ];
-    let v = json(
-        &http(
-            a,
-            "POST",
-            "/v1/run",
-            &wasm_h,
-            &wasm("hostile/infinite_loop.wat"),
-        )
-        .2,
-    );
+    let v = ok_json(post_wasm(a, "/v1/run", &wasm("hostile/infinite_loop.wat")));
     assert_eq!(v["quarantined"], true, "{v}");
     let id = v["agent_id"].as_str().expect("id").to_string();
     let add = wasm("agents/add.wat");
@@ -199,16 +185,13 @@ fn a_token_over_its_rate_gets_429_with_retry_after_and_the_others_go_on() {
         ("calm", "calm-secret", "[\"read\"]", slow),
     ]);
     let mut c = Conn::open(&s.addr).expect("connect");
+    let mut evolutions = |bearer: &str| {
+        c.send("GET", "/v1/evolutions", &[("Authorization", bearer)], b"")
+            .expect("answer")
+    };
     let mut statuses = Vec::new();
     for _ in 0..20 {
-        let r = c
-            .send(
-                "GET",
-                "/v1/evolutions",
-                &[("Authorization", "Bearer bursty-secret")],
-                b"",
-            )
-            .expect("answer");
+        let r = evolutions("Bearer bursty-secret");
         if r.status == 429 {
             let retry: u64 = r
                 .header("retry-after")
@@ -231,22 +214,11 @@ fn a_token_over_its_rate_gets_429_with_retry_after_and_the_others_go_on() {
     // the other tokens are unaffected
     for (bearer, n) in [("Bearer calm-secret", 5), (&auth() as &str, 50)] {
         for i in 0..n {
-            let r = c
-                .send("GET", "/v1/evolutions", &[("Authorization", bearer)], b"")
-                .expect("answer");
-            assert_eq!(r.status, 200, "{bearer} request {i}");
+            assert_eq!(evolutions(bearer).status, 200, "{bearer} request {i}");
         }
     }
     // still 429 for the burst's token
-    let r = c
-        .send(
-            "GET",
-            "/v1/evolutions",
-            &[("Authorization", "Bearer bursty-secret")],
-            b"",
-        )
-        .expect("answer");
-    assert_eq!(r.status, 429);
+    assert_eq!(evolutions("Bearer bursty-secret").status, 429);
     // the refusals are counted by token name
     let r = c
         .send("GET", "/metrics", &[("Authorization", &auth())], b"")

@@ -474,16 +474,23 @@ mod tests {
         );
     }
 
+    /// A connection at work whose answer has waited `stalled_us`, and one idle for
+    /// `idle_us`.
+    fn stalled_and_idle(w: &Watches, stalled_us: u64, idle_us: u64) -> (Arc<Watch>, Arc<Watch>) {
+        let (stalled, idle) = (w.add(), w.add());
+        at_work(&stalled);
+        stalled
+            .stalled_since
+            .store(ago(w, stalled_us), Ordering::Relaxed);
+        idle.idle_since.store(ago(w, idle_us), Ordering::Relaxed);
+        (stalled, idle)
+    }
+
     #[test]
     fn a_write_pending_for_a_moment_is_at_work_and_ages_are_compared() {
         // stalled after 60 s: nothing here has waited that long
         let w = watches(60_000_000);
-        let (downloading, idle) = (w.add(), w.add());
-        at_work(&downloading);
-        downloading
-            .stalled_since
-            .store(ago(&w, 5_000_000), Ordering::Relaxed);
-        idle.idle_since.store(ago(&w, 1_000), Ordering::Relaxed);
+        let (_downloading, idle) = stalled_and_idle(&w, 5_000_000, 1_000);
         assert!(w.evict());
         assert_eq!(
             idle.stalled_since.load(Ordering::Relaxed),
@@ -501,13 +508,7 @@ mod tests {
 
         // stalled after 1 ms: a connection idle longer than another is stalled goes first
         let w = watches(1_000);
-        let (stalled, idle) = (w.add(), w.add());
-        at_work(&stalled);
-        stalled
-            .stalled_since
-            .store(ago(&w, 2_000_000), Ordering::Relaxed);
-        idle.idle_since
-            .store(ago(&w, 3_000_000_000), Ordering::Relaxed);
+        let (stalled, idle) = stalled_and_idle(&w, 2_000_000, 3_000_000_000);
         assert!(w.evict());
         assert_eq!(idle.stalled_since.load(Ordering::Relaxed), u64::MAX);
         assert!(w.evict());
