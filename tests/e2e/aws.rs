@@ -3,7 +3,7 @@
 
 use crate::evolve::{spawn_evolve, task};
 use crate::fixtures::is_right;
-use crate::support::{Reaped, code, evolve, fixture, json, tdev};
+use crate::support::{Reaped, code, evolve, fixture_arg, json, tdev};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -125,17 +125,20 @@ fn evolve_resume_rollback_and_copy_on_s3() {
     assert!(states >= 4, "{states} state rows");
 }
 
+/// Runs the endless loop on the store at `uri`: its path and its id, quarantined.
+fn quarantined_spin(d: &std::path::Path, uri: &str) -> (String, String) {
+    let spin = fixture_arg("hostile/infinite_loop.wat");
+    let r = json(&tdev(d, &["run", &spin, "--store", uri, "--json"]), "run");
+    assert_eq!(r["quarantined"], true);
+    (spin, r["agent_id"].as_str().expect("id").to_string())
+}
+
 #[test]
 fn quarantine_on_s3() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let uri = s3_uri(d);
-    let spin = fixture("hostile/infinite_loop.wat")
-        .to_string_lossy()
-        .into_owned();
-    let r = json(&tdev(d, &["run", &spin, "--store", &uri, "--json"]), "run");
-    assert_eq!(r["quarantined"], true);
-    let id = r["agent_id"].as_str().expect("id").to_string();
+    let (_, id) = quarantined_spin(d, &uri);
     let l = json(
         &tdev(d, &["quarantine", "list", "--store", &uri, "--json"]),
         "list",
@@ -182,12 +185,7 @@ fn concurrent_trapping_runs_are_all_counted_on_s3() {
     let d = dir.path();
     // the record keeps the latest 3 traps and counts all of them
     let uri = format!("{}&trap_history=3", s3_uri(d));
-    let spin = fixture("hostile/infinite_loop.wat")
-        .to_string_lossy()
-        .into_owned();
-    let r = json(&tdev(d, &["run", &spin, "--store", &uri, "--json"]), "run");
-    assert_eq!(r["quarantined"], true);
-    let id = r["agent_id"].as_str().expect("id").to_string();
+    let (spin, id) = quarantined_spin(d, &uri);
     assert_eq!(
         code(
             &tdev(d, &["quarantine", "release", &id, "--store", &uri]),

@@ -2,13 +2,13 @@
 //! policies, and the quarantine life cycle.
 
 use crate::fixtures::is_right;
-use crate::support::{assert_clean, code, fixture, json, tdev, tdev_json, tdev_stdin, write};
+use crate::support::{
+    assert_clean, code, fixture, fixture_arg, json, tdev, tdev_json, tdev_stdin, write,
+};
 use serde_json::json;
 
 fn agent(name: &str) -> String {
-    fixture(&format!("agents/{name}"))
-        .to_string_lossy()
-        .into_owned()
+    fixture_arg(&format!("agents/{name}"))
 }
 
 #[test]
@@ -264,9 +264,7 @@ fn policy_flag_changes_the_limits() {
 fn quarantine_life_cycle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let spin = fixture("hostile/infinite_loop.wat")
-        .to_string_lossy()
-        .into_owned();
+    let spin = fixture_arg("hostile/infinite_loop.wat");
 
     // 1. a run that hits a limit quarantines the module
     let r = tdev_json(d, &["run", &spin, "--json"], 4);
@@ -352,9 +350,7 @@ fn quarantine_life_cycle() {
 fn statically_rejected_modules_are_quarantined_by_run_not_by_validate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let wasi = fixture("hostile/wasi_import.wat")
-        .to_string_lossy()
-        .into_owned();
+    let wasi = fixture_arg("hostile/wasi_import.wat");
     assert_eq!(code(&tdev(d, &["validate", &wasi]), "validate"), 3);
     let l = json(&tdev(d, &["quarantine", "list", "--json"]), "list");
     assert_eq!(l["quarantine"], json!([]));
@@ -374,9 +370,7 @@ fn statically_rejected_modules_are_quarantined_by_run_not_by_validate() {
 fn corrupt_store_objects_are_errors_not_crashes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let wasi = fixture("hostile/wasi_import.wat")
-        .to_string_lossy()
-        .into_owned();
+    let wasi = fixture_arg("hostile/wasi_import.wat");
     let r = json(&tdev(d, &["run", &wasi, "--json"]), "run");
     let id = r["agent_id"].as_str().expect("id").to_string();
     let hex = id.trim_start_matches("sha256:");

@@ -1,7 +1,7 @@
 //! `tdev evolve` end to end: solving, reproducibility, durability under SIGKILL,
 //! resume, rollback and the emergency stop.
 
-use crate::support::{Reaped, code, evolve, fixture, json, tdev, write};
+use crate::support::{Reaped, code, evolve, fixture_arg, json, tdev, write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 const WATCHDOG: Duration = Duration::from_secs(300);
 
 pub(crate) fn task(name: &str) -> String {
-    fixture(&format!("tasks/{name}.toml"))
-        .to_string_lossy()
-        .into_owned()
+    fixture_arg(&format!("tasks/{name}.toml"))
 }
 
 /// Every checkpoint parses and every module it names is stored under its own hash.
@@ -191,7 +189,7 @@ fn seed_agents_join_the_initial_population() {
         "add.toml",
         "name = \"add\"\nparams = [\"i64\", \"i64\"]\nresult = \"i64\"\nerror = \"abs\"\nsuccess_threshold = 0.0\ncases = [ { args = [1, 2], expect = 3 }, { args = [-5, 9], expect = 4 } ]\n",
     );
-    let add = fixture("agents/add.wat").to_string_lossy().into_owned();
+    let add = fixture_arg("agents/add.wat");
     let r = evolve(
         dir.path(),
         &[

@@ -14,6 +14,11 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("fixtures").join(rel)
 }
 
+/// A fixture's path as a command-line argument.
+pub fn fixture_arg(rel: &str) -> String {
+    fixture(rel).to_string_lossy().into_owned()
+}
+
 /// Runs `tdev` with `args` in `cwd`, stdin closed.
 pub fn tdev(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tdev"))
