@@ -160,10 +160,8 @@ pub fn parse_file(text: &str, default: Rate) -> Result<Vec<Token>> {
         .map(|e| {
             check_name(&e.name)?;
             let name = e.name;
-            let digest = (e.sha256.len() == 64)
-                .then(|| runtime::from_hex(&e.sha256))
-                .flatten()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(&e.sha256, &mut digest)
                 .with_context(|| format!("token {name}: sha256 is 64 hex digits"))?;
             if e.scopes.is_empty() {
                 bail!("token {name}: no scopes (run, read, operate)");

@@ -34,7 +34,8 @@ pub fn base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
 
 /// Bytes of hex (an even number of `0-9a-fA-F` digits, nothing else).
 pub fn hex(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
-    runtime::from_hex(text).ok_or_else(|| {
+    // The crate takes exactly pairs of 0-9, a-f, A-F: no sign, prefix or space.
+    ::hex::decode(text).map_err(|_| {
         bad(
             field,
             "hex bytes needed: an even number of the digits 0-9, a-f, A-F",
@@ -261,6 +262,16 @@ mod tests {
             "aGk*",
         ] {
             assert!(base64("f", bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn hex_is_strict() {
+        assert_eq!(hex("f", "6869").ok(), Some(b"hi".to_vec()));
+        assert_eq!(hex("f", "6A6b").ok(), Some(vec![0x6a, 0x6b]));
+        assert_eq!(hex("f", "").ok(), Some(Vec::new()));
+        for bad in ["+f+f", "abc", "zz", "0x41", "41 42", " 41", "41\n", "-1"] {
+            assert!(hex("f", bad).is_err(), "{bad:?} was accepted");
         }
     }
 
