@@ -84,16 +84,10 @@ fn assert_store_intact(store: &Path, id: &str) -> u32 {
 fn quartic_is_solved_and_the_best_module_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
+    let quartic = task("quartic");
     let r = evolve(
         d,
-        &[
-            "--task",
-            &task("quartic"),
-            "--seed",
-            "1",
-            "--out",
-            "best.wasm",
-        ],
+        &["--task", &quartic, "--seed", "1", "--out", "best.wasm"],
     );
     for k in [
         "evolution_id",
