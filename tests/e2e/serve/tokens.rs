@@ -30,6 +30,14 @@ fn hash(secret: &str) -> String {
 /// `tdev serve --tokens FILE` (and TDEV_API_TOKEN as `default`) with these entries:
 /// (name, secret, scopes, rate and burst).
 fn serve_with(tokens: &[(&str, &str, &str, &str)]) -> (Server, tempfile::TempDir) {
+    serve_with_flags(tokens, &[])
+}
+
+/// [`serve_with`], and `extra` flags.
+fn serve_with_flags(
+    tokens: &[(&str, &str, &str, &str)],
+    extra: &[&str],
+) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let text: String = tokens
         .iter()
@@ -41,7 +49,9 @@ fn serve_with(tokens: &[(&str, &str, &str, &str)]) -> (Server, tempfile::TempDir
         })
         .collect();
     let file = write(dir.path(), "tokens.toml", &text);
-    let s = start(&["--tokens", file.to_str().expect("path")], TOKEN);
+    let mut args = vec!["--tokens", file.to_str().expect("path")];
+    args.extend(extra);
+    let s = start(&args, TOKEN);
     (s, dir)
 }
 
@@ -332,15 +342,19 @@ fn audit_entries_name_the_token_never_its_secret() {
 
 #[test]
 fn a_token_without_the_scope_is_refused_before_the_body_arrives() {
-    let (s, _dir) = serve_with(&[("reader", "reader-secret-0123456789", "[\"read\"]", "")]);
-    // a 64 KiB body declared, one byte sent: the default read timeout (10 s) is longer
-    // than this client waits, so only an answer on the head comes in time
+    // a 64 KiB body declared, one byte sent: the server would wait an hour for the
+    // rest, far longer than this client waits, so only an answer on the head comes in
+    // time
+    let (s, _dir) = serve_with_flags(
+        &[("reader", "reader-secret-0123456789", "[\"read\"]", "")],
+        &["--read-timeout-ms", "3600000"],
+    );
     let mut c = std::net::TcpStream::connect(&s.addr).expect("connect");
     c.write_all(
         b"POST /v1/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer reader-secret-0123456789\r\nContent-Length: 65536\r\n\r\n\0",
     )
     .expect("write");
-    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+    c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
     let mut out = Vec::new();
     let r = c.read_to_end(&mut out);
