@@ -56,14 +56,8 @@ fn wat_and_wasm_of_one_module_have_one_id() {
 fn bytes_form_reads_input_from_a_file_and_from_stdin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = write(dir.path(), "in.txt", "hello, agent\n");
-    let echo = agent("echo.wat");
-    let args = [
-        "run",
-        &echo,
-        "--input",
-        input.to_str().expect("p"),
-        "--json",
-    ];
+    let (echo, input) = (agent("echo.wat"), input.to_string_lossy());
+    let args = ["run", &echo, "--input", &input, "--json"];
     let r = tdev_json(dir.path(), &args, 0);
     assert_eq!(r["outcome"], "ok");
     assert_eq!(r["trap"], serde_json::Value::Null);
@@ -508,15 +502,8 @@ fn run_survives_a_deep_recursion_under_the_largest_stack_the_policy_allows() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = write(dir.path(), "too.toml", "[limits]\nstack_bytes = 33554432\n");
-    let add = agent("add.wat");
-    let args = [
-        "run",
-        &add,
-        "--policy",
-        policy.to_str().expect("p"),
-        "--args",
-        "1,2",
-    ];
+    let (add, policy) = (agent("add.wat"), policy.to_string_lossy());
+    let args = ["run", &add, "--policy", &policy, "--args", "1,2"];
     let out = tdev(dir.path(), &args);
     assert_eq!(code(&out, "too large"), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("limits.stack_bytes"));
