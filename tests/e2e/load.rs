@@ -1,8 +1,9 @@
 //! Load on `POST /v1/run`: many clients at once on loopback, benign agents with hostile
-//! modules mixed in, a healthz poller alongside. Every answer is checked (the outcome
-//! word a module must get, the result a benign agent must give), so load can not hide a
-//! wrong answer. Shared with `cli/benches/load.rs` through `#[path]`; the test in
-//! `serve.rs` runs a small load against a real `tdev serve`.
+//! modules mixed in, a healthz poller alongside. Every answer is checked (an outcome
+//! word that is right for the module, see `fixtures::is_right`; the result a benign
+//! agent must give), so load can not hide a wrong answer. Shared with
+//! `cli/benches/load.rs` through `#[path]`; a test in `serve/runs.rs` runs a small load
+//! against a real `tdev serve`.
 
 #![allow(dead_code)]
 
