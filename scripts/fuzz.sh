@@ -41,6 +41,7 @@ for t in "${targets[@]}"; do
     { echo "fuzz.sh: build of $t failed" >&2; exit 1; }
 done
 echo "build: $(( $(date +%s) - start )) s"
+bin_dir="$CARGO_TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 max_len() {
   case "$1" in
@@ -54,8 +55,11 @@ run_one() {
   mkdir -p "$work/corpus/$t" "$work/artifacts/$t" "$work/logs"
   local log="$work/logs/$t.log"
   mkdir -p "fuzz/corpus/$t"
+  # The binary built above, run as `cargo fuzz run` would run it, but without its build
+  # step: an edit of the tree during a long run does not rebuild or change the target.
   # shellcheck disable=SC2086
-  (cd fuzz && cargo fuzz run --sanitizer "$sanitizer" "$t" "$work/corpus/$t" "corpus/$t" -- \
+  (cd fuzz && ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}" "$bin_dir/$t" \
+    "$work/corpus/$t" "corpus/$t" \
     -max_total_time="$seconds" -print_final_stats=1 -max_len="$(max_len "$t")" \
     -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$work/artifacts/$t/" \
     ${FUZZ_FLAGS:-}) >"$log" 2>&1 || true
