@@ -27,7 +27,7 @@ macro_rules! words {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -116,7 +116,7 @@ impl Cull {
 
 impl fmt::Display for Cull {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -186,6 +186,8 @@ mod tests {
             "sudden_fitness_jump"
         );
         assert!("Running".parse::<RunStatus>().is_err());
+        // widths and alignment apply, as for strings
+        assert_eq!(format!("{:<12}|", AuditAction::Purged), "purged      |");
     }
 
     #[test]

@@ -5,13 +5,12 @@ use engine::AgentId;
 use engine::store::{self, BlobStore, Bucket, StateItem};
 use engine::words::SafetyFlag;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-static N: AtomicU32 = AtomicU32::new(0);
 
 /// Unique bucket and table names on the shared server.
 #[cfg(feature = "aws")]
 pub fn s3_uri() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh, which starts \
