@@ -1085,14 +1085,8 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
 /// One line per evolution in a store (evolutions whose head cannot be read are left
 /// out).
 pub fn list(store: &dyn BlobStore) -> Result<Vec<EvolutionEntry>> {
-    let mut ids: Vec<String> = store
-        .list(Bucket::Evolution, "checkpoints/")?
-        .iter()
-        .filter_map(|k| k.split('/').nth(1).map(str::to_string))
-        .collect();
-    ids.dedup();
     let mut out = Vec::new();
-    for id in ids {
+    for id in crate::store::evolution_ids(store)? {
         let Ok(head) = head_generation(store, &id) else {
             continue;
         };

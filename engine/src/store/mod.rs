@@ -250,6 +250,17 @@ pub fn init(uri: &str) -> Result<Vec<String>> {
     Ok(vec![format!("{}: ready", store.describe())])
 }
 
+/// The ids of the evolutions in a store: those with something under `checkpoints/`.
+pub fn evolution_ids(store: &dyn BlobStore) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = store
+        .list(Bucket::Evolution, "checkpoints/")?
+        .iter()
+        .filter_map(|k| k.split('/').nth(1).map(str::to_string))
+        .collect();
+    ids.dedup();
+    Ok(ids)
+}
+
 /// What [`copy`] moved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyReport {
@@ -286,13 +297,7 @@ pub fn copy(from: &dyn BlobStore, to: &dyn BlobStore) -> Result<CopyReport> {
             report.objects += 1;
         }
     }
-    let mut ids: Vec<String> = from
-        .list(Bucket::Evolution, "checkpoints/")?
-        .iter()
-        .filter_map(|k| k.split('/').nth(1).map(str::to_string))
-        .collect();
-    ids.dedup();
-    for id in ids {
+    for id in evolution_ids(from)? {
         for item in from.get_states(&id)? {
             to.put_state(&item)?;
             report.states += 1;

@@ -218,3 +218,60 @@ fn old_evolutions_resume_and_write_records_of_the_same_fields() {
         }
     }
 }
+
+/// A new run of the first fixture's task and configuration stores the same task,
+/// configuration, generation 0 and fitness log as the untyped records did.
+#[test]
+fn a_new_run_stores_generation_zero_as_before() {
+    let (old, _old_dir) = old_store();
+    let old_id = old_list()[0]["evolution_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::open(&format!("file://{}", dir.path().display())).expect("store");
+    let task = engine::task::Task::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/quartic.toml"),
+    )
+    .expect("task");
+    let config = evolve::EvolveConfig {
+        population: 8,
+        generations: 2,
+        threads: 1,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    let evo = Evolution::start(sandbox, s.clone(), task, config, vec![]).expect("start");
+    let id = evo.id().to_string();
+    for key in ["task.json", "config.json", "000000.json"] {
+        let before = json(
+            old.as_ref(),
+            Bucket::Evolution,
+            &format!("checkpoints/{old_id}/{key}"),
+        );
+        let mut after = json(
+            s.as_ref(),
+            Bucket::Evolution,
+            &format!("checkpoints/{id}/{key}"),
+        );
+        if key == "000000.json" {
+            // what differs between two runs: their ids and times
+            after["evolution_id"] = before["evolution_id"].clone();
+            after["written_at"] = before["written_at"].clone();
+        }
+        assert_eq!(before, after, "{key}");
+    }
+    for prefix in ["generations", "fitness_logs", "safety_snapshots"] {
+        let before = json(
+            old.as_ref(),
+            Bucket::Evolution,
+            &format!("{prefix}/{old_id}/000000.json"),
+        );
+        let after = json(
+            s.as_ref(),
+            Bucket::Evolution,
+            &format!("{prefix}/{id}/000000.json"),
+        );
+        assert_eq!(before, after, "{prefix}");
+    }
+}
