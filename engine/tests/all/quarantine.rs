@@ -211,6 +211,25 @@ fn small_fuel_policy() -> Policy {
     p
 }
 
+/// Admits `wasm` through a fresh gate over `s` and runs it once.
+fn admit_and_run(
+    sandbox: &Sandbox,
+    s: &Arc<dyn BlobStore>,
+    wasm: &[u8],
+    name: &str,
+) -> engine::GuardedRun {
+    let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
+    let Gate::Admitted {
+        agent, purges_seen, ..
+    } = guard.admit(wasm).expect("admit")
+    else {
+        panic!("{name}: not admitted");
+    };
+    guard
+        .run(wasm, &agent, Input::Bytes(vec![]), purges_seen)
+        .expect("run")
+}
+
 /// Released modules run through the gate on several threads and trap (which records
 /// the trap), while an operator purges the module: the purge stands every time, with
 /// its audit entry, and the bytes are gone.
@@ -229,18 +248,7 @@ fn a_purge_is_never_undone_by_racing_runs() {
             .expect("wat");
             let id = AgentId::of(&wasm);
             // first run: trapped and quarantined; then released by a person
-            let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted {
-                agent,
-                purges_seen: seen,
-                ..
-            } = guard.admit(&wasm).expect("admit")
-            else {
-                panic!("{name}: not admitted");
-            };
-            let first = guard
-                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
-                .expect("run");
+            let first = admit_and_run(&sandbox, &s, &wasm, &name);
             assert!(first.quarantined, "{name}: the trap quarantines it");
             let q = Quarantine::new(s.clone());
             q.release(&id, "op").expect("release");
@@ -289,18 +297,8 @@ fn a_purge_is_never_undone_by_racing_runs() {
             );
             assert_eq!(q.module(&id).expect("module"), None, "{name}: bytes gone");
             // seen again after the purge (a new run): quarantined again
-            let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted {
-                agent,
-                purges_seen: seen,
-                ..
-            } = guard.admit(&wasm).expect("admit")
-            else {
-                panic!("{name}: a purged module that passes validation runs");
-            };
-            let again = guard
-                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
-                .expect("run");
+            // (a purged module that passes validation runs)
+            let again = admit_and_run(&sandbox, &s, &wasm, &name);
             assert!(again.quarantined, "{name}: held again after a new trap");
             assert!(
                 q.module(&id).expect("module").is_some(),
