@@ -1,15 +1,15 @@
 //! Errors of the engine crate.
 
-use std::fmt;
-
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error of the remote store's SDK, boxed (the SDK's error types are many and large).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// An error of the engine. Match on [`Error::kind`].
-#[derive(Debug)]
-pub struct Error {
-    kind: Box<ErrorKind>,
-}
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error(Box<ErrorKind>);
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -23,15 +23,22 @@ pub enum ErrorKind {
         /// Why.
         reason: String,
     },
+    /// An `s3://` store asked of a build without the `aws` feature.
+    #[error("store URI {uri:?}: this build has no S3 support (cargo feature `aws`)")]
+    NoAws {
+        /// The URI.
+        uri: String,
+    },
     /// A key that is not safe to store under.
     #[error("bad storage key {0:?}")]
     Key(String),
     /// I/O on the store failed.
-    #[error("store I/O on {path}: {source}")]
+    #[error("store I/O on {path}")]
     Io {
         /// The object or file.
         path: String,
         /// The I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// Stored data is not what it should be.
@@ -42,6 +49,45 @@ pub enum ErrorKind {
         /// Why.
         reason: String,
     },
+    /// A stored record that does not parse as JSON of its shape.
+    #[error("corrupt stored object {key}")]
+    Decode {
+        /// The key.
+        key: String,
+        /// What the parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record that could not be written as JSON.
+    #[error("cannot encode {what} as JSON")]
+    Encode {
+        /// The record.
+        what: String,
+        /// What the serializer said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored agent id that is not one.
+    #[error("corrupt stored object {key}")]
+    StoredId {
+        /// The key (or table row).
+        key: String,
+        /// The id's problem.
+        #[source]
+        source: crate::AgentIdError,
+    },
+    /// A stored word (status, flag, …) the engine does not know.
+    #[error("corrupt stored object {key}")]
+    StoredWord {
+        /// The key (or table row).
+        key: String,
+        /// The word's problem.
+        #[source]
+        source: crate::words::UnknownWord,
+    },
+    /// A string that is not an agent id where one is needed.
+    #[error(transparent)]
+    AgentId(#[from] crate::AgentIdError),
     /// An unknown or malformed agent id, evolution or generation (the message names
     /// which).
     #[error("not found: {0}")]
@@ -49,18 +95,62 @@ pub enum ErrorKind {
     /// An id prefix that matches more than one record.
     #[error("agent id prefix {0:?} is ambiguous")]
     Ambiguous(String),
-    /// The remote store (S3, DynamoDB) refused or could not be reached.
-    #[error("remote store: {0}")]
-    Remote(String),
+    /// A call to the remote store (S3, DynamoDB) failed: refused, unreachable or
+    /// malformed.
+    #[error("remote store: {what}")]
+    Remote {
+        /// The call (`put KEY`, `query state`, …).
+        what: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The remote store has a table or bucket of another shape than the layout's.
+    #[error("remote store: {what}: {reason}")]
+    RemoteShape {
+        /// The table or bucket.
+        what: String,
+        /// How it differs.
+        reason: String,
+    },
     /// Another process committed the same thing differently.
     #[error("conflict: {0}")]
     Conflict(String),
     /// A task file that cannot be used.
     #[error("invalid task: {0}")]
     Task(String),
-    /// An evolution that cannot go on as asked.
+    /// A task file that is not valid JSON of a task's shape.
+    #[error("invalid task")]
+    TaskJson(#[source] serde_json::Error),
+    /// A task file that is not valid TOML of a task's shape.
+    #[error("invalid task")]
+    TaskToml(#[source] toml::de::Error),
+    /// A seed module without a typed `act` (params and result i64 or f64).
+    #[error("seed agent {number} has no typed `act`")]
+    SeedUntyped {
+        /// Its number, from 1.
+        number: usize,
+    },
+    /// A seed module whose `act` does not have the task's signature.
+    #[error("seed agent {number}'s act does not have the task's signature")]
+    SeedSignature {
+        /// Its number, from 1.
+        number: usize,
+    },
+    /// Evolution parameters that cannot work.
     #[error("evolution: {0}")]
-    Evolution(String),
+    Config(&'static str),
+    /// The sandbox scores the reported best of a generation differently from the
+    /// evaluation (the screening interpreter and the sandbox disagree).
+    #[error("the sandbox scores {agent_id} at {sandbox:?}, the evaluation said {evaluated}")]
+    Unconfirmed {
+        /// The best agent.
+        agent_id: crate::AgentId,
+        /// The sandbox's mean train error.
+        sandbox: f64,
+        /// The evaluation's.
+        evaluated: f64,
+    },
     /// A worker thread of the engine panicked; its work is lost, so what it was part of
     /// stops with this error.
     #[error("thread {thread} panicked while {doing}: {message}")]
@@ -73,13 +163,17 @@ pub enum ErrorKind {
         message: String,
     },
     /// A worker thread could not be started.
-    #[error("cannot start thread {thread}: {source}")]
+    #[error("cannot start thread {thread}")]
     ThreadStart {
         /// The thread's name.
         thread: String,
         /// Why.
+        #[source]
         source: std::io::Error,
     },
+    /// The pool of scoring threads could not be built.
+    #[error("cannot start the scoring threads")]
+    ThreadPool(#[source] rayon::ThreadPoolBuildError),
     /// An error of the sandbox.
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
@@ -96,29 +190,37 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// `serde_json::to_vec_pretty`, its error named after `what`.
+pub(crate) fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(v).map_err(|source| {
+        ErrorKind::Encode {
+            what: what.to_string(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// `serde_json::from_slice` of the object under `key`.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| {
+        ErrorKind::Decode {
+            key: key.to_string(),
+            source,
+        }
+        .into()
+    })
+}
+
 impl Error {
     /// The kind of error.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.kind.fmt(f)
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.kind.source()
+        &self.0
     }
 }
 
 impl<E: Into<ErrorKind>> From<E> for Error {
     fn from(kind: E) -> Self {
-        Error {
-            kind: Box::new(kind.into()),
-        }
+        Error(Box::new(kind.into()))
     }
 }

@@ -10,8 +10,9 @@
 //! modules are in its generation record (hex); the best one of each generation is also in
 //! the agents bucket under `source/<hex>`; all are checked against their id when read.
 
-use crate::error::{ErrorKind, Result, panic_message};
+use crate::error::{ErrorKind, Result, from_json, panic_message, to_json};
 use crate::genome::{Genome, Ty};
+use crate::id::AgentId;
 use crate::interp::{Answer, Plan, Scratch};
 use crate::mutators::{self, Mutator};
 use crate::quarantine::{Quarantine, TrapEvent, source_key};
@@ -20,11 +21,18 @@ use crate::rng::Rng;
 use crate::store::{BlobStore, Bucket};
 use crate::task::Task;
 use crate::time::now_rfc3339;
+use crate::words::{Cull, RunStatus, SafetyFlag};
+use rayon::prelude::*;
 use runtime::{Admission, Input, Outcome, RunResult, Sandbox};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use crate::records::{
+    Best, Checkpoint, EvolutionEntry, GenerationRecord, GenerationStats, Head, Member, Metadata,
+    Performance, SafetySnapshot, Stopped, TaskRecord,
+};
 
 /// Parameters of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,9 +90,9 @@ pub struct Individual {
     /// The module.
     pub bytes: Arc<Vec<u8>>,
     /// Its agent id.
-    pub id: String,
+    pub id: AgentId,
     /// Its parents' ids.
-    pub parents: Vec<String>,
+    pub parents: Vec<AgentId>,
     /// Its evaluation.
     pub eval: Eval,
 }
@@ -100,62 +108,6 @@ impl Individual {
     fn fitness(&self, parsimony: f64) -> f64 {
         self.train_error() + parsimony * self.bytes.len() as f64
     }
-}
-
-/// What a generation looked like.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GenerationStats {
-    /// Its number (0 is the initial population).
-    pub generation: u32,
-    /// Best mean train error.
-    pub best_error: f64,
-    /// Mean train error of the scored individuals.
-    pub mean_error: f64,
-    /// Id of the best individual.
-    pub best_id: String,
-    /// Size of the best individual.
-    pub best_size: usize,
-    /// Offspring evaluated (duplicates scored once count once).
-    pub evaluations: u64,
-    /// Offspring produced / of which valid.
-    pub produced: u64,
-    /// Valid offspring.
-    pub valid: u64,
-    /// Culled this generation, by outcome word.
-    pub culled: BTreeMap<String, u64>,
-    /// Mean module size.
-    pub mean_size: f64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Checkpoint {
-    evolution_id: String,
-    generation: u32,
-    task: String,
-    rng: Rng,
-    population: Vec<(String, Vec<String>)>,
-    evaluations: u64,
-    culled: BTreeMap<String, u64>,
-    quarantined: u64,
-    produced: u64,
-    invalid: u64,
-    best: Best,
-    status: String,
-    history: Vec<(f64, f64)>,
-    written_at: String,
-}
-
-/// The best individual of a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Best {
-    /// Its id.
-    pub agent_id: String,
-    /// Mean train error.
-    pub train_error: f64,
-    /// Mean error on the held-out cases (null when the task has none).
-    pub test_error: Option<f64>,
-    /// Size in bytes.
-    pub size_bytes: usize,
 }
 
 /// The result of [`Evolution::run`].
@@ -174,7 +126,7 @@ pub struct Summary {
     /// Its module.
     pub best_module: Vec<u8>,
     /// Culled offspring by outcome word.
-    pub culled: BTreeMap<String, u64>,
+    pub culled: BTreeMap<Cull, u64>,
     /// Offspring quarantined.
     pub quarantined: u64,
     /// Share of produced offspring that validated.
@@ -196,13 +148,15 @@ pub struct Evolution {
     rng: Rng,
     generation: u32,
     population: Vec<Individual>,
-    cache: HashMap<String, Eval>,
+    cache: HashMap<AgentId, Eval>,
     evaluations: u64,
-    culled: BTreeMap<String, u64>,
+    culled: BTreeMap<Cull, u64>,
     quarantined: u64,
     produced: u64,
     invalid: u64,
     history: Vec<(f64, f64)>,
+    /// The scoring threads (named `tdev-score-<n>`, with stacks for the policy).
+    pool: Arc<rayon::ThreadPool>,
     mutators: Vec<(Box<dyn Mutator>, u32)>,
     /// The genomes of the offspring `breed` just made (their bytes are their
     /// encoding), in its order, so scoring need not decode them again.
@@ -214,8 +168,12 @@ fn gen_key(prefix: &str, id: &str, g: u32) -> String {
     format!("{prefix}/{id}/{g:06}.json")
 }
 
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec_pretty(v).unwrap_or_default()
+fn head_key(id: &str) -> String {
+    format!("checkpoints/{id}/head.json")
+}
+
+fn stopped_key(id: &str) -> String {
+    format!("checkpoints/{id}/stopped.json")
 }
 
 impl Evolution {
@@ -232,22 +190,16 @@ impl Evolution {
         let params: Vec<Ty> = task.params.iter().map(|p| Ty::from(*p)).collect();
         let result = Ty::from(task.result);
         for (i, s) in seeds.iter().enumerate() {
-            let g = Genome::decode(s).ok_or_else(|| {
-                ErrorKind::Evolution(format!("seed agent {} has no typed `act`", i + 1))
-            })?;
+            let g = Genome::decode(s).ok_or(ErrorKind::SeedUntyped { number: i + 1 })?;
             if g.params != params || g.result != result {
-                return Err(ErrorKind::Evolution(format!(
-                    "seed agent {}'s act does not have the task's signature",
-                    i + 1
-                ))
-                .into());
+                return Err(ErrorKind::SeedSignature { number: i + 1 }.into());
             }
         }
         if config.population < 2 || config.tournament == 0 {
-            return Err(ErrorKind::Evolution("population ≥ 2 and tournament ≥ 1".into()).into());
+            return Err(ErrorKind::Config("population ≥ 2 and tournament ≥ 1").into());
         }
         let mut rng = Rng::new(config.seed);
-        let digest = runtime::agent_id(
+        let digest = AgentId::of(
             format!(
                 "{}|{}|{}|{}",
                 task.name,
@@ -260,7 +212,7 @@ impl Evolution {
         let id = format!(
             "evo-{}-{}",
             task.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-            &digest[7..19]
+            digest.hex().get(..12).unwrap_or_default()
         );
         let consts = Arc::new(random::Constants::from_task(&task));
         let mut bytes: Vec<Vec<u8>> = seeds;
@@ -270,6 +222,7 @@ impl Evolution {
             );
         }
         bytes.truncate(config.population);
+        let pool = scoring_pool(config.threads, &sandbox)?;
         let mut evo = Evolution {
             quarantine: Quarantine::new(store.clone()),
             sandbox,
@@ -287,6 +240,7 @@ impl Evolution {
             produced: 0,
             invalid: 0,
             history: Vec::new(),
+            pool,
             mutators: mutators::all(&consts),
             bred: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -294,14 +248,14 @@ impl Evolution {
         evo.store.put(
             Bucket::Evolution,
             &format!("checkpoints/{}/task.json", evo.id),
-            &to_json(&task_json(&evo.task)),
+            &to_json("the task", &TaskRecord::from(&evo.task))?,
         )?;
         evo.store.put(
             Bucket::Evolution,
             &format!("checkpoints/{}/config.json", evo.id),
-            &to_json(&evo.config),
+            &to_json("the configuration", &evo.config)?,
         )?;
-        let individuals: Vec<(Vec<u8>, Vec<String>)> =
+        let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
             bytes.into_iter().map(|b| (b, Vec::new())).collect();
         let n = individuals.len();
         let (pop, stats) = evo.evaluate_all(individuals, n)?;
@@ -334,12 +288,8 @@ impl Evolution {
             true,
         )?;
         let consts = Arc::new(random::Constants::from_task(&task));
-        let config_bytes = get(format!("checkpoints/{id}/config.json"))?;
-        let mut config: EvolveConfig =
-            serde_json::from_slice(&config_bytes).map_err(|e| ErrorKind::Corrupt {
-                key: format!("checkpoints/{id}/config.json"),
-                reason: e.to_string(),
-            })?;
+        let config_key = format!("checkpoints/{id}/config.json");
+        let mut config: EvolveConfig = from_json(&config_key, &get(config_key.clone())?)?;
         if let Some(g) = generations {
             config.generations = g;
         }
@@ -347,12 +297,10 @@ impl Evolution {
             config.threads = t.max(1);
         }
         let head = head_generation(store.as_ref(), id)?;
-        let cp_bytes = get(gen_key("checkpoints", id, head))?;
-        let cp: Checkpoint = serde_json::from_slice(&cp_bytes).map_err(|e| ErrorKind::Corrupt {
-            key: gen_key("checkpoints", id, head),
-            reason: e.to_string(),
-        })?;
+        let cp_key = gen_key("checkpoints", id, head);
+        let cp: Checkpoint = from_json(&cp_key, &get(cp_key.clone())?)?;
         let quarantine = Quarantine::new(store.clone());
+        let pool = scoring_pool(config.threads, &sandbox)?;
         let mut evo = Evolution {
             quarantine,
             sandbox,
@@ -370,23 +318,20 @@ impl Evolution {
             produced: cp.produced,
             invalid: cp.invalid,
             history: cp.history,
+            pool,
             mutators: mutators::all(&consts),
             bred: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
         };
-        let record = get(gen_key("generations", id, head))?;
-        let record: serde_json::Value =
-            serde_json::from_slice(&record).map_err(|e| ErrorKind::Corrupt {
-                key: gen_key("generations", id, head),
-                reason: e.to_string(),
-            })?;
-        let mut modules: HashMap<String, Vec<u8>> = HashMap::new();
-        for m in record["population"].as_array().into_iter().flatten() {
-            if let (Some(aid), Some(h)) = (m["agent_id"].as_str(), m["module_hex"].as_str())
-                && let Some(bytes) = runtime::from_hex(h)
-                && runtime::agent_id(&bytes) == aid
+        let record_key = gen_key("generations", id, head);
+        let record: GenerationRecord = from_json(&record_key, &get(record_key.clone())?)?;
+        let mut modules: HashMap<AgentId, Vec<u8>> = HashMap::new();
+        for m in record.population {
+            // A module that does not hash to its id is read from `source/` instead.
+            if let Some(bytes) = runtime::from_hex(&m.module_hex)
+                && AgentId::of(&bytes) == m.agent_id
             {
-                modules.insert(aid.to_string(), bytes);
+                modules.insert(m.agent_id, bytes);
             }
         }
         let mut individuals = Vec::new();
@@ -395,7 +340,7 @@ impl Evolution {
                 Some(b) => b,
                 None => store
                     .get(Bucket::Agents, &source_key(&aid))?
-                    .filter(|b| runtime::agent_id(b) == aid)
+                    .filter(|b| AgentId::of(b) == aid)
                     .ok_or_else(|| ErrorKind::Corrupt {
                         key: gen_key("generations", id, head),
                         reason: format!("module {aid} is missing or does not hash to its id"),
@@ -511,13 +456,14 @@ impl Evolution {
         finish(writing.take())?;
         if stopped {
             // The head's status, as `list` shows it, until a resumed run moves the head.
+            let stopped = Stopped {
+                generation: self.generation,
+                at: now_rfc3339(),
+            };
             self.store.put(
                 Bucket::Evolution,
-                &format!("checkpoints/{}/stopped.json", self.id),
-                &to_json(&serde_json::json!({
-                    "generation": self.generation,
-                    "at": now_rfc3339(),
-                })),
+                &stopped_key(&self.id),
+                &to_json("the stop record", &stopped)?,
             )?;
         }
         let best = self.best().clone();
@@ -560,7 +506,7 @@ impl Evolution {
     }
 
     /// Offspring of the current population: elites, then crossover and mutation.
-    fn breed(&mut self) -> Vec<(Vec<u8>, Vec<String>)> {
+    fn breed(&mut self) -> Vec<(Vec<u8>, Vec<AgentId>)> {
         let p = self.config.parsimony;
         let cap = self.sandbox.policy().limits.module_bytes as usize;
         let mut order: Vec<usize> = (0..self.population.len()).collect();
@@ -568,7 +514,7 @@ impl Evolution {
             let (x, y) = (&self.population[a], &self.population[b]);
             x.fitness(p).total_cmp(&y.fitness(p)).then(x.id.cmp(&y.id))
         });
-        let mut out: Vec<(Vec<u8>, Vec<String>)> = order
+        let mut out: Vec<(Vec<u8>, Vec<AgentId>)> = order
             .iter()
             .take(self.config.elitism.min(self.population.len()))
             .map(|&i| {
@@ -616,7 +562,7 @@ impl Evolution {
             self.produced += 1;
             if bytes.len() > cap {
                 // Nothing over the size cap survives.
-                *self.culled.entry("size_cap".into()).or_default() += 1;
+                *self.culled.entry(Cull::SizeCap).or_default() += 1;
                 self.invalid += 1;
                 continue;
             }
@@ -632,10 +578,10 @@ impl Evolution {
     /// `items[offspring_from..]` are new offspring, counted for the valid share.
     fn evaluate_all(
         &mut self,
-        items: Vec<(Vec<u8>, Vec<String>)>,
+        items: Vec<(Vec<u8>, Vec<AgentId>)>,
         offspring_from: usize,
     ) -> Result<(Vec<Individual>, GenerationStats)> {
-        let ids: Vec<String> = items.iter().map(|(b, _)| runtime::agent_id(b)).collect();
+        let ids: Vec<AgentId> = items.iter().map(|(b, _)| AgentId::of(b)).collect();
         let mut todo: Vec<usize> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, id) in ids.iter().enumerate() {
@@ -648,7 +594,6 @@ impl Evolution {
         if genomes.len() != items.len() {
             genomes.clear();
         }
-        let threads = self.config.threads.max(1).min(todo.len().max(1));
         let results: Vec<Scored> = {
             let sandbox = &self.sandbox;
             let task = &self.task;
@@ -656,10 +601,9 @@ impl Evolution {
             let genomes = &genomes;
             let stop = &self.stop;
             let ids = &ids;
-            pool(
+            score_all(
+                &self.pool,
                 &todo,
-                threads,
-                agent_thread_stack_bytes(sandbox),
                 |i| format!("scoring module {}", ids[i]),
                 |i| {
                     if stop.load(Ordering::SeqCst) {
@@ -671,12 +615,12 @@ impl Evolution {
                 },
             )?
         };
-        let mut culled_now: BTreeMap<String, u64> = BTreeMap::new();
+        let mut culled_now: BTreeMap<Cull, u64> = BTreeMap::new();
         for (i, e, trap) in results {
             self.evaluations += 1;
             match &e {
-                Eval::Culled(o) => *culled_now.entry(o.to_string()).or_default() += 1,
-                Eval::Rejected => *culled_now.entry("rejected".into()).or_default() += 1,
+                Eval::Culled(o) => *culled_now.entry(Cull::Trap(*o)).or_default() += 1,
+                Eval::Rejected => *culled_now.entry(Cull::Rejected).or_default() += 1,
                 Eval::Scored(_) => {}
             }
             let (bytes, parents) = &items[i];
@@ -731,7 +675,7 @@ impl Evolution {
             self.cache.insert(ids[i].clone(), e);
         }
         for (k, v) in &culled_now {
-            *self.culled.entry(k.clone()).or_default() += v;
+            *self.culled.entry(*k).or_default() += v;
         }
         self.invalid += ids[offspring_from.min(ids.len())..]
             .iter()
@@ -768,13 +712,14 @@ impl Evolution {
         };
         let mean_size =
             pop.iter().map(|i| i.bytes.len() as f64).sum::<f64>() / pop.len().max(1) as f64;
-        let tmp = Evolution::best_of(&pop, self.config.parsimony);
+        let best = Evolution::best_of(&pop, self.config.parsimony)
+            .ok_or(ErrorKind::Config("a population of none"))?;
         let stats = GenerationStats {
             generation: self.generation + u32::from(!self.population.is_empty()),
-            best_error: tmp.map_or(f64::INFINITY, |b| b.train_error()),
+            best_error: best.train_error(),
             mean_error,
-            best_id: tmp.map_or_else(String::new, |b| b.id.clone()),
-            best_size: tmp.map_or(0, |b| b.bytes.len()),
+            best_id: best.id.clone(),
+            best_size: best.bytes.len(),
             evaluations: self.evaluations,
             produced: self.produced,
             valid: self.produced - self.invalid.min(self.produced),
@@ -840,7 +785,7 @@ struct Commit {
     solved: bool,
     generations: u32,
     rng: Rng,
-    culled: BTreeMap<String, u64>,
+    culled: BTreeMap<Cull, u64>,
     history: Vec<(f64, f64)>,
     id: String,
     population: Vec<Individual>,
@@ -853,6 +798,95 @@ struct Commit {
     task: Task,
 }
 
+/// The anomaly flags of a generation: a trap rate over 50%, a mean size over 80% of
+/// the module cap, a best error below 1% of the previous generation's.
+fn safety_flags(
+    trap_rate: f64,
+    mean_size: f64,
+    cap: u64,
+    prev: Option<f64>,
+    best: f64,
+) -> Vec<SafetyFlag> {
+    let mut flags = Vec::new();
+    if trap_rate > 0.5 {
+        flags.push(SafetyFlag::TrapRateSpike);
+    }
+    if mean_size > 0.8 * cap as f64 {
+        flags.push(SafetyFlag::SizeBloat);
+    }
+    if let Some(p) = prev
+        && p.is_finite()
+        && p > 0.0
+        && best < p * 0.01
+    {
+        flags.push(SafetyFlag::SuddenFitnessJump);
+    }
+    flags
+}
+
+/// Stores the best module of a generation under `source/`, with its metadata and what
+/// it costs in the sandbox, unless it is stored already.
+fn write_best(c: &Commit) -> Result<()> {
+    let best = &c.best;
+    let key = source_key(&best.id);
+    if c.store.get(Bucket::Agents, &key)?.as_deref() == Some(best.bytes.as_slice()) {
+        return Ok(());
+    }
+    c.store.put(Bucket::Agents, &key, &best.bytes)?;
+    let verdict = c.sandbox.validate(&best.bytes);
+    let meta = Metadata {
+        agent_id: best.id.clone(),
+        parents: best.parents.clone(),
+        admitted: verdict.admitted,
+        safety_score: verdict.safety_score,
+        findings: verdict
+            .findings
+            .iter()
+            .map(|f| f.kind.to_string())
+            .collect(),
+        size_bytes: best.bytes.len(),
+        evolution_id: c.id.clone(),
+        generation: c.generation,
+        train_error: best.train_error(),
+        created_at: now_rfc3339(),
+    };
+    c.store.put(
+        Bucket::Agents,
+        &metadata_key(&best.id),
+        &to_json("the metadata", &meta)?,
+    )?;
+    if let Some(perf) = performance(c) {
+        // The sandbox confirms the reported best: a module screened by the
+        // interpreter must score the same when compiled and run. (A confirmation
+        // run cut by the wall clock on a loaded machine proves nothing either way.)
+        let all_ok = perf.outcomes.keys().all(|k| k == Outcome::Ok.as_str());
+        if all_ok && perf.train_error.to_bits() != best.train_error().to_bits() {
+            return Err(ErrorKind::Unconfirmed {
+                agent_id: best.id.clone(),
+                sandbox: perf.train_error,
+                evaluated: best.train_error(),
+            }
+            .into());
+        }
+        c.store.put(
+            Bucket::Agents,
+            &performance_key(&best.id),
+            &to_json("the performance record", &perf)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// The key of a module's metadata in the agents bucket.
+pub fn metadata_key(id: &AgentId) -> String {
+    format!("metadata/{}.json", id.hex())
+}
+
+/// The key of a module's performance record in the agents bucket.
+pub fn performance_key(id: &AgentId) -> String {
+    format!("performance/{}.json", id.hex())
+}
+
 /// Writes a generation; the checkpoint goes last, so a crash at any point leaves the
 /// previous generation the head.
 fn write_generation(c: Commit) -> Result<()> {
@@ -860,117 +894,68 @@ fn write_generation(c: Commit) -> Result<()> {
     let stats = &c.stats;
     // The population's modules travel in the generation record (one object per
     // generation); the best module is also kept under `source/<hex>`.
+    write_best(&c)?;
     let best = &c.best;
-    let key = source_key(&best.id);
-    if c.store.get(Bucket::Agents, &key)?.as_deref() != Some(best.bytes.as_slice()) {
-        c.store.put(Bucket::Agents, &key, &best.bytes)?;
-        let verdict = c.sandbox.validate(&best.bytes);
-        c.store.put(
-            Bucket::Agents,
-            &format!("metadata/{}.json", &best.id[7..]),
-            &to_json(&serde_json::json!({
-                "agent_id": best.id,
-                "parents": best.parents,
-                "admitted": verdict.admitted,
-                "safety_score": verdict.safety_score,
-                "findings": verdict.findings.iter().map(|f| f.kind.to_string()).collect::<Vec<_>>(),
-                "size_bytes": best.bytes.len(),
-                "evolution_id": c.id,
-                "generation": g,
-                "train_error": best.train_error(),
-                "created_at": now_rfc3339(),
-            })),
-        )?;
-        if let Some(perf) = performance(&c.sandbox, &c.task, &best.bytes) {
-            // The sandbox confirms the reported best: a module screened by the
-            // interpreter must score the same when compiled and run. (A confirmation
-            // run cut by the wall clock on a loaded machine proves nothing either way.)
-            let all_ok = perf["outcomes"]
-                .as_object()
-                .is_some_and(|o| o.keys().all(|k| k == "ok"));
-            let confirmed = perf["train_error"].as_f64();
-            if all_ok && confirmed.is_some_and(|e| e.to_bits() != best.train_error().to_bits()) {
-                return Err(ErrorKind::Evolution(format!(
-                    "the sandbox scores {} at {:?}, the evaluation said {}",
-                    best.id,
-                    confirmed,
-                    best.train_error()
-                ))
-                .into());
-            }
-            let mut perf = perf;
-            perf["agent_id"] = best.id.clone().into();
-            perf["evolution_id"] = c.id.clone().into();
-            perf["generation"] = g.into();
-            c.store.put(
-                Bucket::Agents,
-                &format!("performance/{}.json", &best.id[7..]),
-                &to_json(&perf),
-            )?;
-        }
-    }
-    let population: Vec<(String, Vec<String>)> = c
-        .population
-        .iter()
-        .map(|i| (i.id.clone(), i.parents.clone()))
-        .collect();
-    let members: Vec<serde_json::Value> = c
-        .population
-        .iter()
-        .map(|i| {
-            serde_json::json!({
-                "agent_id": i.id,
-                "train_error": match i.eval { Eval::Scored(e) => Some(e), _ => None },
-                "size_bytes": i.bytes.len(),
-                "parents": i.parents,
-                "module_hex": runtime::to_hex(&i.bytes),
+    let record = GenerationRecord {
+        generation: g,
+        population: c
+            .population
+            .iter()
+            .map(|i| Member {
+                agent_id: i.id.clone(),
+                train_error: match i.eval {
+                    Eval::Scored(e) => Some(e),
+                    _ => None,
+                },
+                size_bytes: i.bytes.len(),
+                parents: i.parents.clone(),
+                module_hex: runtime::to_hex(&i.bytes),
             })
-        })
-        .collect();
+            .collect(),
+    };
     c.store.put(
         Bucket::Evolution,
         &gen_key("generations", &c.id, g),
-        &to_json(&serde_json::json!({ "generation": g, "population": members })),
+        &to_json("the generation", &record)?,
     )?;
     c.store.put(
         Bucket::Evolution,
         &gen_key("fitness_logs", &c.id, g),
-        &to_json(stats),
+        &to_json("the fitness log", stats)?,
     )?;
     let prev = c.history.len().checked_sub(2).map(|i| c.history[i].0);
-    let evaluated: u64 = stats.culled.values().sum::<u64>() + c.population.len() as u64;
-    let trap_rate = stats.culled.values().sum::<u64>() as f64 / evaluated.max(1) as f64;
-    let mut flags = Vec::new();
-    if trap_rate > 0.5 {
-        flags.push("trap_rate_spike");
-    }
-    if stats.mean_size > 0.8 * c.sandbox.policy().limits.module_bytes as f64 {
-        flags.push("size_bloat");
-    }
-    if let Some(p) = prev
-        && p.is_finite()
-        && p > 0.0
-        && stats.best_error < p * 0.01
-    {
-        flags.push("sudden_fitness_jump");
-    }
+    let culled: u64 = stats.culled.values().sum();
+    let evaluated = culled + c.population.len() as u64;
+    let trap_rate = culled as f64 / evaluated.max(1) as f64;
+    let flags = safety_flags(
+        trap_rate,
+        stats.mean_size,
+        c.sandbox.policy().limits.module_bytes,
+        prev,
+        stats.best_error,
+    );
+    let snapshot = SafetySnapshot {
+        generation: g,
+        trap_rate,
+        mean_size: stats.mean_size,
+        quarantined_total: c.quarantined,
+        flags: flags.clone(),
+    };
     c.store.put(
         Bucket::Evolution,
         &gen_key("safety_snapshots", &c.id, g),
-        &to_json(&serde_json::json!({
-            "generation": g,
-            "trap_rate": trap_rate,
-            "mean_size": stats.mean_size,
-            "quarantined_total": c.quarantined,
-            "flags": flags,
-        })),
+        &to_json("the safety snapshot", &snapshot)?,
     )?;
     let cp = Checkpoint {
         evolution_id: c.id.clone(),
         generation: g,
         task: c.task.name.clone(),
         rng: c.rng,
-        population,
+        population: c
+            .population
+            .iter()
+            .map(|i| (i.id.clone(), i.parents.clone()))
+            .collect(),
         evaluations: c.evaluations,
         culled: c.culled,
         quarantined: c.quarantined,
@@ -983,11 +968,11 @@ fn write_generation(c: Commit) -> Result<()> {
             size_bytes: best.bytes.len(),
         },
         status: if c.solved {
-            "solved".into()
+            RunStatus::Solved
         } else if g >= c.generations {
-            "finished".into()
+            RunStatus::Finished
         } else {
-            "running".into()
+            RunStatus::Running
         },
         history: c.history,
         written_at: now_rfc3339(),
@@ -996,7 +981,10 @@ fn write_generation(c: Commit) -> Result<()> {
     // it: a repeat of the same commit (a retry, or a twin resuming the same
     // deterministic run) is accepted, anything else is a conflict.
     let cp_key = gen_key("checkpoints", &c.id, g);
-    if !c.store.put_new(Bucket::Evolution, &cp_key, &to_json(&cp))? {
+    if !c
+        .store
+        .put_new(Bucket::Evolution, &cp_key, &to_json("the checkpoint", &cp)?)?
+    {
         let existing = c
             .store
             .get(Bucket::Evolution, &cp_key)?
@@ -1010,7 +998,6 @@ fn write_generation(c: Commit) -> Result<()> {
             .into());
         }
     }
-    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
     let item = crate::store::StateItem {
         evolution_id: c.id.clone(),
         generation: g,
@@ -1023,39 +1010,46 @@ fn write_generation(c: Commit) -> Result<()> {
     };
     // The state row follows the checkpoint; an existing row (a retry) is kept.
     c.store.put_state(&item)?;
-    c.store.put(
+    write_head(c.store.as_ref(), &c.id, g)
+}
+
+fn write_head(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
+    store.put(
         Bucket::Evolution,
-        &format!("checkpoints/{}/head.json", c.id),
-        &to_json(&serde_json::json!({ "generation": g })),
-    )?;
-    Ok(())
+        &head_key(id),
+        &to_json("the head", &Head { generation: g })?,
+    )
 }
 
 /// The generation an evolution resumes from: `head.json`, or the newest checkpoint.
 pub fn head_generation(store: &dyn BlobStore, id: &str) -> Result<u32> {
-    if let Some(b) = store.get(Bucket::Evolution, &format!("checkpoints/{id}/head.json"))?
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b)
-        && let Some(g) = v["generation"].as_u64()
+    if let Some(b) = store.get(Bucket::Evolution, &head_key(id))?
+        && let Ok(head) = serde_json::from_slice::<Head>(&b)
         && store
-            .get(Bucket::Evolution, &gen_key("checkpoints", id, g as u32))?
+            .get(
+                Bucket::Evolution,
+                &gen_key("checkpoints", id, head.generation),
+            )?
             .is_some()
     {
-        return Ok(g as u32);
+        return Ok(head.generation);
     }
-    let mut gens: Vec<u32> = store
-        .list(Bucket::Evolution, &format!("checkpoints/{id}/"))?
-        .iter()
-        .filter_map(|k| {
-            k.strip_prefix(&format!("checkpoints/{id}/"))?
-                .strip_suffix(".json")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    gens.sort();
-    gens.last()
+    checkpoint_generations(store, id)?
+        .last()
         .copied()
         .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}")).into())
+}
+
+/// The generations with a checkpoint (`checkpoints/<id>/<gen>.json`), in order.
+fn checkpoint_generations(store: &dyn BlobStore, id: &str) -> Result<Vec<u32>> {
+    let prefix = format!("checkpoints/{id}/");
+    let mut gens: Vec<u32> = store
+        .list(Bucket::Evolution, &prefix)?
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok())
+        .collect();
+    gens.sort();
+    Ok(gens)
 }
 
 /// Makes generation `g` the head again. Later checkpoints are moved to
@@ -1069,23 +1063,13 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
     {
         return Err(ErrorKind::NotFound(format!("generation {g} of {id}")).into());
     }
-    store.put(
-        Bucket::Evolution,
-        &format!("checkpoints/{id}/head.json"),
-        &to_json(&serde_json::json!({ "generation": g })),
-    )?;
+    write_head(store, id, g)?;
     let stamp = now_rfc3339().replace([':', '.'], "-");
-    for key in store.list(Bucket::Evolution, &format!("checkpoints/{id}/"))? {
-        let Some(name) = key.strip_prefix(&format!("checkpoints/{id}/")) else {
-            continue;
-        };
-        let Some(later) = name
-            .strip_suffix(".json")
-            .and_then(|n| n.parse::<u32>().ok())
-            .filter(|n| *n > g)
-        else {
-            continue;
-        };
+    for later in checkpoint_generations(store, id)?
+        .into_iter()
+        .filter(|n| *n > g)
+    {
+        let key = gen_key("checkpoints", id, later);
         if let Some(bytes) = store.get(Bucket::Evolution, &key)? {
             store.put(
                 Bucket::Evolution,
@@ -1098,20 +1082,11 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
     Ok(())
 }
 
-/// One line per evolution in a store.
-pub fn list(store: &dyn BlobStore) -> Result<Vec<serde_json::Value>> {
-    let mut ids: Vec<String> = store
-        .list(Bucket::Evolution, "checkpoints/")?
-        .iter()
-        .filter_map(|k| {
-            let mut parts = k.split('/');
-            parts.next()?;
-            Some(parts.next()?.to_string())
-        })
-        .collect();
-    ids.dedup();
+/// One line per evolution in a store (evolutions whose head cannot be read are left
+/// out).
+pub fn list(store: &dyn BlobStore) -> Result<Vec<EvolutionEntry>> {
     let mut out = Vec::new();
-    for id in ids {
+    for id in crate::store::evolution_ids(store)? {
         let Ok(head) = head_generation(store, &id) else {
             continue;
         };
@@ -1122,51 +1097,43 @@ pub fn list(store: &dyn BlobStore) -> Result<Vec<serde_json::Value>> {
             continue;
         };
         let stopped_at_head = store
-            .get(Bucket::Evolution, &format!("checkpoints/{id}/stopped.json"))?
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v["generation"].as_u64() == Some(u64::from(head)));
-        let status = if stopped_at_head && cp.status == "running" {
-            "stopped".to_string()
+            .get(Bucket::Evolution, &stopped_key(&id))?
+            .and_then(|b| serde_json::from_slice::<Stopped>(&b).ok())
+            .is_some_and(|s| s.generation == head);
+        let status = if stopped_at_head && cp.status == RunStatus::Running {
+            RunStatus::Stopped
         } else {
-            cp.status.clone()
+            cp.status
         };
-        out.push(serde_json::json!({
-            "evolution_id": id,
-            "task": cp.task,
-            "head_generation": head,
-            "best_error": cp.best.train_error,
-            "status": status,
-        }));
+        out.push(EvolutionEntry {
+            evolution_id: id,
+            task: cp.task,
+            head_generation: head,
+            best_error: cp.best.train_error,
+            status,
+        });
     }
     Ok(out)
 }
 
-fn task_json(t: &Task) -> serde_json::Value {
-    let val = |v: &runtime::Value| match v {
-        runtime::Value::I64(i) => serde_json::json!(i),
-        runtime::Value::F64(b) => {
-            let f = f64::from_bits(*b);
-            if f.is_finite() {
-                serde_json::json!(f)
-            } else {
-                serde_json::json!(f.to_string())
+/// The fitness logs of an evolution up to its head, by generation.
+pub fn fitness_logs(store: &dyn BlobStore, id: &str) -> Result<Vec<GenerationStats>> {
+    crate::store::check_key(id)?;
+    let head = head_generation(store, id)?;
+    let mut out = Vec::new();
+    for key in store.list(Bucket::Evolution, &format!("fitness_logs/{id}/"))? {
+        if !key.ends_with(".json") {
+            continue;
+        }
+        if let Some(b) = store.get(Bucket::Evolution, &key)? {
+            let stats: GenerationStats = from_json(&key, &b)?;
+            if stats.generation <= head {
+                out.push(stats);
             }
         }
-    };
-    let cases = |cs: &[crate::task::Case]| -> Vec<serde_json::Value> {
-        cs.iter()
-            .map(|c| serde_json::json!({"args": c.args.iter().map(val).collect::<Vec<_>>(), "expect": val(&c.expect)}))
-            .collect()
-    };
-    serde_json::json!({
-        "name": t.name,
-        "params": t.params.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        "result": t.result.to_string(),
-        "error": t.metric,
-        "success_threshold": t.success_threshold,
-        "cases": cases(&t.cases),
-        "test_cases": cases(&t.test_cases),
-    })
+    }
+    out.sort_by_key(|s| s.generation);
+    Ok(out)
 }
 
 /// An evaluation of item `.0`, with the trap that culled it.
@@ -1185,82 +1152,44 @@ fn agent_thread_stack_bytes(sandbox: &Sandbox) -> usize {
         .saturating_add(COMPILE_STACK_MARGIN)
 }
 
-/// Runs `work` on every index of `todo`, spread over `threads` threads (named
-/// `tdev-score-<n>`, each with a stack of `stack` bytes); results come back in the
-/// order of the threads' shares, which does not depend on timing. A panic in `work`
-/// is an error naming the thread and `doing` of the index it was at; a thread that
-/// cannot start is an error too. No result is ever made up for lost work.
-fn pool<T: Send>(
+/// The pool of scoring threads: `threads` of them (at least one), named
+/// `tdev-score-<n>`, each with the stack of [`agent_thread_stack_bytes`].
+fn scoring_pool(threads: usize, sandbox: &Sandbox) -> Result<Arc<rayon::ThreadPool>> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|n| format!("tdev-score-{n}"))
+        .stack_size(agent_thread_stack_bytes(sandbox))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| ErrorKind::ThreadPool(e).into())
+}
+
+/// Runs `work` on every index of `todo` on the threads of `pool`; the results come
+/// back in the order of `todo`, whatever the threads. A panic in `work` is an error
+/// naming the thread and `doing` of the index it was at: no result is ever made up for
+/// lost work.
+fn score_all<T: Send>(
+    pool: &rayon::ThreadPool,
     todo: &[usize],
-    threads: usize,
-    stack: usize,
     doing: impl Fn(usize) -> String + Sync,
     work: impl Fn(usize) -> T + Sync,
 ) -> Result<Vec<T>> {
-    let threads = threads.max(1);
-    std::thread::scope(|s| {
-        let mut handles = Vec::with_capacity(threads);
-        let mut failed = None;
-        for t in 0..threads {
-            let name = format!("tdev-score-{t}");
-            let chunk: Vec<usize> = todo.iter().copied().skip(t).step_by(threads).collect();
-            let (work, doing) = (&work, &doing);
-            let thread = name.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name.clone())
-                .stack_size(stack)
-                .spawn_scoped(s, move || -> Result<Vec<T>> {
-                    let mut out = Vec::with_capacity(chunk.len());
-                    for i in chunk {
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i)));
-                        match r {
-                            Ok(v) => out.push(v),
-                            Err(p) => {
-                                return Err(ErrorKind::ThreadPanicked {
-                                    thread,
-                                    doing: doing(i),
-                                    message: panic_message(p.as_ref()),
-                                }
-                                .into());
-                            }
-                        }
+    pool.install(|| {
+        todo.par_iter()
+            .map(|&i| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i))).map_err(|p| {
+                    ErrorKind::ThreadPanicked {
+                        thread: std::thread::current()
+                            .name()
+                            .unwrap_or("a scoring thread")
+                            .to_string(),
+                        doing: doing(i),
+                        message: panic_message(p.as_ref()),
                     }
-                    Ok(out)
-                });
-            match spawned {
-                Ok(h) => handles.push((name, h)),
-                Err(source) => {
-                    failed = Some(crate::Error::from(ErrorKind::ThreadStart {
-                        thread: name,
-                        source,
-                    }));
-                    break;
-                }
-            }
-        }
-        // Every started thread is joined, whatever happened to the others.
-        let mut out = Vec::new();
-        let mut first_err = failed;
-        for (name, h) in handles {
-            let r = h.join().unwrap_or_else(|p| {
-                Err(ErrorKind::ThreadPanicked {
-                    thread: name,
-                    doing: "scoring".into(),
-                    message: panic_message(p.as_ref()),
-                }
-                .into())
-            });
-            match r {
-                Ok(v) => out.extend(v),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+                    .into()
+                })
+            })
+            .collect()
     })
 }
 
@@ -1314,20 +1243,22 @@ fn interpretable(
     Plan::new(g, sandbox.policy())
 }
 
-/// What running an agent on every training case costs: fuel and wall time per case
-/// (total and largest), with the outcomes. `None` when it is not admitted.
-fn performance(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<serde_json::Value> {
-    let agent = match sandbox.admit(bytes, false) {
+/// What running the best agent of a commit on every training case costs: fuel and wall
+/// time per case (total and largest), with the outcomes. `None` when it is not
+/// admitted or a run fails.
+fn performance(c: &Commit) -> Option<Performance> {
+    let (sandbox, task) = (&c.sandbox, &c.task);
+    let agent = match sandbox.admit(&c.best.bytes, false) {
         Ok(Admission::Admitted(a)) => a,
         _ => return None,
     };
     let (mut fuel, mut fuel_max, mut wall, mut wall_max) = (0u64, 0u64, 0u64, 0u64);
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut error = 0.0;
-    for c in &task.cases {
-        let r = sandbox.run(&agent, Input::Typed(c.args.clone())).ok()?;
+    for case in &task.cases {
+        let r = sandbox.run(&agent, Input::Typed(case.args.clone())).ok()?;
         match (r.outcome, &r.result) {
-            (Outcome::Ok, Some(RunResult::Value(v))) => error += task.error(*v, c.expect),
+            (Outcome::Ok, Some(RunResult::Value(v))) => error += task.error(*v, case.expect),
             _ => error = f64::INFINITY,
         }
         let us = r.wall.as_micros() as u64;
@@ -1337,19 +1268,20 @@ fn performance(sandbox: &Sandbox, task: &Task, bytes: &[u8]) -> Option<serde_jso
         wall_max = wall_max.max(us);
         *outcomes.entry(r.outcome.to_string()).or_default() += 1;
     }
-    Some(serde_json::json!({
-        "cases": task.cases.len(),
-        "fuel_used_total": fuel,
-        "fuel_used_max": fuel_max,
-        "wall_us_total": wall,
-        "wall_us_max": wall_max,
-        "outcomes": outcomes,
-        // the train error as the sandbox computes it (the evolution may have screened
-        // this module with the interpreter)
-        "train_error": error / task.cases.len().max(1) as f64,
-        "fuel_per_call": sandbox.policy().limits.fuel_per_call,
-        "measured_at": now_rfc3339(),
-    }))
+    Some(Performance {
+        cases: task.cases.len(),
+        fuel_used_total: fuel,
+        fuel_used_max: fuel_max,
+        wall_us_total: wall,
+        wall_us_max: wall_max,
+        outcomes,
+        train_error: error / task.cases.len().max(1) as f64,
+        fuel_per_call: sandbox.policy().limits.fuel_per_call,
+        measured_at: now_rfc3339(),
+        agent_id: c.best.id.clone(),
+        evolution_id: c.id.clone(),
+        generation: c.generation,
+    })
 }
 
 /// Mean error over the train (or test) cases; `Err(Some(trap))` when a case trapped,
@@ -1401,15 +1333,17 @@ fn score_cases(
 mod tests {
     use super::*;
 
+    fn sandbox() -> Sandbox {
+        Sandbox::new(runtime::Policy::default_policy()).expect("sandbox")
+    }
+
     #[test]
     fn a_panicking_scorer_is_an_error_naming_its_thread_and_work() {
         let todo: Vec<usize> = (0..20).collect();
-        let r = pool(
+        let pool = scoring_pool(3, &sandbox()).expect("pool");
+        let r = score_all(
+            &pool,
             &todo,
-            3,
-            agent_thread_stack_bytes(
-                &Sandbox::new(runtime::Policy::default_policy()).expect("sandbox"),
-            ),
             |i| format!("scoring module {i}"),
             |i| {
                 assert!(i != 7, "scorer gave up on {i}");
@@ -1423,21 +1357,22 @@ mod tests {
                 doing,
                 message,
             } => {
-                // 7 is the third item of the second thread's share (1, 4, 7, …)
-                assert_eq!(thread, "tdev-score-1");
+                assert!(thread.starts_with("tdev-score-"), "{thread}");
                 assert_eq!(doing, "scoring module 7");
                 assert!(message.contains("scorer gave up on 7"), "{message}");
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            err.to_string()
-                .contains("tdev-score-1 panicked while scoring module 7")
+            err.to_string().contains("panicked while scoring module 7"),
+            "{err}"
         );
-        // without a panic every item comes back once, in shares order
-        let mut ok = pool(&todo, 3, 1 << 20, |i| i.to_string(), |i| i).expect("ok");
-        ok.sort();
+        // without a panic every item comes back once, in the order of `todo`
+        let ok = score_all(&pool, &todo, |i| i.to_string(), |i| i).expect("ok");
         assert_eq!(ok, todo);
+        // and the pool still works after a panic
+        let again = score_all(&pool, &[3, 1], |i| i.to_string(), |i| i + 1).expect("again");
+        assert_eq!(again, [4, 2]);
     }
 
     #[test]
@@ -1458,11 +1393,10 @@ mod tests {
         let Ok(Admission::Admitted(agent)) = sandbox.admit(&bytes, false) else {
             panic!("admitted")
         };
-        let todo = [0usize];
-        let out = pool(
-            &todo,
-            1,
-            agent_thread_stack_bytes(&sandbox),
+        let pool = scoring_pool(1, &sandbox).expect("pool");
+        let out = score_all(
+            &pool,
+            &[0usize],
             |_| "deep recursion".into(),
             |_| {
                 sandbox
@@ -1472,5 +1406,23 @@ mod tests {
         )
         .expect("pool");
         assert_eq!(out[0].as_ref().expect("run"), &Outcome::StackOverflow);
+    }
+
+    #[test]
+    fn safety_flags_at_their_thresholds() {
+        let cap = 1000;
+        assert!(safety_flags(0.5, 800.0, cap, Some(1.0), 0.01).is_empty());
+        assert_eq!(
+            safety_flags(0.51, 800.1, cap, Some(1.0), 0.0099),
+            [
+                SafetyFlag::TrapRateSpike,
+                SafetyFlag::SizeBloat,
+                SafetyFlag::SuddenFitnessJump
+            ]
+        );
+        // no jump from an unscored, zero or first generation
+        assert!(safety_flags(0.0, 0.0, cap, Some(f64::INFINITY), 0.0).is_empty());
+        assert!(safety_flags(0.0, 0.0, cap, Some(0.0), 0.0).is_empty());
+        assert!(safety_flags(0.0, 0.0, cap, None, 0.0).is_empty());
     }
 }

@@ -466,9 +466,10 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_the_module() {
+        // another function before `act`, a block, a memory and data around the code
         let wat = r#"(module
             (memory 1)
-            (func $helper (param i64) (result i64) (i64.mul (local.get 0) (local.get 0)))
+            (func $helper (param i64) (result i64) (i64.rotl (local.get 0) (i64.const 3)))
             (func (export "act") (param i64 f64) (result i64)
               (local i32)
               (block (result i64)

@@ -2,6 +2,7 @@
 //! quarantine of what falls below the policy's minimum safety score.
 
 use crate::error::Result;
+use crate::id::AgentId;
 use crate::quarantine::{Quarantine, Record, Status, TrapEvent};
 use crate::time::now_rfc3339;
 use runtime::{
@@ -85,7 +86,7 @@ impl Guard {
 
     /// Decides whether a module may run.
     pub fn admit(&self, bytes: &[u8]) -> Result<Gate> {
-        let id = runtime::agent_id(bytes);
+        let id = AgentId::of(bytes);
         let record = self.quarantine.get(&id)?;
         let released = matches!(&record, Some(r) if r.status == Status::Released);
         let purges_seen = record.as_ref().map_or(0, |r| r.purges);
@@ -193,5 +194,127 @@ impl Guard {
             safety_score: score,
             quarantined,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime::{Outcome, Policy};
+
+    fn gate(policy: Policy) -> (Guard, Quarantine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::open(&format!("file://{}", dir.path().display())).expect("store");
+        let q = Quarantine::new(store);
+        let guard = Guard::new(Sandbox::new(policy).expect("sandbox"), q.clone());
+        (guard, q, dir)
+    }
+
+    fn looping() -> Vec<u8> {
+        wat::parse_str(
+            r#"(module (func (export "act") (result i32) (loop $l (br $l)) i32.const 0))"#,
+        )
+        .expect("wat")
+    }
+
+    fn small_fuel() -> Policy {
+        let mut p = Policy::default_policy();
+        p.limits.fuel_per_call = 10_000;
+        p
+    }
+
+    fn admitted(guard: &Guard, bytes: &[u8]) -> (Arc<Agent>, u64, bool) {
+        match guard.admit(bytes).expect("admit") {
+            Gate::Admitted {
+                agent,
+                purges_seen,
+                released,
+            } => (agent, purges_seen, released),
+            _ => panic!("not admitted"),
+        }
+    }
+
+    #[test]
+    fn a_limit_hit_above_the_minimum_does_not_quarantine() {
+        let mut p = small_fuel();
+        p.min_safety_score = 0.0;
+        let (guard, q, _dir) = gate(p);
+        let wasm = looping();
+        let (agent, seen, _) = admitted(&guard, &wasm);
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .expect("run");
+        assert_eq!(run.report.outcome, Outcome::OutOfFuel);
+        assert!(run.safety_score < 1.0);
+        assert!(!run.quarantined);
+        assert!(q.get(&AgentId::of(&wasm)).expect("get").is_none());
+    }
+
+    #[test]
+    fn a_trap_that_is_not_a_limit_does_not_quarantine() {
+        let (guard, q, _dir) = gate(Policy::default_policy());
+        let wasm = wat::parse_str(r#"(module (func (export "act") (result i32) unreachable))"#)
+            .expect("wat");
+        let (agent, seen, _) = admitted(&guard, &wasm);
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .expect("run");
+        assert_eq!(run.report.outcome, Outcome::Unreachable);
+        assert!(!run.quarantined);
+        assert!(q.get(&AgentId::of(&wasm)).expect("get").is_none());
+    }
+
+    #[test]
+    fn held_until_released_and_a_released_module_stays_released() {
+        let (guard, q, _dir) = gate(small_fuel());
+        let wasm = looping();
+        let id = AgentId::of(&wasm);
+        let (agent, seen, released) = admitted(&guard, &wasm);
+        assert!(!released);
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .expect("run");
+        assert!(run.quarantined, "out of fuel under the minimum");
+        let Gate::Held { record, .. } = guard.admit(&wasm).expect("admit") else {
+            panic!("held");
+        };
+        assert_eq!(record.status, Status::Quarantined);
+        q.release(&id, "op").expect("release");
+        let (agent, seen, released) = admitted(&guard, &wasm);
+        assert!(released);
+        let run = guard
+            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .expect("run");
+        assert!(!run.quarantined, "the release stands");
+        let rec = q.require(&id).expect("record");
+        assert_eq!(rec.status, Status::Released);
+        assert_eq!(rec.traps_total(), 2, "both traps recorded");
+    }
+
+    #[test]
+    fn a_group_member_is_judged_like_a_single_run() {
+        let (guard, q, _dir) = gate(small_fuel());
+        let wasm = looping();
+        let (agent, seen, _) = admitted(&guard, &wasm);
+        let ok = wat::parse_str(r#"(module (func (export "act") (result i32) i32.const 0))"#)
+            .expect("wat");
+        let (ok_agent, ok_seen, _) = admitted(&guard, &ok);
+        let member = |bytes: &[u8], agent: &Arc<Agent>, name: &str, seen| GroupMember {
+            bytes: bytes.to_vec(),
+            agent: agent.clone(),
+            name: name.into(),
+            input: vec![],
+            purges_seen: seen,
+        };
+        let (_, judged) = guard
+            .run_group(vec![
+                member(&wasm, &agent, "loop", seen),
+                member(&ok, &ok_agent, "ok", ok_seen),
+            ])
+            .expect("group");
+        assert_eq!(judged.len(), 2);
+        assert!(judged[0].quarantined);
+        assert!(!judged[1].quarantined);
+        assert!(q.get(&AgentId::of(&ok)).expect("get").is_none());
     }
 }

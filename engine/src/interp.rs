@@ -256,3 +256,125 @@ fn num(n: NumOp, a: u64, b: u64) -> Result<u64, Outcome> {
         NumOp::I64ExtendI32U => u64::from(p),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(params: &[Ty], result: Ty, ops: Vec<Op>) -> Option<Plan> {
+        Plan::new(&Genome::new(params, result, ops), &Policy::default_policy())
+    }
+
+    fn div(op: NumOp) -> Plan {
+        plan(
+            &[Ty::I64, Ty::I64],
+            Ty::I64,
+            vec![Op::LocalGet(0), Op::LocalGet(1), Op::Num(op)],
+        )
+        .expect("plan")
+    }
+
+    #[test]
+    fn integer_traps_are_the_sandbox_words() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let d = div(NumOp::I64DivS);
+        let call = |p: &Plan, a: i64, b: i64| p.call(&[Value::I64(a), Value::I64(b)]);
+        assert_eq!(call(&d, 7, 0), Answer::Trap(Outcome::DivisionByZero));
+        assert_eq!(
+            call(&d, i64::MIN, -1),
+            Answer::Trap(Outcome::IntegerOverflow)
+        );
+        assert_eq!(call(&d, -7, 2), Answer::Value(Value::I64(-3)));
+        let r = div(NumOp::I64RemS);
+        assert_eq!(call(&r, 7, 0), Answer::Trap(Outcome::DivisionByZero));
+        // MIN rem -1 is 0 in Wasm, not an overflow
+        assert_eq!(call(&r, i64::MIN, -1), Answer::Value(Value::I64(0)));
+        assert_eq!(call(&r, -7, 2), Answer::Value(Value::I64(-1)));
+        // wrapping arithmetic and shifts modulo 64
+        let m = div(NumOp::I64Mul);
+        assert_eq!(call(&m, i64::MAX, 2), Answer::Value(Value::I64(-2)));
+        let s = div(NumOp::I64Shl);
+        assert_eq!(call(&s, 1, 65), Answer::Value(Value::I64(2)));
+    }
+
+    #[test]
+    fn a_trap_leaves_the_scratch_usable() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let d = div(NumOp::I64DivS);
+        let mut scratch = Scratch::default();
+        let args = |a, b| [Value::I64(a), Value::I64(b)];
+        assert_eq!(
+            d.call_with(&args(1, 0), &mut scratch),
+            Answer::Trap(Outcome::DivisionByZero)
+        );
+        assert_eq!(
+            d.call_with(&args(9, 3), &mut scratch),
+            Answer::Value(Value::I64(3))
+        );
+        // fewer arguments than params: the missing locals are zero
+        assert_eq!(
+            d.call_with(&[Value::I64(5)], &mut scratch),
+            Answer::Trap(Outcome::DivisionByZero)
+        );
+    }
+
+    #[test]
+    fn bodies_the_typing_cannot_follow_are_left_to_the_sandbox() {
+        // an empty body leaves an empty stack, not the result
+        assert!(plan(&[Ty::I64], Ty::I64, vec![]).is_none());
+        // two values left
+        assert!(plan(&[Ty::I64], Ty::I64, vec![Op::LocalGet(0), Op::LocalGet(0)]).is_none());
+        // a pop from an empty stack
+        assert!(plan(&[Ty::I64], Ty::I64, vec![Op::Num(NumOp::I64Add)]).is_none());
+        // the wrong result type
+        assert!(plan(&[Ty::I64], Ty::F64, vec![Op::LocalGet(0)]).is_none());
+        // a local that does not exist
+        assert!(plan(&[Ty::I64], Ty::I64, vec![Op::LocalGet(1)]).is_none());
+        // raw bytes the engine does not decode
+        assert!(
+            plan(
+                &[Ty::I64],
+                Ty::I64,
+                vec![Op::LocalGet(0), Op::Raw(vec![0x01])]
+            )
+            .is_none()
+        );
+        // a module with a memory is not pure
+        let bytes = wat::parse_str(
+            r#"(module (memory 1) (func (export "act") (param i64) (result i64) local.get 0))"#,
+        )
+        .expect("wat");
+        let g = Genome::decode(&bytes).expect("decode");
+        assert!(!g.is_pure());
+        assert!(Plan::new(&g, &Policy::default_policy()).is_none());
+    }
+
+    #[test]
+    fn bodies_near_the_policy_limits_are_left_to_the_sandbox() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let body = |n: usize| {
+            let mut ops = vec![Op::LocalGet(0)];
+            for _ in 0..n {
+                ops.push(Op::Nop);
+            }
+            Genome::new(&[Ty::I64], Ty::I64, ops)
+        };
+        let mut p = Policy::default_policy();
+        p.limits.fuel_per_call = 1000;
+        // 2 × ops + 64 must stay under the fuel: 467 ops fit, 468 do not
+        assert!(Plan::new(&body(466), &p).is_some());
+        assert!(Plan::new(&body(467), &p).is_none());
+        let mut p = Policy::default_policy();
+        p.limits.stack_bytes = 8192 + 16 * 2;
+        // one local and one stack slot: (1 + 1) × 16 + 8192 is not under the cap
+        assert!(Plan::new(&body(0), &p).is_none());
+        p.limits.stack_bytes += 1;
+        assert!(Plan::new(&body(0), &p).is_some());
+    }
+}

@@ -1,6 +1,9 @@
 //! The T-Developer engine: storage of agents and quarantine records, and the gate that
 //! every untrusted module passes through before and after it runs in the sandbox.
 //!
+//! With the default feature `aws` the store can also be S3 and DynamoDB (`s3://…`);
+//! without it (`--no-default-features`) only `file://` stores, and no AWS SDK or tokio.
+//!
 //! ```
 //! use engine::{Gate, Guard, Quarantine, store};
 //! use runtime::{Input, Policy, Sandbox};
@@ -23,15 +26,19 @@ mod error;
 pub mod evolve;
 pub mod genome;
 mod guard;
+mod id;
 pub mod interp;
 pub mod mutators;
 pub mod quarantine;
 pub mod random;
+pub mod records;
 pub mod rng;
 pub mod store;
 pub mod task;
 pub mod time;
+pub mod words;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use guard::{Gate, GroupMember, Guard, GuardedRun};
+pub use id::{AgentId, AgentIdError};
 pub use quarantine::{Quarantine, Record, Status};

@@ -13,10 +13,12 @@
 //! twice. The history of traps is capped at
 //! the store's `trap_history`; `trap_counts` counts every trap ever recorded.
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{ErrorKind, Result, from_json, to_json};
+use crate::id::AgentId;
 use crate::store::{BlobStore, Bucket, Version};
 use crate::time::now_rfc3339;
-use runtime::{Finding, Policy, Verdict, agent_id, is_agent_id};
+use crate::words::AuditAction;
+use runtime::{Finding, Policy, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -75,8 +77,8 @@ pub struct TrapEvent {
 pub struct AuditEvent {
     /// When.
     pub at: String,
-    /// `quarantined`, `trapped`, `released`, `purged`.
-    pub action: String,
+    /// What happened.
+    pub action: AuditAction,
     /// Why, or who.
     pub detail: String,
 }
@@ -84,8 +86,8 @@ pub struct AuditEvent {
 /// A quarantine record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// `sha256:<hex>`.
-    pub agent_id: String,
+    /// Its id.
+    pub agent_id: AgentId,
     /// Its state.
     pub status: Status,
     /// When it was first quarantined.
@@ -109,7 +111,7 @@ pub struct Record {
     #[serde(default)]
     pub trap_counts: BTreeMap<String, u64>,
     /// Parent agent ids, for modules bred by the engine.
-    pub parents: Vec<String>,
+    pub parents: Vec<AgentId>,
     /// The audit trail: every decision (`quarantined`, `released`, `purged`), and the
     /// `trapped` entries of the runs still in the history.
     pub audit: Vec<AuditEvent>,
@@ -135,16 +137,20 @@ impl Record {
         *self.trap_counts.entry(t.outcome.clone()).or_default() += 1;
         self.audit.push(AuditEvent {
             at: t.at.clone(),
-            action: "trapped".into(),
+            action: AuditAction::Trapped,
             detail: t.outcome.clone(),
         });
         self.trap_history.push(t);
         let over = self.trap_history.len().saturating_sub(keep);
         self.trap_history.drain(..over);
-        let trapped = self.audit.iter().filter(|a| a.action == "trapped").count();
+        let trapped = self
+            .audit
+            .iter()
+            .filter(|a| a.action == AuditAction::Trapped)
+            .count();
         let mut drop = trapped.saturating_sub(keep);
         self.audit.retain(|a| {
-            if drop > 0 && a.action == "trapped" {
+            if drop > 0 && a.action == AuditAction::Trapped {
                 drop -= 1;
                 false
             } else {
@@ -160,17 +166,22 @@ pub struct Quarantine {
     store: Arc<dyn BlobStore>,
 }
 
-fn hex_of(id: &str) -> &str {
-    id.strip_prefix("sha256:").unwrap_or(id)
-}
-
-fn record_key(id: &str) -> String {
-    format!("quarantine/{}.json", hex_of(id))
+/// The key of a module's quarantine record in the agents bucket.
+pub fn record_key(id: &AgentId) -> String {
+    format!("quarantine/{}.json", id.hex())
 }
 
 /// The key of a module's bytes in the agents bucket.
-pub fn source_key(id: &str) -> String {
-    format!("source/{}", hex_of(id))
+pub fn source_key(id: &AgentId) -> String {
+    format!("source/{}", id.hex())
+}
+
+/// The ids of the records under `quarantine/`, from their keys (other keys are skipped).
+fn record_ids(keys: Vec<String>) -> impl Iterator<Item = AgentId> {
+    keys.into_iter().filter_map(|k| {
+        let hex = k.strip_prefix("quarantine/")?.strip_suffix(".json")?;
+        AgentId::from_hex(hex).ok()
+    })
 }
 
 impl Quarantine {
@@ -181,7 +192,7 @@ impl Quarantine {
 
     /// Resolves a user-given id: `sha256:<hex>`, `<hex>` or a unique hex prefix of at
     /// least 6 digits among the records.
-    pub fn resolve(&self, given: &str) -> Result<String> {
+    pub fn resolve(&self, given: &str) -> Result<AgentId> {
         let hex = given.strip_prefix("sha256:").unwrap_or(given);
         let valid = hex.len() >= 6
             && hex.len() <= 64
@@ -192,29 +203,23 @@ impl Quarantine {
             return Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(given))).into());
         }
         if hex.len() == 64 {
-            return Ok(format!("sha256:{hex}"));
+            return AgentId::from_hex(hex).map_err(|_| {
+                ErrorKind::NotFound(format!("agent {}", runtime::escape(given))).into()
+            });
         }
-        let matches: Vec<String> = self
-            .store
-            .list(Bucket::Agents, "quarantine/")?
-            .into_iter()
-            .filter_map(|k| {
-                let h = k.strip_prefix("quarantine/")?.strip_suffix(".json")?;
-                h.starts_with(hex).then(|| format!("sha256:{h}"))
-            })
-            .collect();
-        match matches.len() {
-            0 => Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(given))).into()),
-            1 => Ok(matches.into_iter().next().unwrap_or_default()),
-            _ => Err(ErrorKind::Ambiguous(given.to_string()).into()),
+        let mut matches = record_ids(self.store.list(Bucket::Agents, "quarantine/")?)
+            .filter(|id| id.hex().starts_with(hex));
+        match (matches.next(), matches.next()) {
+            (None, _) => {
+                Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(given))).into())
+            }
+            (Some(id), None) => Ok(id),
+            (Some(_), Some(_)) => Err(ErrorKind::Ambiguous(given.to_string()).into()),
         }
     }
 
     /// The record of an agent, if any.
-    pub fn get(&self, id: &str) -> Result<Option<Record>> {
-        if !is_agent_id(id) {
-            return Err(ErrorKind::NotFound(format!("agent {}", runtime::escape(id))).into());
-        }
+    pub fn get(&self, id: &AgentId) -> Result<Option<Record>> {
         let key = record_key(id);
         let Some(bytes) = self.store.get(Bucket::Agents, &key)? else {
             return Ok(None);
@@ -223,7 +228,7 @@ impl Quarantine {
     }
 
     /// The record, or `NotFound`.
-    pub fn require(&self, id: &str) -> Result<Record> {
+    pub fn require(&self, id: &AgentId) -> Result<Record> {
         self.get(id)?
             .ok_or_else(|| ErrorKind::NotFound(format!("agent {id}")).into())
     }
@@ -231,17 +236,7 @@ impl Quarantine {
     /// Every record that is not purged, oldest first.
     pub fn list(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
-        for key in self.store.list(Bucket::Agents, "quarantine/")? {
-            let Some(hex) = key
-                .strip_prefix("quarantine/")
-                .and_then(|k| k.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let id = format!("sha256:{hex}");
-            if !is_agent_id(&id) {
-                continue;
-            }
+        for id in record_ids(self.store.list(Bucket::Agents, "quarantine/")?) {
             if let Some(r) = self.get(&id)?
                 && r.status != Status::Purged
             {
@@ -253,12 +248,12 @@ impl Quarantine {
     }
 
     /// The module bytes of a record, checked against the id.
-    pub fn module(&self, id: &str) -> Result<Option<Vec<u8>>> {
+    pub fn module(&self, id: &AgentId) -> Result<Option<Vec<u8>>> {
         let key = source_key(id);
         let Some(bytes) = self.store.get(Bucket::Agents, &key)? else {
             return Ok(None);
         };
-        if agent_id(&bytes) != id {
+        if AgentId::of(&bytes) != *id {
             return Err(ErrorKind::Corrupt {
                 key,
                 reason: "bytes do not hash to their id".into(),
@@ -268,12 +263,9 @@ impl Quarantine {
         Ok(Some(bytes))
     }
 
-    fn decode(id: &str, key: &str, bytes: &[u8]) -> Result<Record> {
-        let mut rec: Record = serde_json::from_slice(bytes).map_err(|e| ErrorKind::Corrupt {
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
-        if rec.agent_id != id {
+    fn decode(id: &AgentId, key: &str, bytes: &[u8]) -> Result<Record> {
+        let mut rec: Record = from_json(key, bytes)?;
+        if rec.agent_id != *id {
             return Err(ErrorKind::Corrupt {
                 key: key.to_string(),
                 reason: format!("record names {}", rec.agent_id),
@@ -295,7 +287,7 @@ impl Quarantine {
     /// `update_attempts`.
     fn update(
         &self,
-        id: &str,
+        id: &AgentId,
         mut change: impl FnMut(Option<Record>) -> Result<Record>,
     ) -> Result<Record> {
         let key = record_key(id);
@@ -324,10 +316,7 @@ impl Quarantine {
             new.updates.push(update.clone());
             let over = new.updates.len().saturating_sub(settings.update_ids.max(1));
             new.updates.drain(..over);
-            let json = serde_json::to_vec_pretty(&new).map_err(|e| ErrorKind::Corrupt {
-                key: key.clone(),
-                reason: e.to_string(),
-            })?;
+            let json = to_json("a quarantine record", &new)?;
             let written = match &version {
                 Some(v) => self.store.put_if(Bucket::Agents, &key, &json, v)?,
                 None => self.store.put_new(Bucket::Agents, &key, &json)?,
@@ -357,16 +346,19 @@ impl Quarantine {
         safety_score: f64,
         policy: &Policy,
         trap: Option<TrapEvent>,
-        parents: &[String],
+        parents: &[AgentId],
     ) -> Result<Record> {
-        let sighting = Sighting {
-            bytes,
-            verdict,
-            safety_score,
-            policy,
-            parents,
-        };
-        self.sight(&sighting, trap, u64::MAX)
+        self.sight(
+            &Sighting {
+                bytes,
+                verdict,
+                safety_score,
+                policy,
+                parents,
+            },
+            trap,
+            u64::MAX,
+        )
     }
 
     /// Records the trap of a run that was admitted when the record had been purged
@@ -382,18 +374,20 @@ impl Quarantine {
         trap: TrapEvent,
         purges_seen: u64,
     ) -> Result<Record> {
-        let sighting = Sighting {
+        let parents = &[];
+        let s = Sighting {
             bytes,
             verdict,
             safety_score,
             policy,
-            parents: &[],
+            parents,
         };
-        self.sight(&sighting, Some(trap), purges_seen)
+        self.sight(&s, Some(trap), purges_seen)
     }
 
     fn sight(&self, s: &Sighting, trap: Option<TrapEvent>, purges_seen: u64) -> Result<Record> {
-        let id = &s.verdict.agent_id;
+        // The runtime's id of the bytes, parsed where it enters the engine.
+        let id: &AgentId = &s.verdict.agent_id.parse()?;
         let keep = self.store.settings().trap_history;
         let reason = trap
             .as_ref()
@@ -425,7 +419,7 @@ impl Quarantine {
                     r.safety_score = s.safety_score;
                     r.audit.push(AuditEvent {
                         at: now.clone(),
-                        action: "quarantined".into(),
+                        action: AuditAction::Quarantined,
                         detail: format!("seen again after purge; safety score {}", s.safety_score),
                     });
                     r
@@ -447,7 +441,7 @@ impl Quarantine {
                         parents: s.parents.to_vec(),
                         audit: vec![AuditEvent {
                             at: now.clone(),
-                            action: "quarantined".into(),
+                            action: AuditAction::Quarantined,
                             detail: format!(
                                 "{reason}: safety score {} below {}",
                                 s.safety_score, min_safety_score
@@ -466,7 +460,7 @@ impl Quarantine {
     }
 
     /// Releases a quarantined module: a person approved it.
-    pub fn release(&self, id: &str, by: &str) -> Result<Record> {
+    pub fn release(&self, id: &AgentId, by: &str) -> Result<Record> {
         self.update(id, |current| {
             let mut rec = current
                 .ok_or_else(|| crate::Error::from(ErrorKind::NotFound(format!("agent {id}"))))?;
@@ -476,7 +470,7 @@ impl Quarantine {
             rec.status = Status::Released;
             rec.audit.push(AuditEvent {
                 at: now_rfc3339(),
-                action: "released".into(),
+                action: AuditAction::Released,
                 detail: by.to_string(),
             });
             Ok(rec)
@@ -484,7 +478,7 @@ impl Quarantine {
     }
 
     /// Purges a module: deletes its bytes, keeps the record marked `purged`.
-    pub fn purge(&self, id: &str, by: &str) -> Result<Record> {
+    pub fn purge(&self, id: &AgentId, by: &str) -> Result<Record> {
         let rec = self.update(id, |current| {
             let mut rec = current
                 .ok_or_else(|| crate::Error::from(ErrorKind::NotFound(format!("agent {id}"))))?;
@@ -492,7 +486,7 @@ impl Quarantine {
             rec.purges += 1;
             rec.audit.push(AuditEvent {
                 at: now_rfc3339(),
-                action: "purged".into(),
+                action: AuditAction::Purged,
                 detail: by.to_string(),
             });
             Ok(rec)
@@ -510,7 +504,7 @@ struct Sighting<'a> {
     verdict: &'a Verdict,
     safety_score: f64,
     policy: &'a Policy,
-    parents: &'a [String],
+    parents: &'a [AgentId],
 }
 
 /// A fresh id for one change of a record: 128 random bits in hex.
@@ -533,4 +527,168 @@ fn backoff(attempt: u32) -> Duration {
     // A fresh `RandomState` has random keys: hashing with it is a cheap random number.
     let r = std::collections::hash_map::RandomState::new().hash_one(attempt);
     Duration::from_micros(base_us / 2 + r % base_us.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StateItem, StoreSettings};
+
+    /// A store on which every conditional write loses its race.
+    struct AlwaysLoses(Arc<dyn BlobStore>);
+
+    impl BlobStore for AlwaysLoses {
+        fn put(&self, b: Bucket, key: &str, bytes: &[u8]) -> Result<()> {
+            self.0.put(b, key, bytes)
+        }
+        fn put_new(&self, _: Bucket, _: &str, _: &[u8]) -> Result<bool> {
+            Ok(false)
+        }
+        fn put_state(&self, item: &StateItem) -> Result<bool> {
+            self.0.put_state(item)
+        }
+        fn get_states(&self, id: &str) -> Result<Vec<StateItem>> {
+            self.0.get_states(id)
+        }
+        fn get(&self, b: Bucket, key: &str) -> Result<Option<Vec<u8>>> {
+            self.0.get(b, key)
+        }
+        fn get_versioned(&self, b: Bucket, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+            self.0.get_versioned(b, key)
+        }
+        fn put_if(&self, _: Bucket, _: &str, _: &[u8], _: &Version) -> Result<bool> {
+            Ok(false)
+        }
+        fn list(&self, b: Bucket, prefix: &str) -> Result<Vec<String>> {
+            self.0.list(b, prefix)
+        }
+        fn delete(&self, b: Bucket, key: &str) -> Result<()> {
+            self.0.delete(b, key)
+        }
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        fn settings(&self) -> &StoreSettings {
+            self.0.settings()
+        }
+    }
+
+    fn store(params: &str) -> (Arc<dyn BlobStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s =
+            crate::store::open(&format!("file://{}{params}", dir.path().display())).expect("store");
+        (s, dir)
+    }
+
+    fn rejected(tag: u32) -> (Vec<u8>, Verdict) {
+        let wasm = wat::parse_str(format!(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                (func (export "act") (result i32) i32.const {tag}))"#
+        ))
+        .expect("wat");
+        let v = runtime::validate(&Policy::default_policy(), &wasm);
+        (wasm, v)
+    }
+
+    #[test]
+    fn a_write_that_always_loses_is_a_conflict_after_the_attempts() {
+        let (s, _dir) = store("?update_attempts=3");
+        let q = Quarantine::new(Arc::new(AlwaysLoses(s.clone())));
+        let (wasm, v) = rejected(1);
+        let e = q
+            .quarantine(&wasm, &v, 0.1, &Policy::default_policy(), None, &[])
+            .expect_err("never written");
+        assert!(matches!(e.kind(), ErrorKind::Conflict(_)), "{e}");
+        assert!(e.to_string().contains("3 attempts"), "{e}");
+        // the bytes went first, the record never
+        let id: AgentId = v.agent_id.parse().expect("id");
+        assert!(
+            s.get(Bucket::Agents, &source_key(&id))
+                .expect("get")
+                .is_some()
+        );
+        assert!(Quarantine::new(s).get(&id).expect("get").is_none());
+    }
+
+    #[test]
+    fn release_and_purge_need_a_record() {
+        let (s, _dir) = store("");
+        let q = Quarantine::new(s);
+        let id = AgentId::of(b"none");
+        for e in [
+            q.release(&id, "op").expect_err("release"),
+            q.purge(&id, "op").expect_err("purge"),
+            q.require(&id).expect_err("require"),
+        ] {
+            assert!(matches!(e.kind(), ErrorKind::NotFound(_)), "{e}");
+        }
+        // a purged record cannot be released
+        let (wasm, v) = rejected(2);
+        let rec = q
+            .quarantine(&wasm, &v, 0.1, &Policy::default_policy(), None, &[])
+            .expect("quarantine");
+        q.purge(&rec.agent_id, "op").expect("purge");
+        let e = q.release(&rec.agent_id, "op").expect_err("purged");
+        assert!(matches!(e.kind(), ErrorKind::NotFound(_)), "{e}");
+        assert!(
+            q.list().expect("list").is_empty(),
+            "purged records are not listed"
+        );
+    }
+
+    #[test]
+    fn ids_resolve_from_unique_prefixes() {
+        let (s, _dir) = store("");
+        let q = Quarantine::new(s.clone());
+        let mut ids = Vec::new();
+        for tag in 0..40 {
+            let (wasm, v) = rejected(tag);
+            ids.push(
+                q.quarantine(&wasm, &v, 0.1, &Policy::default_policy(), None, &[])
+                    .expect("quarantine")
+                    .agent_id,
+            );
+        }
+        let id = &ids[0];
+        assert_eq!(&q.resolve(id.as_str()).expect("full"), id);
+        assert_eq!(&q.resolve(id.hex()).expect("hex"), id);
+        // a unique prefix of the shortest length needed, at least 6
+        let unique = (6..=64)
+            .map(|n| &id.hex()[..n])
+            .find(|p| ids.iter().filter(|i| i.hex().starts_with(p)).count() == 1)
+            .expect("a unique prefix");
+        assert_eq!(&q.resolve(unique).expect("prefix"), id);
+        assert_eq!(&q.resolve(&format!("sha256:{unique}")).expect("prefix"), id);
+        for bad in ["", "abc12", "sha256:", "zzzzzz", &id.hex().to_uppercase()] {
+            let e = q.resolve(bad).expect_err(bad);
+            assert!(matches!(e.kind(), ErrorKind::NotFound(_)), "{bad}: {e}");
+        }
+        // no record starts with this
+        let none = ["000000", "ffffff"]
+            .into_iter()
+            .find(|p| !ids.iter().any(|i| i.hex().starts_with(p)))
+            .expect("an unused prefix");
+        assert!(matches!(
+            q.resolve(none).expect_err("none").kind(),
+            ErrorKind::NotFound(_)
+        ));
+        // two records under one prefix
+        for d in ["0", "1"] {
+            let key = format!("quarantine/abcdef{}.json", d.repeat(58));
+            s.put(Bucket::Agents, &key, b"{}").expect("put");
+        }
+        let e = q.resolve("abcdef").expect_err("ambiguous");
+        assert!(matches!(e.kind(), ErrorKind::Ambiguous(_)), "{e}");
+        // a record that names another id is corrupt
+        let other = &ids[1];
+        let bytes = s
+            .get(Bucket::Agents, &record_key(other))
+            .expect("get")
+            .expect("rec");
+        s.put(Bucket::Agents, &record_key(id), &bytes).expect("put");
+        assert!(matches!(
+            q.get(id).expect_err("corrupt").kind(),
+            ErrorKind::Corrupt { .. }
+        ));
+    }
 }

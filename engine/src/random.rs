@@ -123,9 +123,7 @@ pub fn expr(
                     NumOp::I64Xor,
                     NumOp::I64RemS,
                 ];
-                expr(Ty::I64, d, locals, consts, rng, out);
-                expr(Ty::I64, d, locals, consts, rng, out);
-                out.push(Op::Num(OPS[rng.below(OPS.len())]));
+                binary(Ty::I64, &OPS, d, locals, consts, rng, out);
             }
         }
         Ty::F64 => {
@@ -146,9 +144,7 @@ pub fn expr(
                     NumOp::F64Mul,
                     NumOp::F64Div,
                 ];
-                expr(Ty::F64, d, locals, consts, rng, out);
-                expr(Ty::F64, d, locals, consts, rng, out);
-                out.push(Op::Num(OPS[rng.below(OPS.len())]));
+                binary(Ty::F64, &OPS, d, locals, consts, rng, out);
             }
         }
         Ty::I32 => {
@@ -167,11 +163,24 @@ pub fn expr(
                     NumOp::I64Eq,
                 ],
             };
-            expr(src, d, locals, consts, rng, out);
-            expr(src, d, locals, consts, rng, out);
-            out.push(Op::Num(ops[rng.below(ops.len())]));
+            binary(src, ops, d, locals, consts, rng, out);
         }
     }
+}
+
+/// Two random expressions of type `operand` and one of `ops` over them.
+fn binary(
+    operand: Ty,
+    ops: &[NumOp],
+    depth: u32,
+    locals: &[Option<Ty>],
+    consts: &Constants,
+    rng: &mut Rng,
+    out: &mut Vec<Op>,
+) {
+    expr(operand, depth, locals, consts, rng, out);
+    expr(operand, depth, locals, consts, rng, out);
+    out.push(Op::Num(ops[rng.below(ops.len())]));
 }
 
 /// A random module `act: params -> result` with an expression of at most `depth`

@@ -111,9 +111,9 @@ impl Task {
     /// Parses a task from TOML (or JSON).
     pub fn parse(text: &str, json: bool) -> Result<Task> {
         let raw: RawTask = if json {
-            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?
+            serde_json::from_str(text).map_err(ErrorKind::TaskJson)?
         } else {
-            toml::from_str(text).map_err(|e| bad(e.to_string()))?
+            toml::from_str(text).map_err(ErrorKind::TaskToml)?
         };
         let params = raw
             .params

@@ -12,9 +12,7 @@ pub struct ConstPerturb {
 }
 
 impl Mutator for ConstPerturb {
-    fn name(&self) -> &'static str {
-        "const_perturb"
-    }
+    named!("const_perturb");
 
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let consts: Vec<usize> = (0..g.ops.len())

@@ -12,9 +12,7 @@ pub struct Delete {
 }
 
 impl Mutator for Delete {
-    fn name(&self) -> &'static str {
-        "delete"
-    }
+    named!("delete");
 
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let exprs: Vec<_> = super::expressions(g)

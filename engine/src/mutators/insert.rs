@@ -14,9 +14,7 @@ pub struct Insert {
 }
 
 impl Mutator for Insert {
-    fn name(&self) -> &'static str {
-        "insert"
-    }
+    named!("insert");
 
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let points = super::typed_points(g);

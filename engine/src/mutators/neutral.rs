@@ -7,9 +7,7 @@ use crate::rng::Rng;
 pub struct Neutral;
 
 impl Mutator for Neutral {
-    fn name(&self) -> &'static str {
-        "neutral"
-    }
+    named!("neutral");
 
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let points = super::typed_points(g);

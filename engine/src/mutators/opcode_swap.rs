@@ -7,9 +7,7 @@ use crate::rng::Rng;
 pub struct OpcodeSwap;
 
 impl Mutator for OpcodeSwap {
-    fn name(&self) -> &'static str {
-        "opcode_swap"
-    }
+    named!("opcode_swap");
 
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let sites: Vec<usize> = (0..g.ops.len())

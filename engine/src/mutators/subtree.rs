@@ -13,9 +13,7 @@ pub struct Subtree {
 }
 
 impl Mutator for Subtree {
-    fn name(&self) -> &'static str {
-        "subtree"
-    }
+    named!("subtree");
 
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let exprs = super::expressions(g);

@@ -1,7 +1,7 @@
 //! The local-directory backend (`file://PATH`).
 
 use super::{BlobStore, Bucket, StateItem, StoreSettings, Version, check_key};
-use crate::error::{ErrorKind, Result};
+use crate::error::{ErrorKind, Result, from_json, to_json};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,10 +29,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
     }
 }
 
-/// Writes `bytes` at `path` only if nothing is there: the data goes to a synced
-/// temporary file that is hard-linked into place (a link fails when the name exists,
-/// so the create-if-absent is atomic).
-fn create_new(path: &Path, bytes: &[u8]) -> Result<bool> {
+/// The entries of a directory; `None` when there is no such directory.
+fn read_dir(dir: &Path) -> Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(dir)(e)),
+    }
+}
+
+/// Writes `bytes` to a synced temporary file beside `path`, puts it in place with
+/// `place` (given the temporary file), and makes the directory entry durable. On an
+/// error the temporary file is removed (best effort: the error returned is the one
+/// that matters).
+fn via_temp<T>(
+    path: &Path,
+    bytes: &[u8],
+    place: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> Result<T> {
     let dir = path.parent().unwrap_or(path).to_path_buf();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     let tmp = dir.join(format!(
@@ -40,23 +54,38 @@ fn create_new(path: &Path, bytes: &[u8]) -> Result<bool> {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let write = || -> std::io::Result<bool> {
+    let write = || -> std::io::Result<T> {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        let created = match fs::hard_link(&tmp, path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(e),
-        };
-        fs::remove_file(&tmp)?;
+        let placed = place(&tmp)?;
         File::open(&dir)?.sync_all()?;
-        Ok(created)
+        Ok(placed)
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io(path)(e)
     })
+}
+
+/// Writes `bytes` at `path` only if nothing is there: the temporary file is
+/// hard-linked into place (a link fails when the name exists, so the create-if-absent
+/// is atomic).
+fn create_new(path: &Path, bytes: &[u8]) -> Result<bool> {
+    via_temp(path, bytes, |tmp| {
+        let created = match fs::hard_link(tmp, path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        fs::remove_file(tmp)?;
+        Ok(created)
+    })
+}
+
+/// Writes `bytes` at `path`: the temporary file is renamed into place.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    via_temp(path, bytes, |tmp| fs::rename(tmp, path))
 }
 
 impl FsStore {
@@ -85,32 +114,6 @@ impl FsStore {
         }
     }
 
-    /// Writes `bytes` at `path`: a synced temporary file renamed into place, the rename
-    /// made durable.
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            // Make the rename itself durable.
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            // The temporary file is ours; removing it is best effort, the error that
-            // matters is the one returned.
-            let _ = fs::remove_file(&tmp);
-            io(path)(e)
-        })
-    }
-
     fn path(&self, bucket: Bucket, key: &str) -> Result<PathBuf> {
         check_key(key)?;
         Ok(self.root.join(Self::bucket_dir(bucket)).join(key))
@@ -120,7 +123,7 @@ impl FsStore {
 impl BlobStore for FsStore {
     fn put(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<()> {
         let path = self.path(bucket, key)?;
-        self.write_atomic(&path, bytes)
+        write_atomic(&path, bytes)
     }
 
     fn put_new(&self, bucket: Bucket, key: &str, bytes: &[u8]) -> Result<bool> {
@@ -131,10 +134,7 @@ impl BlobStore for FsStore {
     fn put_state(&self, item: &StateItem) -> Result<bool> {
         let key = format!("{}/{:06}.json", item.evolution_id, item.generation);
         check_key(&key)?;
-        let bytes = serde_json::to_vec_pretty(item).map_err(|e| ErrorKind::Corrupt {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = to_json("a state row", item)?;
         create_new(&self.root.join("state").join(&key), &bytes)
     }
 
@@ -142,24 +142,17 @@ impl BlobStore for FsStore {
         check_key(evolution_id)?;
         let dir = self.root.join("state").join(evolution_id);
         let mut out = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for entry in entries {
+        for entry in read_dir(&dir)?.into_iter().flatten() {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp-") {
                 continue;
             }
             let bytes = fs::read(entry.path()).map_err(io(&entry.path()))?;
-            let item: StateItem =
-                serde_json::from_slice(&bytes).map_err(|e| ErrorKind::Corrupt {
-                    key: format!("state/{evolution_id}/{name}"),
-                    reason: e.to_string(),
-                })?;
-            out.push(item);
+            out.push(from_json::<StateItem>(
+                &format!("state/{evolution_id}/{name}"),
+                &bytes,
+            )?);
         }
         out.sort_by_key(|i| i.generation);
         Ok(out)
@@ -206,7 +199,7 @@ impl BlobStore for FsStore {
         if current.as_ref() != Some(version) {
             return Ok(false);
         }
-        self.write_atomic(&path, bytes)?;
+        write_atomic(&path, bytes)?;
         Ok(true)
     }
 
@@ -216,12 +209,7 @@ impl BlobStore for FsStore {
         let mut out = Vec::new();
         let mut stack = vec![(base.clone(), String::new())];
         while let Some((dir, rel)) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(&dir)(e)),
-            };
-            for entry in entries {
+            for entry in read_dir(&dir)?.into_iter().flatten() {
                 let entry = entry.map_err(io(&dir))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with(".tmp-") {

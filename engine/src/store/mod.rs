@@ -3,12 +3,16 @@
 //! bucket (`source/`, `compiled/`, `metadata/`, `performance/`, `quarantine/`).
 
 mod fs;
+#[cfg(feature = "aws")]
 mod s3;
 
 pub use fs::FsStore;
+#[cfg(feature = "aws")]
 pub use s3::S3Store;
 
 use crate::error::{ErrorKind, Result};
+use crate::id::AgentId;
+use crate::words::SafetyFlag;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,13 +37,13 @@ pub struct StateItem {
     /// The best module's bytes.
     pub agent_code: Vec<u8>,
     /// The best module's id.
-    pub best_agent_id: String,
+    pub best_agent_id: AgentId,
     /// The best train error.
     pub fitness_score: f64,
     /// The best module's parents.
-    pub parent_ids: Vec<String>,
+    pub parent_ids: Vec<AgentId>,
     /// Anomaly flags of the generation.
-    pub safety_flags: Vec<String>,
+    pub safety_flags: Vec<SafetyFlag>,
 }
 
 /// The version of a stored object, for conditional writes ([`BlobStore::put_if`]): the
@@ -166,7 +170,8 @@ fn file_settings(uri: &str, rest: &str) -> Result<(PathBuf, StoreSettings)> {
 /// The default store URI: `file://./.tdev`.
 pub const DEFAULT_STORE: &str = "file://.tdev";
 
-/// Opens a store from its URI: `file://PATH` (or a bare path).
+/// Opens a store from its URI: `file://PATH` (or a bare path), or `s3://…` in a build
+/// with the `aws` feature.
 pub fn open(uri: &str) -> Result<Arc<dyn BlobStore>> {
     let bad = |reason: &str| ErrorKind::StoreUri {
         uri: uri.to_string(),
@@ -180,7 +185,7 @@ pub fn open(uri: &str) -> Result<Arc<dyn BlobStore>> {
         return Ok(Arc::new(FsStore::open(path)?.with_settings(settings)));
     }
     if uri.starts_with("s3://") {
-        return Ok(Arc::new(S3Store::open(uri)?));
+        return open_s3(uri);
     }
     if uri.contains("://") {
         return Err(bad("expected file://PATH or s3://BUCKET?agents=..&table=..").into());
@@ -190,6 +195,29 @@ pub fn open(uri: &str) -> Result<Arc<dyn BlobStore>> {
     }
     let (path, settings) = file_settings(uri, uri)?;
     Ok(Arc::new(FsStore::open(path)?.with_settings(settings)))
+}
+
+#[cfg(feature = "aws")]
+fn open_s3(uri: &str) -> Result<Arc<dyn BlobStore>> {
+    Ok(Arc::new(S3Store::open(uri)?))
+}
+
+#[cfg(feature = "aws")]
+fn init_s3(uri: &str) -> Result<Vec<String>> {
+    S3Store::open(uri)?.init()
+}
+
+#[cfg(not(feature = "aws"))]
+fn open_s3(uri: &str) -> Result<Arc<dyn BlobStore>> {
+    Err(ErrorKind::NoAws {
+        uri: uri.to_string(),
+    }
+    .into())
+}
+
+#[cfg(not(feature = "aws"))]
+fn init_s3(uri: &str) -> Result<Vec<String>> {
+    open_s3(uri).map(|_| Vec::new())
 }
 
 /// Checks that a key is safe on every backend: `[A-Za-z0-9._:-]` segments joined by `/`,
@@ -216,10 +244,21 @@ pub fn check_key(key: &str) -> Result<()> {
 /// checks what is there. Returns one line per thing checked.
 pub fn init(uri: &str) -> Result<Vec<String>> {
     if uri.starts_with("s3://") {
-        return S3Store::open(uri)?.init();
+        return init_s3(uri);
     }
     let store = open(uri)?;
     Ok(vec![format!("{}: ready", store.describe())])
+}
+
+/// The ids of the evolutions in a store: those with something under `checkpoints/`.
+pub fn evolution_ids(store: &dyn BlobStore) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = store
+        .list(Bucket::Evolution, "checkpoints/")?
+        .iter()
+        .filter_map(|k| k.split('/').nth(1).map(str::to_string))
+        .collect();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// What [`copy`] moved.
@@ -246,7 +285,7 @@ pub fn copy(from: &dyn BlobStore, to: &dyn BlobStore) -> Result<CopyReport> {
             };
             if bucket == Bucket::Agents
                 && let Some(hex) = key.strip_prefix("source/")
-                && runtime::agent_id(&bytes) != format!("sha256:{hex}")
+                && AgentId::from_hex(hex).ok() != Some(AgentId::of(&bytes))
             {
                 return Err(ErrorKind::Corrupt {
                     key,
@@ -258,13 +297,7 @@ pub fn copy(from: &dyn BlobStore, to: &dyn BlobStore) -> Result<CopyReport> {
             report.objects += 1;
         }
     }
-    let mut ids: Vec<String> = from
-        .list(Bucket::Evolution, "checkpoints/")?
-        .iter()
-        .filter_map(|k| k.split('/').nth(1).map(str::to_string))
-        .collect();
-    ids.dedup();
-    for id in ids {
+    for id in evolution_ids(from)? {
         for item in from.get_states(&id)? {
             to.put_state(&item)?;
             report.states += 1;

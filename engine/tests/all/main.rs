@@ -3,4 +3,5 @@
 mod interp;
 mod mutants;
 mod quarantine;
+mod records;
 mod store;

@@ -3,7 +3,8 @@
 
 use engine::quarantine::TrapEvent;
 use engine::store::{self, BlobStore};
-use engine::{Gate, Guard, Quarantine, Status};
+use engine::words::AuditAction;
+use engine::{AgentId, Gate, Guard, Quarantine, Status};
 use runtime::{Input, Policy, Sandbox, Verdict};
 use std::sync::{Arc, Barrier};
 
@@ -13,12 +14,17 @@ fn backends(params: &str) -> Vec<(String, Arc<dyn BlobStore>, Option<tempfile::T
     let sep = if params.is_empty() { "" } else { "?" };
     let fs_uri = format!("file://{}{sep}{params}", dir.path().display());
     let fs = store::open(&fs_uri).expect("fs");
-    let mut s3_uri = crate::store::s3_uri();
-    if !params.is_empty() {
-        s3_uri = format!("{s3_uri}&{params}");
+    #[cfg(feature = "aws")]
+    {
+        let mut s3_uri = crate::store::s3_uri();
+        if !params.is_empty() {
+            s3_uri = format!("{s3_uri}&{params}");
+        }
+        let s3 = store::open(&s3_uri).expect("s3");
+        vec![(fs_uri, fs, Some(dir)), (s3_uri, s3, None)]
     }
-    let s3 = store::open(&s3_uri).expect("s3");
-    vec![(fs_uri, fs, Some(dir)), (s3_uri, s3, None)]
+    #[cfg(not(feature = "aws"))]
+    vec![(fs_uri, fs, Some(dir))]
 }
 
 /// A module the default policy rejects (it imports WASI): quarantined statically.
@@ -36,6 +42,41 @@ fn rejected_module(tag: u32) -> (Vec<u8>, Verdict) {
     (wasm, verdict)
 }
 
+/// The id of a verdict, parsed.
+fn aid(v: &Verdict) -> AgentId {
+    v.agent_id.parse().expect("the runtime's id")
+}
+
+/// A quarantine over `s` holding the rejected module `tag`.
+fn holding(s: Arc<dyn BlobStore>, tag: u32) -> (Quarantine, Vec<u8>, Verdict) {
+    let q = Quarantine::new(s);
+    let (wasm, v) = rejected_module(tag);
+    q.quarantine(
+        &wasm,
+        &v,
+        v.safety_score,
+        &Policy::default_policy(),
+        None,
+        &[],
+    )
+    .expect("quarantine");
+    (q, wasm, v)
+}
+
+/// Runs `f(0..n)` on `n` threads that start together.
+fn race(n: usize, f: impl Fn(usize) + Sync) {
+    let start = Barrier::new(n);
+    std::thread::scope(|sc| {
+        for t in 0..n {
+            let (f, start) = (&f, &start);
+            sc.spawn(move || {
+                start.wait();
+                f(t);
+            });
+        }
+    });
+}
+
 fn trap(n: usize) -> TrapEvent {
     TrapEvent {
         at: engine::time::now_rfc3339(),
@@ -50,29 +91,19 @@ fn trap(n: usize) -> TrapEvent {
 fn racing_trap_updates_are_all_counted() {
     const N: usize = 24;
     for (name, s, _keep) in backends("") {
-        let q = Quarantine::new(s);
-        let (wasm, v) = rejected_module(1);
-        q.quarantine(
-            &wasm,
-            &v,
-            v.safety_score,
-            &Policy::default_policy(),
-            None,
-            &[],
-        )
-        .expect("quarantine");
-        let start = Barrier::new(N);
-        std::thread::scope(|sc| {
-            for n in 0..N {
-                let (q, wasm, v, start) = (&q, &wasm, &v, &start);
-                sc.spawn(move || {
-                    start.wait();
-                    q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(trap(n)), &[])
-                        .expect("trap update");
-                });
-            }
+        let (q, wasm, v) = holding(s, 1);
+        race(N, |n| {
+            q.quarantine(
+                &wasm,
+                &v,
+                0.5,
+                &Policy::default_policy(),
+                Some(trap(n)),
+                &[],
+            )
+            .expect("trap update");
         });
-        let rec = q.require(&v.agent_id).expect("record");
+        let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.trap_history.len(), N, "{name}: every trap kept");
         let mut fuel: Vec<u64> = rec.trap_history.iter().map(|t| t.fuel_used).collect();
         fuel.sort();
@@ -86,51 +117,44 @@ fn racing_trap_updates_are_all_counted() {
 fn history_is_capped_and_counts_stay_exact() {
     const N: usize = 40;
     for (name, s, _keep) in backends("trap_history=8") {
-        let q = Quarantine::new(s.clone());
-        let (wasm, v) = rejected_module(2);
-        q.quarantine(
-            &wasm,
-            &v,
-            v.safety_score,
-            &Policy::default_policy(),
-            None,
-            &[],
-        )
-        .expect("quarantine");
-        let start = Barrier::new(4);
-        std::thread::scope(|sc| {
-            for t in 0..4 {
-                let (q, wasm, v, start) = (&q, &wasm, &v, &start);
-                sc.spawn(move || {
-                    start.wait();
-                    for n in (t..N).step_by(4) {
-                        let mut e = trap(n);
-                        if n % 5 == 0 {
-                            e.outcome = "deadline".into();
-                        }
-                        q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(e), &[])
-                            .expect("trap update");
-                    }
-                });
+        let (q, wasm, v) = holding(s.clone(), 2);
+        race(4, |t| {
+            for n in (t..N).step_by(4) {
+                let mut e = trap(n);
+                if n % 5 == 0 {
+                    e.outcome = "deadline".into();
+                }
+                q.quarantine(&wasm, &v, 0.5, &Policy::default_policy(), Some(e), &[])
+                    .expect("trap update");
             }
         });
-        let rec = q.require(&v.agent_id).expect("record");
+        let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.trap_history.len(), 8, "{name}: history capped");
         assert_eq!(rec.traps_total(), N as u64, "{name}");
         assert_eq!(rec.trap_counts["deadline"], (N / 5) as u64, "{name}");
         assert_eq!(rec.trap_counts["out_of_fuel"], (N - N / 5) as u64, "{name}");
-        let trapped = rec.audit.iter().filter(|a| a.action == "trapped").count();
+        let trapped = rec
+            .audit
+            .iter()
+            .filter(|a| a.action == AuditAction::Trapped)
+            .count();
         assert_eq!(trapped, 8, "{name}: trapped audit entries capped too");
-        assert_eq!(rec.audit[0].action, "quarantined", "{name}: decisions kept");
+        assert_eq!(
+            rec.audit[0].action,
+            AuditAction::Quarantined,
+            "{name}: decisions kept"
+        );
         // the stored record stays small however many traps it has seen
-        let hex = &v.agent_id[7..];
         let stored = s
-            .get(store::Bucket::Agents, &format!("quarantine/{hex}.json"))
+            .get(
+                store::Bucket::Agents,
+                &engine::quarantine::record_key(&aid(&v)),
+            )
             .expect("get")
             .expect("record");
         assert!(stored.len() < 8 * 1024, "{name}: {} bytes", stored.len());
         // release and purge decisions are kept whatever the cap
-        q.release(&v.agent_id, "op").expect("release");
+        q.release(&aid(&v), "op").expect("release");
         q.quarantine(
             &wasm,
             &v,
@@ -140,11 +164,11 @@ fn history_is_capped_and_counts_stay_exact() {
             &[],
         )
         .expect("trap");
-        let rec = q.purge(&v.agent_id, "op").expect("purge");
+        let rec = q.purge(&aid(&v), "op").expect("purge");
         let actions: Vec<&str> = rec
             .audit
             .iter()
-            .filter(|a| a.action != "trapped")
+            .filter(|a| a.action != AuditAction::Trapped)
             .map(|a| a.action.as_str())
             .collect();
         assert_eq!(actions, ["quarantined", "released", "purged"], "{name}");
@@ -187,6 +211,25 @@ fn small_fuel_policy() -> Policy {
     p
 }
 
+/// Admits `wasm` through a fresh gate over `s` and runs it once.
+fn admit_and_run(
+    sandbox: &Sandbox,
+    s: &Arc<dyn BlobStore>,
+    wasm: &[u8],
+    name: &str,
+) -> engine::GuardedRun {
+    let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
+    let Gate::Admitted {
+        agent, purges_seen, ..
+    } = guard.admit(wasm).expect("admit")
+    else {
+        panic!("{name}: not admitted");
+    };
+    guard
+        .run(wasm, &agent, Input::Bytes(vec![]), purges_seen)
+        .expect("run")
+}
+
 /// Released modules run through the gate on several threads and trap (which records
 /// the trap), while an operator purges the module: the purge stands every time, with
 /// its audit entry, and the bytes are gone.
@@ -203,20 +246,9 @@ fn a_purge_is_never_undone_by_racing_runs() {
                     (loop $l (br $l)) i32.const {round}))"#
             ))
             .expect("wat");
-            let id = runtime::agent_id(&wasm);
+            let id = AgentId::of(&wasm);
             // first run: trapped and quarantined; then released by a person
-            let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted {
-                agent,
-                purges_seen: seen,
-                ..
-            } = guard.admit(&wasm).expect("admit")
-            else {
-                panic!("{name}: not admitted");
-            };
-            let first = guard
-                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
-                .expect("run");
+            let first = admit_and_run(&sandbox, &s, &wasm, &name);
             assert!(first.quarantined, "{name}: the trap quarantines it");
             let q = Quarantine::new(s.clone());
             q.release(&id, "op").expect("release");
@@ -251,7 +283,10 @@ fn a_purge_is_never_undone_by_racing_runs() {
             let rec = q.require(&id).expect("record");
             assert_eq!(rec.status, Status::Purged, "{name} round {round}");
             assert_eq!(
-                rec.audit.iter().filter(|a| a.action == "purged").count(),
+                rec.audit
+                    .iter()
+                    .filter(|a| a.action == AuditAction::Purged)
+                    .count(),
                 1,
                 "{name} round {round}: the purge's audit entry"
             );
@@ -262,18 +297,8 @@ fn a_purge_is_never_undone_by_racing_runs() {
             );
             assert_eq!(q.module(&id).expect("module"), None, "{name}: bytes gone");
             // seen again after the purge (a new run): quarantined again
-            let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-            let Gate::Admitted {
-                agent,
-                purges_seen: seen,
-                ..
-            } = guard.admit(&wasm).expect("admit")
-            else {
-                panic!("{name}: a purged module that passes validation runs");
-            };
-            let again = guard
-                .run(&wasm, &agent, Input::Bytes(vec![]), seen)
-                .expect("run");
+            // (a purged module that passes validation runs)
+            let again = admit_and_run(&sandbox, &s, &wasm, &name);
             assert!(again.quarantined, "{name}: held again after a new trap");
             assert!(
                 q.module(&id).expect("module").is_some(),
@@ -312,11 +337,13 @@ fn bytes_over_the_module_cap_are_not_kept() {
             record.findings
         );
         let q = Quarantine::new(s.clone());
-        assert_eq!(q.module(&verdict.agent_id).expect("module"), None, "{name}");
-        let hex = &verdict.agent_id[7..];
+        assert_eq!(q.module(&aid(&verdict)).expect("module"), None, "{name}");
         assert_eq!(
-            s.get(store::Bucket::Agents, &format!("source/{hex}"))
-                .expect("get"),
+            s.get(
+                store::Bucket::Agents,
+                &engine::quarantine::source_key(&aid(&verdict))
+            )
+            .expect("get"),
             None,
             "{name}: nothing stored under source/"
         );
@@ -326,11 +353,7 @@ fn bytes_over_the_module_cap_are_not_kept() {
         let Gate::Rejected { .. } = guard.admit(&small).expect("admit") else {
             panic!("{name}: imports WASI, so rejected");
         };
-        assert_eq!(
-            q.module(&v.agent_id).expect("module"),
-            Some(small),
-            "{name}"
-        );
+        assert_eq!(q.module(&aid(&v)).expect("module"), Some(small), "{name}");
     }
 }
 
@@ -346,7 +369,7 @@ fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
             name.len()
         ))
         .expect("wat");
-        let id = runtime::agent_id(&wasm);
+        let id = AgentId::of(&wasm);
         let guard = Guard::new(
             Sandbox::new(small_fuel_policy()).expect("sandbox"),
             Quarantine::new(s.clone()),
@@ -521,11 +544,11 @@ fn bytes_are_stored_again_after_a_purge_wins_the_race() {
         let q = Quarantine::new(s.clone());
         q.quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
             .expect("quarantine");
-        q.purge(&v.agent_id, "op").expect("purge");
-        assert_eq!(q.module(&v.agent_id).expect("module"), None);
+        q.purge(&aid(&v), "op").expect("purge");
+        assert_eq!(q.module(&aid(&v)).expect("module"), None);
 
         let around = Arc::new(Around::new(s.clone()));
-        let id = v.agent_id.clone();
+        let id = aid(&v);
         *around.before.lock().expect("lock") = Some(Box::new(move |inner: &Arc<dyn BlobStore>| {
             Quarantine::new(inner.clone())
                 .purge(&id, "op")
@@ -541,7 +564,7 @@ fn bytes_are_stored_again_after_a_purge_wins_the_race() {
         assert_eq!(rec.status, Status::Quarantined, "{name}");
         assert_eq!(rec.purges, 2, "{name}");
         assert_eq!(
-            q.module(&v.agent_id).expect("module"),
+            q.module(&aid(&v)).expect("module"),
             Some(wasm.clone()),
             "{name}: a quarantined record has its bytes"
         );
@@ -586,18 +609,22 @@ fn a_write_answered_as_lost_is_not_made_twice() {
         lose(1);
         q.quarantine(&wasm, &v, 0.5, &policy, Some(trap(2)), &[])
             .expect("trap");
-        let rec = q.require(&v.agent_id).expect("record");
+        let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.traps_total(), 4, "{name}: traps 0..=3 once each");
         lose(1);
-        q.release(&v.agent_id, "op").expect("release");
+        q.release(&aid(&v), "op").expect("release");
         lose(1);
-        let rec = q.purge(&v.agent_id, "op").expect("purge");
+        let rec = q.purge(&aid(&v), "op").expect("purge");
         assert_eq!(rec.purges, 1, "{name}: purged once");
-        let count = |a: &str| rec.audit.iter().filter(|e| e.action == a).count();
-        assert_eq!((count("released"), count("purged")), (1, 1), "{name}");
+        let count = |a: AuditAction| rec.audit.iter().filter(|e| e.action == a).count();
+        assert_eq!(
+            (count(AuditAction::Released), count(AuditAction::Purged)),
+            (1, 1),
+            "{name}"
+        );
         assert_eq!(around.lose.load(std::sync::atomic::Ordering::SeqCst), 0);
         let stored = Quarantine::new(s.clone())
-            .require(&v.agent_id)
+            .require(&aid(&v))
             .expect("record");
         assert_eq!(stored, rec, "{name}");
         assert!(stored.updates.len() <= s.settings().update_ids, "{name}");
@@ -621,7 +648,7 @@ fn update_ids_are_capped() {
             )
             .expect("trap");
         }
-        let rec = q.require(&v.agent_id).expect("record");
+        let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.updates.len(), 3, "{name}");
         assert_eq!(rec.traps_total(), 6, "{name}");
     }

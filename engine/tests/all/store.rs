@@ -1,14 +1,16 @@
 //! One storage suite, run against both backends: the local directory and S3 +
 //! DynamoDB (a real server on loopback, started by scripts/test.sh).
 
+use engine::AgentId;
 use engine::store::{self, BlobStore, Bucket, StateItem};
+use engine::words::SafetyFlag;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-static N: AtomicU32 = AtomicU32::new(0);
 
 /// Unique bucket and table names on the shared server.
+#[cfg(feature = "aws")]
 pub fn s3_uri() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh, which starts \
@@ -28,12 +30,26 @@ pub fn s3_uri() -> String {
     uri
 }
 
+/// The local directory and S3 + DynamoDB; without the `aws` feature, two directories.
 fn backends() -> Vec<(String, Arc<dyn BlobStore>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = store::open(&format!("file://{}", dir.path().display())).expect("fs");
+    vec![("file".into(), fs, Some(dir)), second_backend()]
+}
+
+#[cfg(feature = "aws")]
+fn second_backend() -> (String, Arc<dyn BlobStore>, Option<tempfile::TempDir>) {
     let uri = s3_uri();
     let s3 = store::open(&uri).expect("s3");
-    vec![("file".into(), fs, Some(dir)), (uri, s3, None)]
+    (uri, s3, None)
+}
+
+#[cfg(not(feature = "aws"))]
+fn second_backend() -> (String, Arc<dyn BlobStore>, Option<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = format!("file://{}", dir.path().display());
+    let fs = store::open(&uri).expect("fs");
+    (uri, fs, Some(dir))
 }
 
 #[test]
@@ -153,9 +169,9 @@ fn state_rows_are_written_once() {
             generation: g,
             timestamp: format!("2026-11-25T00:00:0{g}.000Z"),
             agent_code: vec![0, 97, 115, 109, g as u8],
-            best_agent_id: format!("sha256:{g}"),
+            best_agent_id: AgentId::of(&[g as u8]),
             fitness_score: fit,
-            parent_ids: vec!["sha256:p".into()],
+            parent_ids: vec![AgentId::of(b"p")],
             safety_flags: vec![],
         };
         assert!(s.put_state(&item(1, 0.5)).expect("put"), "{name}");
@@ -176,7 +192,7 @@ fn copy_moves_everything_between_backends() {
     let (from, to) = (&b[0].1, &b[1].1);
     from.put(
         Bucket::Agents,
-        &format!("source/{}", &runtime::agent_id(b"m")[7..]),
+        &engine::quarantine::source_key(&AgentId::of(b"m")),
         b"m",
     )
     .expect("put");
@@ -189,10 +205,10 @@ fn copy_moves_everything_between_backends() {
         generation: 0,
         timestamp: "t".into(),
         agent_code: vec![1],
-        best_agent_id: "sha256:x".into(),
+        best_agent_id: AgentId::of(b"x"),
         fitness_score: 1.0,
         parent_ids: vec![],
-        safety_flags: vec!["size_bloat".into()],
+        safety_flags: vec![SafetyFlag::SizeBloat],
     })
     .expect("state");
     let r = store::copy(from.as_ref(), to.as_ref()).expect("copy");
@@ -207,6 +223,16 @@ fn copy_moves_everything_between_backends() {
     from.put(Bucket::Agents, "source/00ff", b"tampered")
         .expect("put");
     assert!(store::copy(from.as_ref(), to.as_ref()).is_err());
+}
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn s3_uris_need_the_aws_feature() {
+    let e = store::open("s3://evo-bucket?agents=agents-bucket&table=state")
+        .err()
+        .expect("refused");
+    assert!(matches!(e.kind(), engine::ErrorKind::NoAws { .. }), "{e}");
+    assert!(store::init("s3://evo-bucket?agents=agents-bucket&table=state").is_err());
 }
 
 #[test]

@@ -1,0 +1,288 @@
+//! The records an evolution stores (DESIGN.md § Storage), as serde structs. Their
+//! fields and words are the stored shapes: `engine/tests/all/records.rs` reads records
+//! written before these types existed.
+
+use crate::id::AgentId;
+use crate::rng::Rng;
+use crate::task::{Case, Task};
+use crate::words::{Cull, RunStatus, SafetyFlag};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The best individual of a run (in checkpoints and in [`crate::evolve::Summary`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Its id.
+    pub agent_id: AgentId,
+    /// Mean train error.
+    pub train_error: f64,
+    /// Mean error on the held-out cases (null when the task has none).
+    pub test_error: Option<f64>,
+    /// Size in bytes.
+    pub size_bytes: usize,
+}
+
+/// What a generation looked like: its fitness log, `fitness_logs/<id>/<gen>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// Its number (0 is the initial population).
+    pub generation: u32,
+    /// Best mean train error.
+    pub best_error: f64,
+    /// Mean train error of the scored individuals.
+    pub mean_error: f64,
+    /// Id of the best individual.
+    pub best_id: AgentId,
+    /// Size of the best individual.
+    pub best_size: usize,
+    /// Offspring evaluated (duplicates scored once count once).
+    pub evaluations: u64,
+    /// Offspring produced / of which valid.
+    pub produced: u64,
+    /// Valid offspring.
+    pub valid: u64,
+    /// Culled this generation, by outcome word.
+    pub culled: BTreeMap<Cull, u64>,
+    /// Mean module size.
+    pub mean_size: f64,
+}
+
+/// The record that commits a generation: `checkpoints/<id>/<gen>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The evolution id.
+    pub evolution_id: String,
+    /// The generation.
+    pub generation: u32,
+    /// The task's name.
+    pub task: String,
+    /// The generator's state after this generation was bred.
+    pub rng: Rng,
+    /// The population: (id, parents) of each member.
+    pub population: Vec<(AgentId, Vec<AgentId>)>,
+    /// Evaluations so far.
+    pub evaluations: u64,
+    /// Culled so far, by word.
+    pub culled: BTreeMap<Cull, u64>,
+    /// Quarantined so far.
+    pub quarantined: u64,
+    /// Offspring produced so far.
+    pub produced: u64,
+    /// Of which invalid.
+    pub invalid: u64,
+    /// The best member (its `test_error` is null here).
+    pub best: Best,
+    /// `running`, `solved` or `finished`.
+    pub status: RunStatus,
+    /// (best, mean) train error per generation.
+    pub history: Vec<(f64, f64)>,
+    /// When it was written.
+    pub written_at: String,
+}
+
+/// A member of a stored generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its id.
+    pub agent_id: AgentId,
+    /// Its mean train error; null when it was culled.
+    pub train_error: Option<f64>,
+    /// Its size.
+    pub size_bytes: usize,
+    /// Its parents.
+    pub parents: Vec<AgentId>,
+    /// The module, in hex.
+    pub module_hex: String,
+}
+
+/// A generation's population: `generations/<id>/<gen>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    /// The generation.
+    pub generation: u32,
+    /// Its members.
+    pub population: Vec<Member>,
+}
+
+/// A generation's anomaly check: `safety_snapshots/<id>/<gen>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SafetySnapshot {
+    /// The generation.
+    pub generation: u32,
+    /// Share of the evaluated that were culled.
+    pub trap_rate: f64,
+    /// Mean module size.
+    pub mean_size: f64,
+    /// Offspring quarantined so far.
+    pub quarantined_total: u64,
+    /// Its anomaly flags.
+    pub flags: Vec<SafetyFlag>,
+}
+
+/// The generation to resume from: `checkpoints/<id>/head.json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The generation.
+    pub generation: u32,
+}
+
+/// A stop request ended the run at its head: `checkpoints/<id>/stopped.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// The head generation when it stopped.
+    pub generation: u32,
+    /// When.
+    pub at: String,
+}
+
+/// What is known of a best module: `metadata/<hex>.json` in the agents bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Its id.
+    pub agent_id: AgentId,
+    /// Its parents.
+    pub parents: Vec<AgentId>,
+    /// Whether the policy admits it.
+    pub admitted: bool,
+    /// Its static safety score.
+    pub safety_score: f64,
+    /// Its static findings, by word.
+    pub findings: Vec<String>,
+    /// Its size.
+    pub size_bytes: usize,
+    /// The evolution that made it.
+    pub evolution_id: String,
+    /// The generation it was best of.
+    pub generation: u32,
+    /// Its mean train error.
+    pub train_error: f64,
+    /// When it was written.
+    pub created_at: String,
+}
+
+/// What running a best module on every training case costs, measured in the sandbox:
+/// `performance/<hex>.json` in the agents bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Performance {
+    /// Training cases run.
+    pub cases: usize,
+    /// Fuel used over all cases.
+    pub fuel_used_total: u64,
+    /// Most fuel used by a case.
+    pub fuel_used_max: u64,
+    /// Wall time over all cases, in microseconds.
+    pub wall_us_total: u64,
+    /// Longest wall time of a case.
+    pub wall_us_max: u64,
+    /// Cases by outcome word.
+    pub outcomes: BTreeMap<String, u64>,
+    /// The train error as the sandbox computes it (the evolution may have screened
+    /// the module with the interpreter).
+    pub train_error: f64,
+    /// The policy's `limits.fuel_per_call`.
+    pub fuel_per_call: u64,
+    /// When it was measured.
+    pub measured_at: String,
+    /// The module's id.
+    pub agent_id: AgentId,
+    /// The evolution.
+    pub evolution_id: String,
+    /// The generation.
+    pub generation: u32,
+}
+
+/// One line of [`crate::evolve::list`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvolutionEntry {
+    /// The evolution id.
+    pub evolution_id: String,
+    /// The task's name.
+    pub task: String,
+    /// The generation it resumes from.
+    pub head_generation: u32,
+    /// The head's best train error.
+    pub best_error: f64,
+    /// Its status (`stopped` when a stop request ended it at its head).
+    pub status: RunStatus,
+}
+
+/// A value of a stored task: an i64 or finite f64 as a JSON number, a NaN or infinite
+/// f64 as its Rust spelling (`"inf"`, `"-inf"`, `"NaN"`), which the task parser reads.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StoredValue {
+    /// An i64.
+    I64(i64),
+    /// A finite f64.
+    F64(f64),
+    /// A NaN or infinite f64.
+    Text(String),
+}
+
+impl From<&runtime::Value> for StoredValue {
+    fn from(v: &runtime::Value) -> StoredValue {
+        match *v {
+            runtime::Value::I64(i) => StoredValue::I64(i),
+            runtime::Value::F64(b) => {
+                let f = f64::from_bits(b);
+                if f.is_finite() {
+                    StoredValue::F64(f)
+                } else {
+                    StoredValue::Text(f.to_string())
+                }
+            }
+        }
+    }
+}
+
+/// A stored case.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredCase {
+    /// Its arguments.
+    pub args: Vec<StoredValue>,
+    /// Its expected result.
+    pub expect: StoredValue,
+}
+
+impl From<&Case> for StoredCase {
+    fn from(c: &Case) -> StoredCase {
+        StoredCase {
+            args: c.args.iter().map(StoredValue::from).collect(),
+            expect: StoredValue::from(&c.expect),
+        }
+    }
+}
+
+/// The task as an evolution stores it (`checkpoints/<id>/task.json`): a JSON task file,
+/// read back by [`Task::parse`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskRecord {
+    /// Its name.
+    pub name: String,
+    /// Parameter types.
+    pub params: Vec<String>,
+    /// Result type.
+    pub result: String,
+    /// The error metric.
+    pub error: crate::task::Metric,
+    /// The success threshold.
+    pub success_threshold: f64,
+    /// Training cases.
+    pub cases: Vec<StoredCase>,
+    /// Held-out cases.
+    pub test_cases: Vec<StoredCase>,
+}
+
+impl From<&Task> for TaskRecord {
+    fn from(t: &Task) -> TaskRecord {
+        TaskRecord {
+            name: t.name.clone(),
+            params: t.params.iter().map(|p| p.to_string()).collect(),
+            result: t.result.to_string(),
+            error: t.metric,
+            success_threshold: t.success_threshold,
+            cases: t.cases.iter().map(StoredCase::from).collect(),
+            test_cases: t.test_cases.iter().map(StoredCase::from).collect(),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Records written before the engine's records were typed (the fixtures under
+//! `engine/tests/fixtures/store-v1`, written by the code of that time) are read, listed
+//! and resumed by today's code, and what it writes now has the same fields.
+
+use engine::evolve::{self, Evolution};
+use engine::records::{
+    Checkpoint, GenerationRecord, GenerationStats, Head, Metadata, Performance, SafetySnapshot,
+    Stopped,
+};
+use engine::store::{self, BlobStore, Bucket, StateItem};
+use engine::{AgentId, Quarantine};
+use runtime::{Policy, Sandbox};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A copy of the fixture store in a temporary directory.
+fn old_store() -> (Arc<dyn BlobStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures(), dir.path());
+    let s = store::open(&format!("file://{}", dir.path().display())).expect("store");
+    (s, dir)
+}
+
+fn json(s: &dyn BlobStore, bucket: Bucket, key: &str) -> Value {
+    let b = s
+        .get(bucket, key)
+        .expect("get")
+        .unwrap_or_else(|| panic!("{key} missing"));
+    serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// The field names of an object, with those of nested objects as `outer.inner`.
+fn fields(v: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Value::Object(m) = v {
+        for (k, inner) in m {
+            out.insert(k.clone());
+            for f in fields(inner) {
+                if inner.is_object()
+                    && !k.ends_with("culled")
+                    && k != "outcomes"
+                    && k != "trap_counts"
+                {
+                    out.insert(format!("{k}.{f}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn old_list() -> Vec<Value> {
+    let b = std::fs::read(fixtures().join("list.json")).expect("list.json");
+    serde_json::from_slice(&b).expect("list")
+}
+
+#[test]
+fn old_records_parse_as_the_typed_records() {
+    let (s, _dir) = old_store();
+    let mut kinds = BTreeSet::new();
+    for key in s.list(Bucket::Evolution, "").expect("list") {
+        let b = s.get(Bucket::Evolution, &key).expect("get").expect("some");
+        let name = key.rsplit('/').next().unwrap_or_default();
+        let kind = key.split('/').next().unwrap_or_default();
+        let parsed = match (kind, name) {
+            ("checkpoints", "head.json") => serde_json::from_slice::<Head>(&b).map(|_| ()),
+            ("checkpoints", "stopped.json") => serde_json::from_slice::<Stopped>(&b).map(|_| ()),
+            ("checkpoints", "task.json") => {
+                engine::task::Task::parse(std::str::from_utf8(&b).expect("utf8"), true)
+                    .map(|_| ())
+                    .map_err(|e| panic!("{key}: {e}"))
+            }
+            ("checkpoints", "config.json") => {
+                serde_json::from_slice::<evolve::EvolveConfig>(&b).map(|_| ())
+            }
+            ("checkpoints", _) => serde_json::from_slice::<Checkpoint>(&b).map(|_| ()),
+            ("generations", _) => serde_json::from_slice::<GenerationRecord>(&b).map(|_| ()),
+            ("fitness_logs", _) => serde_json::from_slice::<GenerationStats>(&b).map(|_| ()),
+            ("safety_snapshots", _) => serde_json::from_slice::<SafetySnapshot>(&b).map(|_| ()),
+            _ => continue,
+        };
+        parsed.unwrap_or_else(|e| panic!("{key}: {e}"));
+        kinds.insert(format!("{kind}/{name}").replace(|c: char| c.is_ascii_digit(), "0"));
+    }
+    assert!(kinds.len() >= 8, "{kinds:?}");
+    for key in s.list(Bucket::Agents, "").expect("list") {
+        let b = s.get(Bucket::Agents, &key).expect("get").expect("some");
+        let parsed = if key.starts_with("metadata/") {
+            serde_json::from_slice::<Metadata>(&b).map(|_| ())
+        } else if key.starts_with("performance/") {
+            serde_json::from_slice::<Performance>(&b).map(|_| ())
+        } else if key.starts_with("quarantine/") {
+            serde_json::from_slice::<engine::Record>(&b).map(|_| ())
+        } else {
+            continue;
+        };
+        parsed.unwrap_or_else(|e| panic!("{key}: {e}"));
+        kinds.insert(key.split('/').next().unwrap_or_default().to_string());
+    }
+    for k in ["metadata", "performance", "quarantine"] {
+        assert!(kinds.contains(k), "{kinds:?}");
+    }
+    // the state rows of the file store
+    for e in old_list() {
+        let id = e["evolution_id"].as_str().expect("id");
+        let rows: Vec<StateItem> = s.get_states(id).expect("states");
+        assert!(!rows.is_empty(), "{id}");
+    }
+    // quarantine records: one released, one purged
+    let q = Quarantine::new(s.clone());
+    let listed = q.list().expect("quarantine list");
+    assert_eq!(listed.len(), 1, "the purged record is not listed");
+    assert_eq!(listed[0].status, engine::Status::Released);
+    let actions: Vec<&str> = listed[0].audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["quarantined", "released"]);
+}
+
+#[test]
+fn old_evolutions_list_as_before() {
+    let (s, _dir) = old_store();
+    let now = serde_json::to_value(evolve::list(s.as_ref()).expect("list")).expect("json");
+    assert_eq!(now, Value::Array(old_list()));
+    let statuses: BTreeSet<String> = old_list()
+        .iter()
+        .filter_map(|e| e["status"].as_str().map(str::to_string))
+        .collect();
+    assert!(statuses.contains("stopped"), "{statuses:?}");
+}
+
+#[test]
+fn old_evolutions_resume_and_write_records_of_the_same_fields() {
+    let (s, _dir) = old_store();
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    for e in old_list() {
+        let id = e["evolution_id"].as_str().expect("id");
+        let head = e["head_generation"].as_u64().expect("head") as u32;
+        let old = |prefix: &str| {
+            json(
+                s.as_ref(),
+                Bucket::Evolution,
+                &format!("{prefix}/{id}/{head:06}.json"),
+            )
+        };
+        let (cp, generation, log, snap) = (
+            old("checkpoints"),
+            old("generations"),
+            old("fitness_logs"),
+            old("safety_snapshots"),
+        );
+        let mut evo = Evolution::resume(sandbox.clone(), s.clone(), id, Some(head + 1), Some(1))
+            .unwrap_or_else(|e| panic!("{id}: {e:#}"));
+        assert_eq!(evo.generation(), head, "{id}");
+        if e["status"] == "solved" {
+            continue;
+        }
+        let summary = evo.run(|_| {}).expect("run");
+        assert_eq!(summary.generations, head + 1, "{id}");
+        let new = |prefix: &str| {
+            json(
+                s.as_ref(),
+                Bucket::Evolution,
+                &format!("{prefix}/{id}/{:06}.json", head + 1),
+            )
+        };
+        for (what, before, after) in [
+            ("checkpoint", &cp, new("checkpoints")),
+            ("generation", &generation, new("generations")),
+            ("fitness log", &log, new("fitness_logs")),
+            ("safety snapshot", &snap, new("safety_snapshots")),
+        ] {
+            assert_eq!(fields(before), fields(&after), "{id}: {what}");
+        }
+        let member = |v: &Value| fields(&v["population"][0]);
+        assert_eq!(member(&generation), member(&new("generations")), "{id}");
+        assert_eq!(
+            json(
+                s.as_ref(),
+                Bucket::Evolution,
+                &format!("checkpoints/{id}/head.json")
+            ),
+            serde_json::json!({ "generation": head + 1 })
+        );
+        // the best module's metadata and performance, as before
+        let best: AgentId = summary.best.agent_id.clone();
+        for prefix in ["metadata", "performance"] {
+            let key = format!("{prefix}/{}.json", best.hex());
+            let Some(b) = s.get(Bucket::Agents, &key).expect("get") else {
+                continue;
+            };
+            let after: Value = serde_json::from_slice(&b).expect("json");
+            let before = s
+                .list(Bucket::Agents, &format!("{prefix}/"))
+                .expect("list")
+                .into_iter()
+                .find(|k| *k != key)
+                .map(|k| json(s.as_ref(), Bucket::Agents, &k))
+                .expect("an old one");
+            assert_eq!(fields(&before), fields(&after), "{prefix}");
+        }
+    }
+}
+
+/// A new run of the first fixture's task and configuration stores the same task,
+/// configuration, generation 0 and fitness log as the untyped records did.
+#[test]
+fn a_new_run_stores_generation_zero_as_before() {
+    let (old, _old_dir) = old_store();
+    let old_id = old_list()[0]["evolution_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::open(&format!("file://{}", dir.path().display())).expect("store");
+    let task = engine::task::Task::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/quartic.toml"),
+    )
+    .expect("task");
+    let config = evolve::EvolveConfig {
+        population: 8,
+        generations: 2,
+        threads: 1,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    let evo = Evolution::start(sandbox, s.clone(), task, config, vec![]).expect("start");
+    let id = evo.id().to_string();
+    for key in ["task.json", "config.json", "000000.json"] {
+        let before = json(
+            old.as_ref(),
+            Bucket::Evolution,
+            &format!("checkpoints/{old_id}/{key}"),
+        );
+        let mut after = json(
+            s.as_ref(),
+            Bucket::Evolution,
+            &format!("checkpoints/{id}/{key}"),
+        );
+        if key == "000000.json" {
+            // what differs between two runs: their ids and times
+            after["evolution_id"] = before["evolution_id"].clone();
+            after["written_at"] = before["written_at"].clone();
+        }
+        assert_eq!(before, after, "{key}");
+    }
+    for prefix in ["generations", "fitness_logs", "safety_snapshots"] {
+        let before = json(
+            old.as_ref(),
+            Bucket::Evolution,
+            &format!("{prefix}/{old_id}/000000.json"),
+        );
+        let after = json(
+            s.as_ref(),
+            Bucket::Evolution,
+            &format!("{prefix}/{id}/000000.json"),
+        );
+        assert_eq!(before, after, "{prefix}");
+    }
+}
