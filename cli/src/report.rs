@@ -1,7 +1,7 @@
 //! The JSON objects `tdev … --json` prints and the API answers (DESIGN.md's shapes),
 //! as serde structs: one definition for the CLI and the API.
 
-use engine::{GuardedRun, Record, Status};
+use engine::{AgentId, GuardedRun, Record, Status};
 use runtime::{Finding, Policy, RunResult, Value, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -257,7 +257,7 @@ pub struct GroupReport {
 #[derive(Debug, Serialize)]
 pub struct QuarantineItem {
     /// The agent's id.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Its state.
     pub status: Status,
     /// Why it was quarantined.
@@ -313,14 +313,14 @@ pub struct RecordReport<'a> {
     pub wat: Option<String>,
     /// The parents (the API's name for them).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lineage: Option<&'a [String]>,
+    pub lineage: Option<&'a [AgentId]>,
 }
 
 /// `GET /v1/agents/{id}`.
 #[derive(Debug, Serialize)]
 pub struct AgentReport {
     /// The agent's id.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Size of its stored bytes, if kept.
     pub size_bytes: Option<usize>,
     /// Its quarantine state, if it has a record.
@@ -333,7 +333,7 @@ pub struct AgentReport {
 #[derive(Debug, Serialize)]
 pub struct AgentText {
     /// The agent's id.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// The text form (null when the bytes do not parse).
     pub wat: Option<String>,
 }
@@ -342,7 +342,7 @@ pub struct AgentText {
 #[derive(Debug, Serialize)]
 pub struct EvolutionList {
     /// One entry per evolution.
-    pub evolutions: Vec<serde_json::Value>,
+    pub evolutions: Vec<engine::evolve::EvolutionEntry>,
 }
 
 /// One generation of `GET /v1/evolutions/{id}`.
@@ -358,7 +358,7 @@ pub struct GenerationRow {
     pub mean_error: Option<f64>,
     /// Culled, by outcome word.
     #[serde(default)]
-    pub culled: Option<BTreeMap<String, u64>>,
+    pub culled: Option<BTreeMap<engine::words::Cull, u64>>,
     /// Offspring evaluated.
     #[serde(default)]
     pub evaluations: Option<u64>,
@@ -402,7 +402,7 @@ pub struct Health {
 #[derive(Debug, Serialize)]
 pub struct BestReport {
     /// Its id.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Mean train error.
     pub train_error: f64,
     /// Mean error on the held-out cases.
@@ -427,7 +427,7 @@ pub struct EvolveReport {
     /// The best agent.
     pub best: BestReport,
     /// Culled, by outcome word.
-    pub culled: BTreeMap<String, u64>,
+    pub culled: BTreeMap<engine::words::Cull, u64>,
     /// Offspring quarantined.
     pub quarantined: u64,
     /// Share of valid offspring.

@@ -20,10 +20,9 @@ pub async fn agent(
         let q = Quarantine::new(store.clone());
         let record = q.get(&id)?;
         let module = q.module(&id)?;
-        let hex = id.strip_prefix("sha256:").unwrap_or(&id);
         // A metadata record that does not parse is left out, as one that is missing.
         let metadata = store
-            .get(Bucket::Agents, &format!("metadata/{hex}.json"))?
+            .get(Bucket::Agents, &engine::evolve::metadata_key(&id))?
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         if record.is_none() && module.is_none() && metadata.is_none() {
             return Err(ApiError::NotFound(format!("no agent {id}")));

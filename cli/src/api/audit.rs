@@ -46,7 +46,7 @@ pub struct AuditEntry {
     /// RFC 3339 time.
     pub at: String,
     /// The agent concerned; null for rollbacks and emergency stops.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<engine::AgentId>,
     /// The action word.
     pub action: String,
     /// Who and what.
@@ -111,7 +111,11 @@ pub async fn log(State(st): State<AppState>) -> Result<Json<AuditLog>, ApiError>
             else {
                 continue;
             };
-            if let Some(r) = q.get(&format!("sha256:{hex}"))? {
+            // A key that is not an agent id's is not a record.
+            let Ok(id) = engine::AgentId::from_hex(hex) else {
+                continue;
+            };
+            if let Some(r) = q.get(&id)? {
                 audit.extend(r.audit.iter().map(|a| AuditEntry {
                     at: a.at.clone(),
                     agent_id: Some(r.agent_id.clone()),

@@ -61,14 +61,10 @@ pub fn generation(text: &str) -> Result<u32, ApiError> {
 }
 
 /// An agent id: `sha256:` and 64 lowercase hex digits.
-pub fn agent_id(given: &str) -> Result<String, ApiError> {
-    if runtime::is_agent_id(given) {
-        Ok(given.to_string())
-    } else {
-        Err(ApiError::BadRequest(
-            "an agent id is sha256: and 64 lowercase hex digits".into(),
-        ))
-    }
+pub fn agent_id(given: &str) -> Result<engine::AgentId, ApiError> {
+    given.parse().map_err(|_| {
+        ApiError::BadRequest("an agent id is sha256: and 64 lowercase hex digits".into())
+    })
 }
 
 /// An evolution id: 1 to 128 ASCII letters, digits, `-` and `_`.

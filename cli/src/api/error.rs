@@ -185,7 +185,8 @@ impl From<engine::Error> for ApiError {
             engine::ErrorKind::Runtime(r) if matches!(r.kind(), runtime::ErrorKind::Args(_)) => {
                 ApiError::BadRequest(runtime::escape(&e.to_string()))
             }
-            _ => ApiError::Internal(e.to_string()),
+            engine::ErrorKind::AgentId(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
+            _ => ApiError::Internal(chain(&e)),
         }
     }
 }
@@ -194,7 +195,50 @@ impl From<runtime::Error> for ApiError {
     fn from(e: runtime::Error) -> Self {
         match e.kind() {
             runtime::ErrorKind::Args(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
-            _ => ApiError::Internal(e.to_string()),
+            _ => ApiError::Internal(chain(&e)),
         }
+    }
+}
+
+/// An error and its sources, `outer: inner: …`, for the server's log (the typed errors
+/// keep their causes as sources rather than in their own message).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // A wrapper that repeats its cause's message adds nothing.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("reading the record")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let e = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(chain(&e), "reading the record: disk on fire");
     }
 }

@@ -57,7 +57,7 @@ async fn path_text<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Strin
 
 /// An agent id from the path: `sha256:` and 64 lowercase hex digits.
 #[derive(Debug)]
-pub struct AgentIdPath(pub String);
+pub struct AgentIdPath(pub engine::AgentId);
 
 impl<S: Send + Sync> FromRequestParts<S> for AgentIdPath {
     type Rejection = ApiError;

@@ -131,17 +131,16 @@ pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
         let _ = writeln!(
             out,
             "tdev_evolution_generation{{evolution_id=\"{}\"}} {}",
-            e["evolution_id"].as_str().unwrap_or(""),
-            e["head_generation"]
+            e.evolution_id, e.head_generation
         );
     }
     out.push_str("# HELP tdev_evolution_best_error Best train error of each evolution.\n# TYPE tdev_evolution_best_error gauge\n");
     for e in &evolutions {
-        let best = e["best_error"].as_f64().unwrap_or(f64::NAN);
+        let best = e.best_error;
         let _ = writeln!(
             out,
             "tdev_evolution_best_error{{evolution_id=\"{}\"}} {}",
-            e["evolution_id"].as_str().unwrap_or(""),
+            e.evolution_id,
             if best.is_finite() {
                 best.to_string()
             } else {

@@ -47,10 +47,10 @@ pub async fn show(
 /// record's audit trail.
 async fn decide(
     st: AppState,
-    id: String,
+    id: engine::AgentId,
     caller: Caller,
     what: &'static str,
-    act: fn(&Quarantine, &str, &str) -> engine::Result<engine::Record>,
+    act: fn(&Quarantine, &engine::AgentId, &str) -> engine::Result<engine::Record>,
 ) -> Result<Json<engine::Record>, ApiError> {
     let store = st.store();
     // The audit entry names the token (never its secret).

@@ -45,11 +45,7 @@ pub fn evolutions(store: Option<&str>, json: bool) -> Result<u8> {
         for e in &list {
             println!(
                 "{}  task {}  generation {}  best error {}  {}",
-                e["evolution_id"].as_str().unwrap_or("?"),
-                e["task"].as_str().unwrap_or("?"),
-                e["head_generation"],
-                e["best_error"],
-                e["status"].as_str().unwrap_or("?")
+                e.evolution_id, e.task, e.head_generation, e.best_error, e.status
             );
         }
     }

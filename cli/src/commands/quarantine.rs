@@ -52,7 +52,7 @@ fn decide(
     q: &Quarantine,
     id: &str,
     json: bool,
-    act: fn(&Quarantine, &str, &str) -> engine::Result<Record>,
+    act: fn(&Quarantine, &engine::AgentId, &str) -> engine::Result<Record>,
     done: &str,
 ) -> Result<()> {
     let id = q.resolve(id)?;
@@ -122,7 +122,9 @@ pub fn exec(args: Args) -> Result<u8> {
                 );
                 println!("size:           {} bytes", r.size_bytes);
                 if !r.parents.is_empty() {
-                    println!("parents:        {}", r.parents.join(", "));
+                    let parents: Vec<&str> =
+                        r.parents.iter().map(engine::AgentId::as_str).collect();
+                    println!("parents:        {}", parents.join(", "));
                 }
                 println!("findings:");
                 if r.findings.is_empty() {
