@@ -14,6 +14,10 @@
 //! Run with `cargo bench -p runtime --bench admission` (`BENCH_POLICY=FILE` measures
 //! another policy, `BENCH_ONLY=TEXT` only the shapes whose name contains TEXT).
 
+#[path = "../tests/support/modules.rs"]
+mod modules;
+
+use modules::locals_only;
 use runtime::{Admission, Policy, Sandbox, SandboxConfig};
 use std::fmt::Write;
 use std::path::Path;
@@ -382,34 +386,6 @@ fn if_diamonds(locals: u64, depth: u64, n: u64) -> String {
     m
 }
 
-/// `funcs` functions declaring `locals` i64 locals each and doing nothing else, as
-/// the binary encoder writes them (a few bytes per function).
-fn locals_only(funcs: u32, locals: u32) -> Vec<u8> {
-    use wasm_encoder::{
-        CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, Module,
-        TypeSection, ValType,
-    };
-    let mut types = TypeSection::new();
-    types.ty().function([], [ValType::I64]);
-    let mut fs = FunctionSection::new();
-    let mut code = CodeSection::new();
-    for _ in 0..funcs {
-        fs.function(0);
-        let mut f = Function::new([(locals, ValType::I64)]);
-        f.instruction(&Instruction::LocalGet(0));
-        f.instruction(&Instruction::End);
-        code.function(&f);
-    }
-    let mut exports = ExportSection::new();
-    exports.export("act", ExportKind::Func, 0);
-    let mut m = Module::new();
-    m.section(&types)
-        .section(&fs)
-        .section(&exports)
-        .section(&code);
-    m.finish()
-}
-
 type Family = (&'static str, Box<dyn Fn(u64) -> String>);
 
 fn families(p: &Policy) -> Vec<Family> {
@@ -594,11 +570,17 @@ fn main() {
     println!("|---|---:|---|---:|---:|");
     let wat = |s: &str| wat::parse_str(s).expect("hostile shape assembles");
     let hostile: Vec<(&str, Vec<u8>)> = vec![
-        ("300 functions of 48,000 locals", locals_only(300, 48_000)),
-        ("600 functions of 50,000 locals", locals_only(600, 50_000)),
+        (
+            "300 functions of 48,000 locals",
+            locals_only(300, 48_000, true),
+        ),
+        (
+            "600 functions of 50,000 locals",
+            locals_only(600, 50_000, true),
+        ),
         (
             "9,300 functions of 50,000 locals (over the size cap)",
-            locals_only(9_300, 50_000),
+            locals_only(9_300, 50_000, true),
         ),
         (
             "5 tables",
@@ -654,19 +636,19 @@ fn main() {
             "admit 300 functions of 48,000 locals, no cost limits",
             "admit",
             &lifted,
-            locals_only(300, 48_000),
+            locals_only(300, 48_000, true),
         ),
         (
             "the whole text form of 600 functions of 50,000 locals (unbounded print)",
             "print",
             &lifted,
-            locals_only(600, 50_000),
+            locals_only(600, 50_000, true),
         ),
         (
             "validate the same, no cost limits, text scan bounded by `limits.text_bytes`",
             "validate",
             &bounded,
-            locals_only(600, 50_000),
+            locals_only(600, 50_000, true),
         ),
     ];
     for (name, mode, pol, bytes) in rows {
