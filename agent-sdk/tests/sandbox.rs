@@ -266,6 +266,9 @@ fn typed_examples_agree_with_the_sandbox() {
     );
 }
 
+/// A member of a native group run: its name, its `act` and its input.
+type Player<'a> = (&'a str, fn() -> i32, &'a [u8]);
+
 /// How a member of a group run fared: status, output, logs and calls.
 type Fared = (i32, Vec<u8>, Vec<String>, u32);
 
@@ -273,10 +276,7 @@ type Fared = (i32, Vec<u8>, Vec<String>, u32);
 /// member, a later round those with mail; mail sent in a round is read from the next
 /// one; the run ends when no mail is left or after `max_rounds`. Gives the rounds,
 /// whether it ended without mail, and each member's [`Fared`].
-fn group_in_memory(
-    members: &[(&str, fn() -> i32, &[u8])],
-    max_rounds: u32,
-) -> (u32, bool, Vec<Fared>) {
+fn group_in_memory(members: &[Player<'_>], max_rounds: u32) -> (u32, bool, Vec<Fared>) {
     let mut hosts: Vec<Host> = members
         .iter()
         .map(|(_, _, input)| {
@@ -332,8 +332,7 @@ fn group_in_memory(
 
 #[test]
 fn ping_and_pong_agree_with_the_hub() {
-    let members: [(&str, fn() -> i32, &[u8]); 2] =
-        [("ping", ping::act, b"2"), ("pong", pong::act, b"")];
+    let members: [Player<'_>; 2] = [("ping", ping::act, b"2"), ("pong", pong::act, b"")];
     let sb = sandbox();
     let group = members
         .iter()

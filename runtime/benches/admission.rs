@@ -158,42 +158,38 @@ fn many_locals(funcs: u64, n: u64) -> String {
 
 /// One function: `locals` locals, `depth` nested loops, and in the innermost `n`
 /// pairs `local.get a; local.set b` over distinct locals (an SSA variable crossing
-/// every loop header).
-fn locals_in_loops(locals: u64, depth: u64, n: u64) -> String {
+/// every loop header). With `back_edges`, every loop branches back to its header
+/// (on the parameter, local 0, which the pairs leave alone), so each header is a
+/// real merge point of every local changed inside it.
+fn locals_in_loops(locals: u64, depth: u64, n: u64, back_edges: bool) -> String {
     let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
     m.push_str(&locals_decl(locals.saturating_sub(1), "i64"));
     for _ in 0..depth {
         m.push_str(" (loop");
     }
+    let (first, span) = if back_edges {
+        (1, locals - 1)
+    } else {
+        (0, locals)
+    };
     for k in 0..n {
-        let a = (2 * k) % locals;
-        let b = (2 * k + 1) % locals;
+        let a = first + (2 * k) % span;
+        let b = first + (2 * k + 1) % span;
         let _ = write!(m, " local.get {a} local.set {b}");
     }
+    let close = if back_edges {
+        " local.get 0 i32.wrap_i64 br_if 0)"
+    } else {
+        ")"
+    };
     for _ in 0..depth {
-        m.push(')');
+        m.push_str(close);
     }
-    m.push_str(" local.get 0))");
-    m
-}
-
-/// Like [`locals_in_loops`], but every loop branches back to its header, so each
-/// header is a real merge point of every local changed inside it.
-fn loops_back_edges(locals: u64, depth: u64, n: u64) -> String {
-    let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
-    m.push_str(&locals_decl(locals - 1, "i64"));
-    for _ in 0..depth {
-        m.push_str(" (loop");
-    }
-    for k in 0..n {
-        let a = 1 + (2 * k) % (locals - 1);
-        let b = 1 + (2 * k + 1) % (locals - 1);
-        let _ = write!(m, " local.get {a} local.set {b}");
-    }
-    for _ in 0..depth {
-        m.push_str(" local.get 0 i32.wrap_i64 br_if 0)");
-    }
-    m.push_str(" local.get 1))");
+    m.push_str(if back_edges {
+        " local.get 1))"
+    } else {
+        " local.get 0))"
+    });
     m
 }
 
@@ -400,11 +396,11 @@ fn families(p: &Policy) -> Vec<Family> {
         ),
         (
             "locals crossing limits.nesting_depth loops (n get/set pairs)",
-            Box::new(move |n| locals_in_loops(per_fn, depth, n)),
+            Box::new(move |n| locals_in_loops(per_fn, depth, n, false)),
         ),
         (
             "locals crossing limits.nesting_depth loops with back edges (n get/set pairs)",
-            Box::new(move |n| loops_back_edges(per_fn, depth, n)),
+            Box::new(move |n| locals_in_loops(per_fn, depth, n, true)),
         ),
         (
             "blocks limits.nesting_depth deep (n nests)",

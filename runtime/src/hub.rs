@@ -17,7 +17,7 @@
 //!
 //! A group has at most [`Sandbox::max_group_members`] members (the pooling allocator's
 //! instance slots); a larger one is refused up front with
-//! [`ErrorKind::GroupTooLarge`](crate::ErrorKind::GroupTooLarge). Each member's input
+//! [`ErrorKind::GroupTooLarge`]. Each member's input
 //! is capped by `limits.input_bytes`. The members run one after another on the
 //! calling thread, which must have [`Sandbox::thread_stack_bytes`] of stack.
 

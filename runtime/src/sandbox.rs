@@ -475,7 +475,7 @@ impl Sandbox {
     /// Runs `f` on a new thread named `name`, sized by
     /// [`Sandbox::thread_stack_bytes`], and waits for it. `f` may borrow from the
     /// caller. A thread that cannot start, or that panics, gives
-    /// [`ErrorKind::Thread`] naming it.
+    /// [`ErrorKind::ThreadStart`] or [`ErrorKind::ThreadPanicked`] naming it.
     pub fn on_agent_thread<T: Send>(&self, name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
         std::thread::scope(|scope| {
             let handle = self
@@ -735,7 +735,7 @@ fn call(
     }
 }
 
-/// Joins a thread; a panic becomes [`ErrorKind::Thread`] naming it (its name, or
+/// Joins a thread; a panic becomes [`ErrorKind::ThreadPanicked`] naming it (its name, or
 /// `unnamed`), never a silent default.
 pub fn join_thread<T>(handle: JoinHandle<T>) -> Result<T> {
     let name = handle.thread().name().unwrap_or("unnamed").to_string();
