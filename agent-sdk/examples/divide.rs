@@ -10,13 +10,3 @@ agent_sdk::act! {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::act;
-
-    #[test]
-    fn divides() {
-        assert_eq!(act(42, 5), 8);
-    }
-}

@@ -14,15 +14,3 @@ agent_sdk::act! {
         x as i64
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::act;
-    #[test]
-    fn gcds() {
-        assert_eq!(act(12, 18), 6);
-        assert_eq!(act(-12, 18), 6);
-        assert_eq!(act(7, 0), 7);
-        assert_eq!(act(0, 0), 0);
-    }
-}

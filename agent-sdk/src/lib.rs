@@ -32,14 +32,17 @@
 //! A panic in an agent becomes a trap (`unreachable`), never a hang.
 
 #![no_std]
+#![deny(unsafe_code)]
 
 #[cfg(not(target_arch = "wasm32"))]
 extern crate std;
 
+// The FFI to the host and the allocator: the only `unsafe` of the crate.
+#[allow(unsafe_code)]
 mod sys;
 
 #[cfg(all(feature = "alloc", target_arch = "wasm32"))]
-pub mod bump;
+pub use sys::bump;
 #[cfg(feature = "fmt")]
 mod fmt;
 #[cfg(feature = "fmt")]
@@ -47,18 +50,43 @@ pub use fmt::LogBuffer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-/// `send` returned this: the message was queued.
-pub const SEND_OK: i32 = 0;
-/// `send` returned this: no agent of that name or id takes part in the run.
-pub const SEND_UNKNOWN_RECIPIENT: i32 = -1;
-/// `send` returned this: the recipient's mailbox is full.
-pub const SEND_MAILBOX_FULL: i32 = -2;
-/// `send` returned this: the message is over the policy's message size.
-pub const SEND_TOO_LARGE: i32 = -3;
-/// `recv` returned this: no message is waiting.
-pub const RECV_NONE: i32 = -1;
-/// `recv` returned this: the next message is larger than the buffer (it stays queued).
-pub const RECV_TOO_SMALL: i32 = -2;
+/// ABI v1 as the SDK links it: the import module, its host functions and the codes
+/// they answer. The runtime's `runtime::abi` holds the same values; a test of this
+/// crate holds them equal.
+pub mod abi {
+    /// The import module of every host function.
+    pub const MODULE: &str = "agent";
+    /// The export the host calls.
+    pub const ACT: &str = "act";
+    /// The memory export the host functions read and write.
+    pub const MEMORY: &str = "memory";
+    /// The host functions: (name, `i32` parameters, `i32` results).
+    pub const HOST_FUNCTIONS: [(&str, usize, usize); 6] = [
+        ("input_len", 0, 1),
+        ("read_input", 2, 1),
+        ("write_output", 2, 1),
+        ("log", 2, 0),
+        ("send", 4, 1),
+        ("recv", 2, 1),
+    ];
+    /// `recv` returned this: no message is waiting.
+    pub const RECV_NONE: i32 = -1;
+    /// `recv` returned this: the next message is larger than the buffer (it stays
+    /// queued).
+    pub const RECV_TOO_SMALL: i32 = -2;
+    /// `send` returned this: the message was queued.
+    pub const SEND_OK: i32 = 0;
+    /// `send` returned this: no agent of that name or id takes part in the run.
+    pub const SEND_UNKNOWN_RECIPIENT: i32 = -1;
+    /// `send` returned this: the recipient's mailbox is full.
+    pub const SEND_MAILBOX_FULL: i32 = -2;
+    /// `send` returned this: the message is over the policy's message size.
+    pub const SEND_TOO_LARGE: i32 = -3;
+}
+
+pub use abi::{
+    RECV_NONE, RECV_TOO_SMALL, SEND_MAILBOX_FULL, SEND_OK, SEND_TOO_LARGE, SEND_UNKNOWN_RECIPIENT,
+};
 
 /// Total length of this call's input in bytes.
 ///
@@ -101,6 +129,55 @@ pub fn read_all(buf: &mut [u8]) -> &[u8] {
         filled += n;
     }
     &buf[..filled]
+}
+
+/// The input, read chunk by chunk through a buffer: [`InputChunks::next_chunk`] gives
+/// the next bytes until the input is used up.
+///
+/// ```
+/// # agent_sdk::testing::reset(b"abcde");
+/// let mut buf = [0u8; 2];
+/// let mut input = agent_sdk::input_chunks(&mut buf);
+/// let mut seen = 0;
+/// while let Some(chunk) = input.next_chunk() {
+///     seen += chunk.len();
+/// }
+/// assert_eq!(seen, 5);
+/// ```
+pub fn input_chunks(buf: &mut [u8]) -> InputChunks<'_> {
+    InputChunks { buf }
+}
+
+/// The input read through a buffer; see [`input_chunks`].
+pub struct InputChunks<'a> {
+    buf: &'a mut [u8],
+}
+
+impl InputChunks<'_> {
+    /// The next input bytes (at most the buffer's length), or `None` at the end.
+    pub fn next_chunk(&mut self) -> Option<&[u8]> {
+        let n = read_input(self.buf);
+        (n > 0).then(|| &self.buf[..n])
+    }
+}
+
+/// `n` in decimal, written at the end of `buf`; returns the digits.
+///
+/// ```
+/// let mut buf = [0u8; 20];
+/// assert_eq!(agent_sdk::decimal(1207, &mut buf), b"1207");
+/// assert_eq!(agent_sdk::decimal(0, &mut buf), b"0");
+/// ```
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// Appends `bytes` to the output. Past the policy's output cap the host traps the
@@ -260,20 +337,28 @@ pub const fn assert_typed<T: TypedValue>() {}
 #[macro_export]
 macro_rules! act {
     (fn() -> i32 $body:block) => {
-        /// The agent's entry point (bytes form).
-        #[unsafe(no_mangle)]
-        pub extern "C" fn act() -> i32 $body
+        $crate::act!(@entry "The agent's entry point (bytes form)." () -> i32 $body);
     };
     (fn($($arg:ident : $ty:ty),+ $(,)?) -> $ret:ty $body:block) => {
-        /// The agent's entry point (typed form).
-        #[unsafe(no_mangle)]
-        pub extern "C" fn act($($arg: $ty),+) -> $ret {
+        $crate::act!(@entry "The agent's entry point (typed form)." ($($arg: $ty),+) -> $ret {
             const _: () = {
                 $( $crate::assert_typed::<$ty>(); )+
                 $crate::assert_typed::<$ret>();
             };
             $body
-        }
+        });
+    };
+    // The export on wasm32; elsewhere a plain function the in-memory host's tests call
+    // (a panic then unwinds to the test instead of aborting an `extern "C"` frame).
+    (@entry $doc:literal ($($params:tt)*) -> $ret:ty $body:block) => {
+        #[doc = $doc]
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn act($($params)*) -> $ret $body
+
+        #[doc = $doc]
+        #[cfg(not(target_arch = "wasm32"))]
+        pub fn act($($params)*) -> $ret $body
     };
 }
 

@@ -69,6 +69,27 @@ pub fn take_sent() -> Vec<(String, Vec<u8>)> {
     with_host(|h| core::mem::take(&mut h.sent))
 }
 
+/// How many messages wait in the agent's mailbox.
+pub fn pending() -> usize {
+    with_host(|h| h.inbox.len())
+}
+
+/// Runs `f` with `host` as this thread's host and keeps what it did in `host`, so one
+/// thread can play several agents of a group run, each with a host of its own.
+///
+/// ```
+/// let (mut a, mut b) = Default::default();
+/// agent_sdk::testing::with(&mut a, || agent_sdk::testing::deliver(b"for a"));
+/// assert_eq!(agent_sdk::testing::with(&mut a, agent_sdk::testing::pending), 1);
+/// assert_eq!(agent_sdk::testing::with(&mut b, agent_sdk::testing::pending), 0);
+/// ```
+pub fn with<R>(host: &mut Host, f: impl FnOnce() -> R) -> R {
+    with_host(|h| core::mem::swap(h, host));
+    let result = f();
+    with_host(|h| core::mem::swap(h, host));
+    result
+}
+
 /// Starts another call in the same group run, as the hub does: the input is read from
 /// its start again; output, logs, peers and mail are kept.
 pub fn rewind() {

@@ -161,16 +161,14 @@ fn imports_module(with_memory: bool) -> Vec<u8> {
     let mut m = Module::new();
     let mut types = TypeSection::new();
     let mut imports = ImportSection::new();
-    let names = runtime::ABI_V1_IMPORTS
+    let functions = runtime::abi::HOST_FUNCTIONS
         .iter()
-        .map(|n| n.trim_start_matches("agent."))
-        .filter(|n| with_memory || *n == "input_len");
-    for (i, name) in names.enumerate() {
-        let (p, r) = runtime::abi_signature(name).unwrap_or((0, 0));
+        .filter(|f| with_memory || !f.takes_pointers());
+    for (i, f) in functions.enumerate() {
         types
             .ty()
-            .function(vec![ValType::I32; p], vec![ValType::I32; r]);
-        imports.import("agent", name, EntityType::Function(i as u32));
+            .function(vec![ValType::I32; f.params], vec![ValType::I32; f.results]);
+        imports.import(runtime::abi::MODULE, f.name, EntityType::Function(i as u32));
     }
     m.section(&types);
     m.section(&imports);

@@ -336,7 +336,12 @@ pub fn policy_task(data: &[u8]) -> Seen {
             }
             Err(e) => {
                 assert!(
-                    matches!(e.kind(), runtime::ErrorKind::Policy(_)),
+                    matches!(
+                        e.kind(),
+                        runtime::ErrorKind::Policy(_)
+                            | runtime::ErrorKind::PolicyToml { .. }
+                            | runtime::ErrorKind::PolicyRegex { .. }
+                    ),
                     "untyped policy error: {e:?}"
                 );
                 assert!(!e.to_string().is_empty());
@@ -442,7 +447,10 @@ pub fn api_decode(data: &[u8]) -> Seen {
                 }
                 Err(e) => {
                     assert!(
-                        matches!(e.kind(), runtime::ErrorKind::Args(_)),
+                        matches!(
+                            e.kind(),
+                            runtime::ErrorKind::Args(_) | runtime::ErrorKind::ArgValue { .. }
+                        ),
                         "untyped error: {e:?}"
                     );
                     Seen::Rejected

@@ -216,35 +216,11 @@ mod tests {
     }
 
     fn wasm_encoder_module() -> Vec<u8> {
-        use wasm_encoder::*;
-        let mut m = Module::new();
-        let mut types = TypeSection::new();
-        types.ty().function([ValType::I64], [ValType::I64]);
-        m.section(&types);
-        let mut funcs = FunctionSection::new();
-        funcs.function(0);
-        m.section(&funcs);
-        let mut mems = MemorySection::new();
-        mems.memory(MemoryType {
-            minimum: 1,
-            maximum: Some(8),
-            memory64: false,
-            shared: false,
-            page_size_log2: None,
-        });
-        m.section(&mems);
-        let mut exports = ExportSection::new();
-        exports.export("act", ExportKind::Func, 0);
-        m.section(&exports);
-        let mut code = CodeSection::new();
-        let mut f = Function::new([]);
-        f.instruction(&Instruction::LocalGet(0));
-        f.instruction(&Instruction::I32WrapI64);
-        f.instruction(&Instruction::MemoryGrow(0));
-        f.instruction(&Instruction::I64ExtendI32S);
-        f.instruction(&Instruction::End);
-        code.function(&f);
-        m.section(&code);
-        m.finish()
+        wat::parse_str(
+            r#"(module (memory 1 8)
+              (func (export "act") (param i64) (result i64)
+                local.get 0 i32.wrap_i64 memory.grow i64.extend_i32_s))"#,
+        )
+        .expect("wat")
     }
 }

@@ -14,6 +14,10 @@
 //! Run with `cargo bench -p runtime --bench admission` (`BENCH_POLICY=FILE` measures
 //! another policy, `BENCH_ONLY=TEXT` only the shapes whose name contains TEXT).
 
+#[path = "../tests/support/modules.rs"]
+mod modules;
+
+use modules::locals_only;
 use runtime::{Admission, Policy, Sandbox, SandboxConfig};
 use std::fmt::Write;
 use std::path::Path;
@@ -154,42 +158,38 @@ fn many_locals(funcs: u64, n: u64) -> String {
 
 /// One function: `locals` locals, `depth` nested loops, and in the innermost `n`
 /// pairs `local.get a; local.set b` over distinct locals (an SSA variable crossing
-/// every loop header).
-fn locals_in_loops(locals: u64, depth: u64, n: u64) -> String {
+/// every loop header). With `back_edges`, every loop branches back to its header
+/// (on the parameter, local 0, which the pairs leave alone), so each header is a
+/// real merge point of every local changed inside it.
+fn locals_in_loops(locals: u64, depth: u64, n: u64, back_edges: bool) -> String {
     let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
     m.push_str(&locals_decl(locals.saturating_sub(1), "i64"));
     for _ in 0..depth {
         m.push_str(" (loop");
     }
+    let (first, span) = if back_edges {
+        (1, locals - 1)
+    } else {
+        (0, locals)
+    };
     for k in 0..n {
-        let a = (2 * k) % locals;
-        let b = (2 * k + 1) % locals;
+        let a = first + (2 * k) % span;
+        let b = first + (2 * k + 1) % span;
         let _ = write!(m, " local.get {a} local.set {b}");
     }
+    let close = if back_edges {
+        " local.get 0 i32.wrap_i64 br_if 0)"
+    } else {
+        ")"
+    };
     for _ in 0..depth {
-        m.push(')');
+        m.push_str(close);
     }
-    m.push_str(" local.get 0))");
-    m
-}
-
-/// Like [`locals_in_loops`], but every loop branches back to its header, so each
-/// header is a real merge point of every local changed inside it.
-fn loops_back_edges(locals: u64, depth: u64, n: u64) -> String {
-    let mut m = String::from("(module (func (export \"act\") (param i64) (result i64) ");
-    m.push_str(&locals_decl(locals - 1, "i64"));
-    for _ in 0..depth {
-        m.push_str(" (loop");
-    }
-    for k in 0..n {
-        let a = 1 + (2 * k) % (locals - 1);
-        let b = 1 + (2 * k + 1) % (locals - 1);
-        let _ = write!(m, " local.get {a} local.set {b}");
-    }
-    for _ in 0..depth {
-        m.push_str(" local.get 0 i32.wrap_i64 br_if 0)");
-    }
-    m.push_str(" local.get 1))");
+    m.push_str(if back_edges {
+        " local.get 1))"
+    } else {
+        " local.get 0))"
+    });
     m
 }
 
@@ -382,34 +382,6 @@ fn if_diamonds(locals: u64, depth: u64, n: u64) -> String {
     m
 }
 
-/// `funcs` functions declaring `locals` i64 locals each and doing nothing else, as
-/// the binary encoder writes them (a few bytes per function).
-fn locals_only(funcs: u32, locals: u32) -> Vec<u8> {
-    use wasm_encoder::{
-        CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, Module,
-        TypeSection, ValType,
-    };
-    let mut types = TypeSection::new();
-    types.ty().function([], [ValType::I64]);
-    let mut fs = FunctionSection::new();
-    let mut code = CodeSection::new();
-    for _ in 0..funcs {
-        fs.function(0);
-        let mut f = Function::new([(locals, ValType::I64)]);
-        f.instruction(&Instruction::LocalGet(0));
-        f.instruction(&Instruction::End);
-        code.function(&f);
-    }
-    let mut exports = ExportSection::new();
-    exports.export("act", ExportKind::Func, 0);
-    let mut m = Module::new();
-    m.section(&types)
-        .section(&fs)
-        .section(&exports)
-        .section(&code);
-    m.finish()
-}
-
 type Family = (&'static str, Box<dyn Fn(u64) -> String>);
 
 fn families(p: &Policy) -> Vec<Family> {
@@ -424,11 +396,11 @@ fn families(p: &Policy) -> Vec<Family> {
         ),
         (
             "locals crossing limits.nesting_depth loops (n get/set pairs)",
-            Box::new(move |n| locals_in_loops(per_fn, depth, n)),
+            Box::new(move |n| locals_in_loops(per_fn, depth, n, false)),
         ),
         (
             "locals crossing limits.nesting_depth loops with back edges (n get/set pairs)",
-            Box::new(move |n| loops_back_edges(per_fn, depth, n)),
+            Box::new(move |n| locals_in_loops(per_fn, depth, n, true)),
         ),
         (
             "blocks limits.nesting_depth deep (n nests)",
@@ -594,11 +566,17 @@ fn main() {
     println!("|---|---:|---|---:|---:|");
     let wat = |s: &str| wat::parse_str(s).expect("hostile shape assembles");
     let hostile: Vec<(&str, Vec<u8>)> = vec![
-        ("300 functions of 48,000 locals", locals_only(300, 48_000)),
-        ("600 functions of 50,000 locals", locals_only(600, 50_000)),
+        (
+            "300 functions of 48,000 locals",
+            locals_only(300, 48_000, true),
+        ),
+        (
+            "600 functions of 50,000 locals",
+            locals_only(600, 50_000, true),
+        ),
         (
             "9,300 functions of 50,000 locals (over the size cap)",
-            locals_only(9_300, 50_000),
+            locals_only(9_300, 50_000, true),
         ),
         (
             "5 tables",
@@ -654,19 +632,19 @@ fn main() {
             "admit 300 functions of 48,000 locals, no cost limits",
             "admit",
             &lifted,
-            locals_only(300, 48_000),
+            locals_only(300, 48_000, true),
         ),
         (
             "the whole text form of 600 functions of 50,000 locals (unbounded print)",
             "print",
             &lifted,
-            locals_only(600, 50_000),
+            locals_only(600, 50_000, true),
         ),
         (
             "validate the same, no cost limits, text scan bounded by `limits.text_bytes`",
             "validate",
             &bounded,
-            locals_only(600, 50_000),
+            locals_only(600, 50_000, true),
         ),
     ];
     for (name, mode, pol, bytes) in rows {

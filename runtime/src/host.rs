@@ -1,23 +1,58 @@
-//! The host functions of ABI v1 (import module `agent`).
+//! The host functions of ABI v1 (import module `agent`) and the state of a run's store.
 //!
 //! Every host call charges `limits.host_call_fuel` plus `limits.host_fuel_per_byte` for
 //! each byte it copies, so fuel bounds host work as well as guest work. Pointer ranges
 //! are checked against the exported `memory`; a range outside it traps with
 //! `out_of_bounds`.
 
-use crate::limits::{HostState, HostTrap};
+use crate::abi::{self, HostFunction, RECV_NONE, RECV_TOO_SMALL, SEND_UNKNOWN_RECIPIENT};
+use crate::limits::Limiter;
+use crate::mailbox::Mailbox;
+use crate::policy::Limits;
 use crate::text::escape;
+use crate::trap::HostTrap;
 use std::fmt::Write;
 use wasmtime::{Caller, Extern, Linker, Memory};
 
-/// `send` result: the message was queued.
-pub const SEND_OK: i32 = 0;
-/// `send` result: no agent of that id takes part in this run.
-pub const SEND_UNKNOWN_RECIPIENT: i32 = -1;
-/// `send` result: the recipient's mailbox is full.
-pub const SEND_MAILBOX_FULL: i32 = -2;
-/// `recv` result: no message is waiting.
-pub const RECV_NONE: i32 = -1;
+/// The data of one run's store.
+pub(crate) struct HostState {
+    pub(crate) limiter: Limiter,
+    pub(crate) input: Vec<u8>,
+    pub(crate) input_pos: usize,
+    pub(crate) output: Vec<u8>,
+    pub(crate) output_cap: u64,
+    pub(crate) logs: Vec<String>,
+    pub(crate) logs_dropped: u64,
+    pub(crate) log_lines: u64,
+    pub(crate) log_line_bytes: u64,
+    pub(crate) host_call_fuel: u64,
+    pub(crate) host_fuel_per_byte: u64,
+    /// When the current call's wall-clock deadline passes.
+    pub(crate) deadline: std::time::Instant,
+    /// The group-run mailbox, when the agent runs with peers.
+    pub(crate) mailbox: Option<Mailbox>,
+}
+
+impl HostState {
+    pub(crate) fn new(limits: &Limits, input: Vec<u8>) -> HostState {
+        HostState {
+            limiter: Limiter::new(limits),
+            input,
+            input_pos: 0,
+            output: Vec::new(),
+            output_cap: limits.output_bytes,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            log_lines: limits.log_lines,
+            log_line_bytes: limits.log_line_bytes,
+            host_call_fuel: limits.host_call_fuel,
+            host_fuel_per_byte: limits.host_fuel_per_byte,
+            deadline: std::time::Instant::now()
+                + std::time::Duration::from_millis(limits.wall_clock_ms),
+            mailbox: None,
+        }
+    }
+}
 
 type Res<T> = wasmtime::Result<T>;
 
@@ -34,21 +69,26 @@ fn charge(caller: &mut Caller<'_, HostState>, bytes: u64) -> Res<()> {
     caller.set_fuel(fuel - cost)
 }
 
-fn memory(caller: &mut Caller<'_, HostState>, func: &'static str) -> Res<Memory> {
-    match caller.get_export("memory") {
+fn memory(caller: &mut Caller<'_, HostState>, func: &'static HostFunction) -> Res<Memory> {
+    match caller.get_export(abi::MEMORY) {
         Some(Extern::Memory(m)) => Ok(m),
-        _ => Err(wasmtime::Error::new(HostTrap::NoMemory(func))),
+        _ => Err(wasmtime::Error::new(HostTrap::NoMemory(func.name))),
     }
 }
 
 /// The memory range `[ptr, ptr+len)` as a `usize` range, or an `out_of_bounds` trap.
-fn range(func: &'static str, ptr: i32, len: i32, size: usize) -> Res<std::ops::Range<usize>> {
+fn range(
+    func: &'static HostFunction,
+    ptr: i32,
+    len: i32,
+    size: usize,
+) -> Res<std::ops::Range<usize>> {
     let (p, l) = (ptr as u32, len as u32);
     let start = p as usize;
     match start.checked_add(l as usize) {
         Some(end) if end <= size => Ok(start..end),
         _ => Err(wasmtime::Error::new(HostTrap::OutOfBounds {
-            func,
+            func: func.name,
             ptr: p,
             len: l,
             size,
@@ -118,8 +158,8 @@ pub(crate) fn log_line(raw: &[u8], total: usize, cap: usize) -> String {
 /// Defines the ABI v1 host functions in `linker`.
 pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
     linker.func_wrap(
-        "agent",
-        "input_len",
+        abi::MODULE,
+        abi::INPUT_LEN.name,
         |mut caller: Caller<'_, HostState>| -> Res<i32> {
             charge(&mut caller, 0)?;
             Ok(i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX))
@@ -127,11 +167,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
     )?;
 
     linker.func_wrap(
-        "agent",
-        "read_input",
+        abi::MODULE,
+        abi::READ_INPUT.name,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
-            let mem = memory(&mut caller, "read_input")?;
-            let r = range("read_input", ptr, len, mem.data_size(&caller))?;
+            let mem = memory(&mut caller, &abi::READ_INPUT)?;
+            let r = range(&abi::READ_INPUT, ptr, len, mem.data_size(&caller))?;
             let st = caller.data();
             let n = (st.input.len() - st.input_pos).min(r.len());
             charge(&mut caller, n as u64)?;
@@ -143,11 +183,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
     )?;
 
     linker.func_wrap(
-        "agent",
-        "write_output",
+        abi::MODULE,
+        abi::WRITE_OUTPUT.name,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
-            let mem = memory(&mut caller, "write_output")?;
-            let r = range("write_output", ptr, len, mem.data_size(&caller))?;
+            let mem = memory(&mut caller, &abi::WRITE_OUTPUT)?;
+            let r = range(&abi::WRITE_OUTPUT, ptr, len, mem.data_size(&caller))?;
             let st = caller.data();
             let wanted = st.output.len() as u64 + r.len() as u64;
             if wanted > st.output_cap {
@@ -164,11 +204,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
     )?;
 
     linker.func_wrap(
-        "agent",
-        "log",
+        abi::MODULE,
+        abi::LOG.name,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<()> {
-            let mem = memory(&mut caller, "log")?;
-            let r = range("log", ptr, len, mem.data_size(&caller))?;
+            let mem = memory(&mut caller, &abi::LOG)?;
+            let r = range(&abi::LOG, ptr, len, mem.data_size(&caller))?;
             let st = caller.data();
             if st.logs.len() as u64 >= st.log_lines {
                 charge(&mut caller, 0)?;
@@ -188,18 +228,18 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
     )?;
 
     linker.func_wrap(
-        "agent",
-        "send",
+        abi::MODULE,
+        abi::SEND.name,
         |mut caller: Caller<'_, HostState>,
          to_ptr: i32,
          to_len: i32,
          msg_ptr: i32,
          msg_len: i32|
          -> Res<i32> {
-            let mem = memory(&mut caller, "send")?;
+            let mem = memory(&mut caller, &abi::SEND)?;
             let size = mem.data_size(&caller);
-            let to = range("send", to_ptr, to_len, size)?;
-            let msg = range("send", msg_ptr, msg_len, size)?;
+            let to = range(&abi::SEND, to_ptr, to_len, size)?;
+            let msg = range(&abi::SEND, msg_ptr, msg_len, size)?;
             charge(&mut caller, (to.len() + msg.len()) as u64)?;
             let (data, st) = mem.data_and_store_mut(&mut caller);
             Ok(match &st.mailbox {
@@ -211,11 +251,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
     )?;
 
     linker.func_wrap(
-        "agent",
-        "recv",
+        abi::MODULE,
+        abi::RECV.name,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> Res<i32> {
-            let mem = memory(&mut caller, "recv")?;
-            let r = range("recv", ptr, len, mem.data_size(&caller))?;
+            let mem = memory(&mut caller, &abi::RECV)?;
+            let r = range(&abi::RECV, ptr, len, mem.data_size(&caller))?;
             let next = caller.data().mailbox.as_ref().and_then(|mb| mb.peek_len());
             let Some(n) = next else {
                 charge(&mut caller, 0)?;
@@ -223,7 +263,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Res<()> {
             };
             if n > r.len() {
                 charge(&mut caller, 0)?;
-                return Ok(crate::hub::RECV_TOO_SMALL);
+                return Ok(RECV_TOO_SMALL);
             }
             charge(&mut caller, n as u64)?;
             let (data, st) = mem.data_and_store_mut(&mut caller);

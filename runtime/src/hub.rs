@@ -17,91 +17,19 @@
 //!
 //! A group has at most [`Sandbox::max_group_members`] members (the pooling allocator's
 //! instance slots); a larger one is refused up front with
-//! [`ErrorKind::GroupTooLarge`](crate::ErrorKind::GroupTooLarge). Each member's input
+//! [`ErrorKind::GroupTooLarge`]. Each member's input
 //! is capped by `limits.input_bytes`. The members run one after another on the
 //! calling thread, which must have [`Sandbox::thread_stack_bytes`] of stack.
 
+pub use crate::abi::{RECV_TOO_SMALL, SEND_TOO_LARGE};
 use crate::error::{ErrorKind, Result};
+use crate::mailbox::{HubState, Mailbox};
 use crate::outcome::Outcome;
 use crate::sandbox::{Agent, RunReport, RunResult, Sandbox, classify};
 use crate::validate::ActForm;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// `send` result: the message is over `limits.message_bytes`.
-pub const SEND_TOO_LARGE: i32 = -3;
-/// `recv` result: the next message is longer than the buffer; it stays queued.
-pub const RECV_TOO_SMALL: i32 = -2;
-
-pub(crate) struct HubState {
-    names: Vec<(String, String)>,
-    queues: Vec<VecDeque<(u32, Vec<u8>)>>,
-    alive: Vec<bool>,
-    sent: Vec<u32>,
-    received: Vec<u32>,
-    mailbox_messages: u64,
-    message_bytes: u64,
-}
-
-/// One member's view of the hub, kept in its store.
-pub(crate) struct Mailbox {
-    me: usize,
-    pub(crate) round: u32,
-    hub: Arc<Mutex<HubState>>,
-}
-
-impl Mailbox {
-    /// `send` semantics; see the module docs.
-    pub(crate) fn send(&self, to: &[u8], msg: &[u8]) -> i32 {
-        let Ok(mut hub) = self.hub.lock() else {
-            return crate::host::SEND_UNKNOWN_RECIPIENT;
-        };
-        let Some(idx) = hub
-            .names
-            .iter()
-            .position(|(name, id)| name.as_bytes() == to || id.as_bytes() == to)
-        else {
-            return crate::host::SEND_UNKNOWN_RECIPIENT;
-        };
-        if msg.len() as u64 > hub.message_bytes {
-            return SEND_TOO_LARGE;
-        }
-        if !hub.alive[idx] {
-            return crate::host::SEND_UNKNOWN_RECIPIENT;
-        }
-        if hub.queues[idx].len() as u64 >= hub.mailbox_messages {
-            return crate::host::SEND_MAILBOX_FULL;
-        }
-        let round = self.round;
-        hub.queues[idx].push_back((round, msg.to_vec()));
-        hub.sent[self.me] += 1;
-        crate::host::SEND_OK
-    }
-
-    /// The next deliverable message's length, if any.
-    pub(crate) fn peek_len(&self) -> Option<usize> {
-        let hub = self.hub.lock().ok()?;
-        hub.queues[self.me]
-            .front()
-            .filter(|(r, _)| *r < self.round)
-            .map(|(_, m)| m.len())
-    }
-
-    /// Takes the next deliverable message.
-    pub(crate) fn pop(&self) -> Option<Vec<u8>> {
-        let mut hub = self.hub.lock().ok()?;
-        let round = self.round;
-        let q = &mut hub.queues[self.me];
-        if q.front().is_some_and(|(r, _)| *r < round) {
-            let m = q.pop_front().map(|(_, m)| m);
-            hub.received[self.me] += 1;
-            m
-        } else {
-            None
-        }
-    }
-}
 
 /// A member of a group run.
 pub struct Member {
@@ -144,7 +72,7 @@ pub struct GroupReport {
 }
 
 struct Live {
-    store: wasmtime::Store<crate::limits::HostState>,
+    store: wasmtime::Store<crate::host::HostState>,
     act: Option<wasmtime::TypedFunc<(), i32>>,
     report: RunReport,
     calls: u32,
@@ -208,7 +136,7 @@ impl Sandbox {
                 .agent
                 .pre
                 .instantiate(&mut store)
-                .and_then(|inst| inst.get_typed_func::<(), i32>(&mut store, "act"));
+                .and_then(|inst| inst.get_typed_func::<(), i32>(&mut store, crate::abi::ACT));
             let fuel_used = limits
                 .fuel_per_call
                 .saturating_sub(store.get_fuel().unwrap_or(0));

@@ -25,6 +25,7 @@
 //! size). 64-bit memories and tables (memory64, off in the default policy) are not
 //! guarded. The module's own functions keep their indices; the guards come after them.
 
+use crate::error::ErrorKind;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use wasm_encoder::reencode::{Error as ReencodeError, Reencode, utils};
@@ -184,8 +185,8 @@ fn scan(bytes: &[u8]) -> wasmparser::Result<Shape> {
 
 /// Rewrites the module with guards before its bulk operations; `None` when it has
 /// none to guard (the bytes are then compiled as they are). `bytes` must be valid.
-pub(crate) fn guard_bulk_operations(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let shape = scan(bytes).map_err(|e| e.to_string())?;
+pub(crate) fn guard_bulk_operations(bytes: &[u8]) -> crate::Result<Option<Vec<u8>>> {
+    let shape = scan(bytes).map_err(ErrorKind::Instrument)?;
     if shape.guards.is_empty() {
         return Ok(None);
     }
@@ -193,7 +194,7 @@ pub(crate) fn guard_bulk_operations(bytes: &[u8]) -> Result<Option<Vec<u8>>, Str
     let mut guarder = Guarder { shape };
     guarder
         .parse_core_module(&mut module, Parser::new(0), bytes)
-        .map_err(|e| format!("cannot add bounds guards: {e:?}"))?;
+        .map_err(ErrorKind::Guard)?;
     Ok(Some(module.finish()))
 }
 
@@ -227,133 +228,98 @@ impl Guarder {
         })
     }
 
+    /// What the guard checks each operand range against: `[start, start + len)` of
+    /// the first operand (the destination) and, for copies and inits, of the second
+    /// (the source). `len` is the last operand.
+    fn bounds(&self, g: Guard) -> [Option<Bound>; 2] {
+        match g {
+            Guard::MemoryFill { mem } => [Some(Bound::Memory(mem)), None],
+            Guard::MemoryCopy { dst, src } => [Some(Bound::Memory(dst)), Some(Bound::Memory(src))],
+            Guard::MemoryInit { data, mem } => [
+                Some(Bound::Memory(mem)),
+                Some(Bound::Segment(self.shape.data_len[data as usize])),
+            ],
+            Guard::TableFill { table } => [Some(Bound::Table(table)), None],
+            Guard::TableCopy { dst, src } => [Some(Bound::Table(dst)), Some(Bound::Table(src))],
+            Guard::TableInit { elem, table } => [
+                Some(Bound::Table(table)),
+                Some(Bound::Segment(self.shape.elem_len[elem as usize])),
+            ],
+            Guard::TableGrow { .. } => [None, None],
+        }
+    }
+
     /// The guard's body. Parameters: the operation's operands, in order.
     fn body(&self, g: Guard) -> Function {
         let mut f = Function::new([]);
         let mut s = f.instructions();
-        // Pushes `u64(local a) + u64(local b)`.
-        let sum = |s: &mut wasm_encoder::InstructionSink<'_>, a: u32, b: u32| {
-            s.local_get(a)
+        if let Guard::TableGrow { table } = g {
+            let max = self.shape.tables[table as usize].maximum;
+            s.table_size(table).i64_extend_i32_u();
+            s.local_get(1).i64_extend_i32_u().i64_add();
+            s.i64_const(max as i64).i64_gt_u().if_(BlockType::Empty);
+            s.i32_const(-1).return_().end();
+            s.local_get(0).local_get(1).table_grow(table);
+            s.end();
+            return f;
+        }
+        // Out of bounds when `u64(start) + u64(len)` is past a bound, for either range.
+        for (operand, bound) in self.bounds(g).into_iter().enumerate() {
+            let Some(bound) = bound else { continue };
+            s.local_get(operand as u32)
                 .i64_extend_i32_u()
-                .local_get(b)
+                .local_get(2)
                 .i64_extend_i32_u()
                 .i64_add();
-        };
-        let mem_bytes = |s: &mut wasm_encoder::InstructionSink<'_>, m: u32| {
-            s.memory_size(m).i64_extend_i32_u().i64_const(16).i64_shl();
-        };
-        let table_len = |s: &mut wasm_encoder::InstructionSink<'_>, t: u32| {
-            s.table_size(t).i64_extend_i32_u();
-        };
-        match g {
-            Guard::MemoryFill { mem } => {
-                sum(&mut s, 0, 2);
-                mem_bytes(&mut s, mem);
-                s.i64_gt_u().if_(BlockType::Empty);
-                s.i32_const(-1)
-                    .local_get(1)
-                    .i32_const(2)
-                    .memory_fill(mem)
-                    .end();
-                s.local_get(0).local_get(1).local_get(2).memory_fill(mem);
-            }
-            Guard::MemoryCopy { dst, src } => {
-                sum(&mut s, 0, 2);
-                mem_bytes(&mut s, dst);
-                s.i64_gt_u();
-                sum(&mut s, 1, 2);
-                mem_bytes(&mut s, src);
-                s.i64_gt_u().i32_or().if_(BlockType::Empty);
-                s.i32_const(-1)
-                    .i32_const(0)
-                    .i32_const(2)
-                    .memory_copy(dst, src)
-                    .end();
-                s.local_get(0)
-                    .local_get(1)
-                    .local_get(2)
-                    .memory_copy(dst, src);
-            }
-            Guard::MemoryInit { data, mem } => {
-                let len = self.shape.data_len[data as usize];
-                sum(&mut s, 0, 2);
-                mem_bytes(&mut s, mem);
-                s.i64_gt_u();
-                sum(&mut s, 1, 2);
-                s.i64_const(len as i64)
-                    .i64_gt_u()
-                    .i32_or()
-                    .if_(BlockType::Empty);
-                s.i32_const(-1)
-                    .i32_const(0)
-                    .i32_const(2)
-                    .memory_init(mem, data)
-                    .end();
-                s.local_get(0)
-                    .local_get(1)
-                    .local_get(2)
-                    .memory_init(mem, data);
-            }
-            Guard::TableFill { table } => {
-                sum(&mut s, 0, 2);
-                table_len(&mut s, table);
-                s.i64_gt_u().if_(BlockType::Empty);
-                s.i32_const(-1)
-                    .local_get(1)
-                    .i32_const(2)
-                    .table_fill(table)
-                    .end();
-                s.local_get(0).local_get(1).local_get(2).table_fill(table);
-            }
-            Guard::TableCopy { dst, src } => {
-                sum(&mut s, 0, 2);
-                table_len(&mut s, dst);
-                s.i64_gt_u();
-                sum(&mut s, 1, 2);
-                table_len(&mut s, src);
-                s.i64_gt_u().i32_or().if_(BlockType::Empty);
-                s.i32_const(-1)
-                    .i32_const(0)
-                    .i32_const(2)
-                    .table_copy(dst, src)
-                    .end();
-                s.local_get(0)
-                    .local_get(1)
-                    .local_get(2)
-                    .table_copy(dst, src);
-            }
-            Guard::TableInit { elem, table } => {
-                let len = self.shape.elem_len[elem as usize];
-                sum(&mut s, 0, 2);
-                table_len(&mut s, table);
-                s.i64_gt_u();
-                sum(&mut s, 1, 2);
-                s.i64_const(len as i64)
-                    .i64_gt_u()
-                    .i32_or()
-                    .if_(BlockType::Empty);
-                s.i32_const(-1)
-                    .i32_const(0)
-                    .i32_const(2)
-                    .table_init(table, elem)
-                    .end();
-                s.local_get(0)
-                    .local_get(1)
-                    .local_get(2)
-                    .table_init(table, elem);
-            }
-            Guard::TableGrow { table } => {
-                let max = self.shape.tables[table as usize].maximum;
-                table_len(&mut s, table);
-                s.local_get(1).i64_extend_i32_u().i64_add();
-                s.i64_const(max as i64).i64_gt_u().if_(BlockType::Empty);
-                s.i32_const(-1).return_().end();
-                s.local_get(0).local_get(1).table_grow(table);
+            match bound {
+                Bound::Memory(m) => s.memory_size(m).i64_extend_i32_u().i64_const(16).i64_shl(),
+                Bound::Table(t) => s.table_size(t).i64_extend_i32_u(),
+                Bound::Segment(len) => s.i64_const(len as i64),
+            };
+            s.i64_gt_u();
+            if operand > 0 {
+                s.i32_or();
             }
         }
+        // Then trap with the same operation at 2^32 - 1 (a fill keeps its value).
+        s.if_(BlockType::Empty).i32_const(-1);
+        if matches!(g, Guard::MemoryFill { .. } | Guard::TableFill { .. }) {
+            s.local_get(1);
+        } else {
+            s.i32_const(0);
+        }
+        s.i32_const(2);
+        operation(&mut s, g);
+        s.end();
+        s.local_get(0).local_get(1).local_get(2);
+        operation(&mut s, g);
         s.end();
         f
     }
+}
+
+/// What a guarded range must stay within.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// The memory's size in bytes.
+    Memory(u32),
+    /// The table's size in elements.
+    Table(u32),
+    /// A segment's declared length.
+    Segment(u64),
+}
+
+/// The guarded bulk operation itself (not `table.grow`, whose guard answers itself).
+fn operation(s: &mut wasm_encoder::InstructionSink<'_>, g: Guard) {
+    match g {
+        Guard::MemoryFill { mem } => s.memory_fill(mem),
+        Guard::MemoryCopy { dst, src } => s.memory_copy(dst, src),
+        Guard::MemoryInit { data, mem } => s.memory_init(mem, data),
+        Guard::TableFill { table } => s.table_fill(table),
+        Guard::TableCopy { dst, src } => s.table_copy(dst, src),
+        Guard::TableInit { elem, table } => s.table_init(table, elem),
+        Guard::TableGrow { table } => s.table_grow(table),
+    };
 }
 
 impl Reencode for Guarder {

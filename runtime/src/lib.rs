@@ -22,32 +22,57 @@
 //! # Ok::<(), runtime::Error>(())
 //! ```
 
+//!
+//! # Modules
+//!
+//! Each module depends only on the ones below it (no cycle):
+//!
+//! ```text
+//! hub (group runs)
+//!  └─ sandbox (admit, run, classify)
+//!      ├─ instrument (bounds guards)     ├─ validate ─ policy ─ abi
+//!      └─ host (host functions, HostState)
+//!          ├─ mailbox ─ abi
+//!          ├─ limits (ResourceLimiter) ─ trap ─ outcome
+//!          └─ abi, trap, text
+//! ```
+//!
+//! `abi`, `outcome`, `text` and `error` depend on no other module of the crate
+//! (`policy` on `abi` and `outcome`).
+
 #![deny(missing_docs)]
 
+pub mod abi;
 mod error;
 mod host;
 pub mod hub;
 mod instrument;
 mod limits;
+mod mailbox;
 mod outcome;
 mod policy;
 mod sandbox;
 mod text;
+mod trap;
 mod validate;
 
-pub use error::{Error, ErrorKind, Result};
-pub use host::{RECV_NONE, SEND_MAILBOX_FULL, SEND_OK, SEND_UNKNOWN_RECIPIENT};
-pub use hub::{GroupReport, Member, MemberReport, RECV_TOO_SMALL, SEND_TOO_LARGE};
+pub use abi::{
+    ABI_V1_IMPORTS, RECV_NONE, RECV_TOO_SMALL, SEND_MAILBOX_FULL, SEND_OK, SEND_TOO_LARGE,
+    SEND_UNKNOWN_RECIPIENT, abi_signature,
+};
+pub use error::{ArgParseError, Error, ErrorKind, Result};
+pub use hub::{GroupReport, Member, MemberReport};
 pub use outcome::Outcome;
 pub use policy::{
-    ABI_V1_IMPORTS, DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, Scope, TrapWeights,
-    Weights,
+    DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, Scope, TrapWeights, Weights,
 };
 pub use sandbox::{
     Admission, Agent, Allocation, DEFAULT_HOST_STACK_MARGIN, EPOCH_THREAD, Input, RunReport,
     RunResult, Sandbox, SandboxConfig, StopHandle, Value, join_thread, parse_args,
 };
-pub use text::{agent_id, escape, escape_bytes, from_hex, is_agent_id, to_hex};
+pub use text::{
+    HexError, agent_id, decode_hex, escape, escape_bytes, from_hex, is_agent_id, to_hex,
+};
 pub use validate::{
-    ActForm, Finding, FindingKind, Param, Verdict, abi_signature, safety_score, text_form, validate,
+    ActForm, Finding, FindingKind, Param, Verdict, safety_score, text_form, validate,
 };

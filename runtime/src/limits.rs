@@ -1,51 +1,7 @@
-//! Per-run state of the host: the resource limiter, the output and log buffers and the
-//! traps the host raises.
+//! The resource limiter of a store: memory and table growth against the policy's caps.
 
-use crate::outcome::Outcome;
-use crate::policy::Limits;
+use crate::trap::HostTrap;
 use wasmtime::ResourceLimiter;
-
-/// A trap raised by the host (a limit or a bad host call). Carried through wasmtime as
-/// the error of the trapping call and turned back into an [`Outcome`].
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum HostTrap {
-    #[error("fuel exhausted")]
-    OutOfFuel,
-    #[error("wall-clock deadline of {0} ms passed")]
-    Deadline(u64),
-    #[error("interrupted by an emergency stop")]
-    EmergencyStop,
-    #[error("memory growth to {desired} bytes is over the cap of {cap} bytes")]
-    MemoryLimit { desired: usize, cap: u64 },
-    #[error("table growth to {desired} elements is over the cap of {cap}")]
-    TableLimit { desired: usize, cap: u64 },
-    #[error("output of {wanted} bytes is over the cap of {cap} bytes")]
-    OutputLimit { wanted: u64, cap: u64 },
-    #[error("host call `{func}`: range {ptr}+{len} is outside memory of {size} bytes")]
-    OutOfBounds {
-        func: &'static str,
-        ptr: u32,
-        len: u32,
-        size: usize,
-    },
-    #[error("host call `{0}`: the module exports no `memory`")]
-    NoMemory(&'static str),
-}
-
-impl HostTrap {
-    pub(crate) fn outcome(&self) -> Outcome {
-        match self {
-            HostTrap::OutOfFuel => Outcome::OutOfFuel,
-            HostTrap::Deadline(_) => Outcome::Deadline,
-            HostTrap::EmergencyStop => Outcome::EmergencyStop,
-            HostTrap::MemoryLimit { .. } => Outcome::MemoryLimit,
-            HostTrap::TableLimit { .. } => Outcome::TableLimit,
-            HostTrap::OutputLimit { .. } => Outcome::OutputLimit,
-            HostTrap::OutOfBounds { .. } => Outcome::OutOfBounds,
-            HostTrap::NoMemory(_) => Outcome::HostError,
-        }
-    }
-}
 
 /// Memory and table caps of one store.
 ///
@@ -62,6 +18,16 @@ impl HostTrap {
 pub(crate) struct Limiter {
     memory_bytes: u64,
     table_elements: u64,
+}
+
+impl Limiter {
+    /// The caps of `limits`.
+    pub(crate) fn new(limits: &crate::policy::Limits) -> Limiter {
+        Limiter {
+            memory_bytes: limits.memory_bytes,
+            table_elements: limits.table_elements,
+        }
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -110,48 +76,5 @@ impl ResourceLimiter for Limiter {
 
     fn instances(&self) -> usize {
         1
-    }
-}
-
-/// The data of one run's store.
-pub(crate) struct HostState {
-    pub(crate) limiter: Limiter,
-    pub(crate) input: Vec<u8>,
-    pub(crate) input_pos: usize,
-    pub(crate) output: Vec<u8>,
-    pub(crate) output_cap: u64,
-    pub(crate) logs: Vec<String>,
-    pub(crate) logs_dropped: u64,
-    pub(crate) log_lines: u64,
-    pub(crate) log_line_bytes: u64,
-    pub(crate) host_call_fuel: u64,
-    pub(crate) host_fuel_per_byte: u64,
-    /// When the current call's wall-clock deadline passes.
-    pub(crate) deadline: std::time::Instant,
-    /// The group-run mailbox, when the agent runs with peers.
-    pub(crate) mailbox: Option<crate::hub::Mailbox>,
-}
-
-impl HostState {
-    pub(crate) fn new(limits: &Limits, input: Vec<u8>) -> HostState {
-        HostState {
-            limiter: Limiter {
-                memory_bytes: limits.memory_bytes,
-                table_elements: limits.table_elements,
-            },
-            input,
-            input_pos: 0,
-            output: Vec::new(),
-            output_cap: limits.output_bytes,
-            logs: Vec::new(),
-            logs_dropped: 0,
-            log_lines: limits.log_lines,
-            log_line_bytes: limits.log_line_bytes,
-            host_call_fuel: limits.host_call_fuel,
-            host_fuel_per_byte: limits.host_fuel_per_byte,
-            deadline: std::time::Instant::now()
-                + std::time::Duration::from_millis(limits.wall_clock_ms),
-            mailbox: None,
-        }
     }
 }

@@ -4,6 +4,7 @@
 //! `policies/default.toml` (embedded here as [`DEFAULT_POLICY_TOML`]). Unknown fields,
 //! wrong types and impossible values are refused with a message naming the field.
 
+use crate::abi::ABI_V1_IMPORTS;
 use crate::error::{ErrorKind, Result};
 use crate::outcome::Outcome;
 use regex::Regex;
@@ -16,16 +17,6 @@ pub const DEFAULT_POLICY_TOML: &str = include_str!("../../policies/default.toml"
 
 /// Size of a Wasm page.
 pub const WASM_PAGE: u64 = 65536;
-
-/// The host functions of ABI v1, as `module.name`.
-pub const ABI_V1_IMPORTS: [&str; 6] = [
-    "agent.input_len",
-    "agent.read_input",
-    "agent.write_output",
-    "agent.log",
-    "agent.send",
-    "agent.recv",
-];
 
 /// A policy: limits, allowed imports, features, weights and patterns.
 #[derive(Clone, Debug)]
@@ -350,12 +341,13 @@ impl Policy {
     /// Parses a policy; settings left out take their default value.
     pub fn from_toml(text: &str) -> Result<Policy> {
         let base: RawPolicy = toml::from_str(DEFAULT_POLICY_TOML)
-            .map_err(|e| policy_err(format!("embedded default: {e}")))?;
+            .map_err(|source| ErrorKind::PolicyToml { source })?;
         Policy::from_toml_with_base(text, Some(base))
     }
 
     fn from_toml_with_base(text: &str, base: Option<RawPolicy>) -> Result<Policy> {
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| policy_err(e.to_string()))?;
+        let raw: RawPolicy =
+            toml::from_str(text).map_err(|source| ErrorKind::PolicyToml { source })?;
         let (b_min, b_limits, b_imports, b_features, b_weights, b_trap, b_patterns) = match base {
             Some(b) => (
                 b.min_safety_score,
@@ -404,8 +396,9 @@ impl Policy {
                 .size_limit(1 << 20)
                 .dfa_size_limit(1 << 22)
                 .build()
-                .map_err(|e| {
-                    policy_err(format!("patterns `{}`.regex: invalid regex: {e}", p.name))
+                .map_err(|source| ErrorKind::PolicyRegex {
+                    pattern: p.name.clone(),
+                    source,
                 })?;
             patterns.push(Pattern {
                 name: p.name,
@@ -524,31 +517,26 @@ impl Policy {
                 "`features.relaxed_simd` = true needs `features.simd` = true",
             ));
         }
-        let w = &self.weights;
-        for (k, v) in [
-            ("malformed", w.malformed),
-            ("size_cap", w.size_cap),
-            ("feature_denied", w.feature_denied),
-            ("import_denied", w.import_denied),
-            ("export_missing", w.export_missing),
-            ("signature_invalid", w.signature_invalid),
-            ("memory_cap", w.memory_cap),
-            ("table_cap", w.table_cap),
-            ("cost_cap", w.cost_cap),
-            ("text_cap", w.text_cap),
+        let (w, t) = (&self.weights, &self.trap_weights);
+        for (field, v) in [
+            ("weights.malformed", w.malformed),
+            ("weights.size_cap", w.size_cap),
+            ("weights.feature_denied", w.feature_denied),
+            ("weights.import_denied", w.import_denied),
+            ("weights.export_missing", w.export_missing),
+            ("weights.signature_invalid", w.signature_invalid),
+            ("weights.memory_cap", w.memory_cap),
+            ("weights.table_cap", w.table_cap),
+            ("weights.cost_cap", w.cost_cap),
+            ("weights.text_cap", w.text_cap),
+            ("trap_weights.out_of_fuel", t.out_of_fuel),
+            ("trap_weights.deadline", t.deadline),
+            ("trap_weights.memory_limit", t.memory_limit),
+            ("trap_weights.table_limit", t.table_limit),
+            ("trap_weights.stack_overflow", t.stack_overflow),
+            ("trap_weights.output_limit", t.output_limit),
         ] {
-            weight(&format!("weights.{k}"), v)?;
-        }
-        let t = &self.trap_weights;
-        for (k, v) in [
-            ("out_of_fuel", t.out_of_fuel),
-            ("deadline", t.deadline),
-            ("memory_limit", t.memory_limit),
-            ("table_limit", t.table_limit),
-            ("stack_overflow", t.stack_overflow),
-            ("output_limit", t.output_limit),
-        ] {
-            weight(&format!("trap_weights.{k}"), v)?;
+            weight(field, v)?;
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.patterns {

@@ -1,10 +1,11 @@
 //! The sandbox: compiles admitted modules and runs them under the policy's limits.
 
-use crate::error::{ErrorKind, Result};
-use crate::limits::{HostState, HostTrap};
+use crate::error::{ArgParseError, ErrorKind, Result};
+use crate::host::HostState;
 use crate::outcome::Outcome;
 use crate::policy::Policy;
 use crate::text::escape;
+use crate::trap::HostTrap;
 use crate::validate::{ActForm, Param, Verdict, validate};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,26 +175,26 @@ pub fn parse_args(params: &[Param], text: &str) -> Result<Vec<Value>> {
         .iter()
         .zip(parts)
         .enumerate()
-        .map(|(i, (p, s))| match p {
-            Param::I64 => s.parse::<i64>().map(Value::I64).map_err(|e| {
-                ErrorKind::Args(format!(
-                    "argument {} {:?} is not an i64: {e}",
-                    i + 1,
-                    escape(s)
-                ))
+        .map(|(i, (p, s))| {
+            let value = match p {
+                Param::I64 => s
+                    .parse::<i64>()
+                    .map(Value::I64)
+                    .map_err(ArgParseError::from),
+                Param::F64 => s
+                    .parse::<f64>()
+                    .map(|f| Value::F64(f.to_bits()))
+                    .map_err(ArgParseError::from),
+            };
+            value.map_err(|source| {
+                ErrorKind::ArgValue {
+                    index: i + 1,
+                    text: s.to_string(),
+                    param: *p,
+                    source,
+                }
                 .into()
-            }),
-            Param::F64 => s
-                .parse::<f64>()
-                .map(|f| Value::F64(f.to_bits()))
-                .map_err(|e| {
-                    ErrorKind::Args(format!(
-                        "argument {} {:?} is not an f64: {e}",
-                        i + 1,
-                        escape(s)
-                    ))
-                    .into()
-                }),
+            })
         })
         .collect()
 }
@@ -338,7 +339,6 @@ impl Sandbox {
 
     /// A sandbox for `policy` with `config`.
     pub fn with_config(policy: Policy, config: &SandboxConfig) -> Result<Sandbox> {
-        let engine_err = |e: wasmtime::Error| ErrorKind::Engine(e.to_string());
         let l = &policy.limits;
         let wasm_stack = usize::try_from(l.stack_bytes).unwrap_or(usize::MAX);
         let thread_stack_bytes = wasm_stack.saturating_add(config.host_stack_margin);
@@ -399,9 +399,9 @@ impl Sandbox {
                 cfg.allocation_strategy(InstanceAllocationStrategy::OnDemand);
             }
         }
-        let engine = Engine::new(&cfg).map_err(engine_err)?;
+        let engine = Engine::new(&cfg).map_err(ErrorKind::Engine)?;
         let mut linker = Linker::new(&engine);
-        crate::host::define(&mut linker).map_err(engine_err)?;
+        crate::host::define(&mut linker).map_err(ErrorKind::Engine)?;
 
         let shutdown = Arc::new(AtomicBool::new(false));
         let crash = Arc::new(AtomicBool::new(false));
@@ -419,9 +419,9 @@ impl Sandbox {
                         engine.increment_epoch();
                     }
                 })
-                .map_err(|e| ErrorKind::Thread {
+                .map_err(|source| ErrorKind::ThreadStart {
                     thread: EPOCH_THREAD.into(),
-                    message: format!("cannot start: {e}"),
+                    source,
                 })?
         };
         let group_members = match config.allocation {
@@ -475,23 +475,19 @@ impl Sandbox {
     /// Runs `f` on a new thread named `name`, sized by
     /// [`Sandbox::thread_stack_bytes`], and waits for it. `f` may borrow from the
     /// caller. A thread that cannot start, or that panics, gives
-    /// [`ErrorKind::Thread`] naming it.
+    /// [`ErrorKind::ThreadStart`] or [`ErrorKind::ThreadPanicked`] naming it.
     pub fn on_agent_thread<T: Send>(&self, name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
         std::thread::scope(|scope| {
             let handle = self
                 .agent_thread_builder(name)
                 .spawn_scoped(scope, f)
-                .map_err(|e| ErrorKind::Thread {
+                .map_err(|source| ErrorKind::ThreadStart {
                     thread: name.to_string(),
-                    message: format!("cannot start: {e}"),
+                    source,
                 })?;
-            handle.join().map_err(|panic| {
-                ErrorKind::Thread {
-                    thread: name.to_string(),
-                    message: format!("panicked: {}", panic_message(panic.as_ref())),
-                }
-                .into()
-            })
+            handle
+                .join()
+                .map_err(|panic| panicked(name.to_string(), panic))
         })
     }
 
@@ -507,10 +503,9 @@ impl Sandbox {
     pub(crate) fn check_threads(&self) -> Result<()> {
         match &self.inner.ticker.handle {
             Some(h) if !h.is_finished() => Ok(()),
-            _ => Err(ErrorKind::Thread {
+            _ => Err(ErrorKind::ThreadStopped {
                 thread: EPOCH_THREAD.into(),
-                message: "has stopped: wall-clock deadlines cannot be enforced, so no run starts"
-                    .into(),
+                consequence: "wall-clock deadlines cannot be enforced, so no run starts",
             }
             .into()),
         }
@@ -568,15 +563,14 @@ impl Sandbox {
                     (Some(form), false) => form.clone(),
                     _ => return Ok(Admission::Rejected(verdict)),
                 };
-                let guarded = crate::instrument::guard_bulk_operations(bytes)
-                    .map_err(|e| ErrorKind::Compile(escape(&e)))?;
+                let guarded = crate::instrument::guard_bulk_operations(bytes)?;
                 let module = Module::new(&self.inner.engine, guarded.as_deref().unwrap_or(bytes))
-                    .map_err(|e| ErrorKind::Compile(escape(&e.to_string())))?;
+                    .map_err(ErrorKind::Compile)?;
                 let pre = self
                     .inner
                     .linker
                     .instantiate_pre(&module)
-                    .map_err(|e| ErrorKind::Compile(escape(&e.to_string())))?;
+                    .map_err(ErrorKind::Compile)?;
                 let agent = Arc::new(Agent { verdict, form, pre });
                 if let Ok(mut c) = self.inner.cache.lock() {
                     if c.len() >= self.inner.cache_capacity {
@@ -715,12 +709,12 @@ fn call(
     *instantiated = Some(start.elapsed());
     match &agent.form {
         ActForm::Bytes => {
-            let act = instance.get_typed_func::<(), i32>(&mut *store, "act")?;
+            let act = instance.get_typed_func::<(), i32>(&mut *store, crate::abi::ACT)?;
             Ok(RunResult::Status(act.call(&mut *store, ())?))
         }
         ActForm::Typed { result, .. } => {
             let act = instance
-                .get_func(&mut *store, "act")
+                .get_func(&mut *store, crate::abi::ACT)
                 .ok_or_else(|| wasmtime::Error::msg("act export vanished"))?;
             let params: Vec<Val> = args
                 .iter()
@@ -741,17 +735,20 @@ fn call(
     }
 }
 
-/// Joins a thread; a panic becomes [`ErrorKind::Thread`] naming it (its name, or
+/// Joins a thread; a panic becomes [`ErrorKind::ThreadPanicked`] naming it (its name, or
 /// `unnamed`), never a silent default.
 pub fn join_thread<T>(handle: JoinHandle<T>) -> Result<T> {
     let name = handle.thread().name().unwrap_or("unnamed").to_string();
-    handle.join().map_err(|panic| {
-        ErrorKind::Thread {
-            thread: name,
-            message: format!("panicked: {}", panic_message(panic.as_ref())),
-        }
-        .into()
-    })
+    handle.join().map_err(|panic| panicked(name, panic))
+}
+
+/// [`ErrorKind::ThreadPanicked`] for the thread `thread` and its panic payload.
+fn panicked(thread: String, panic: Box<dyn std::any::Any + Send>) -> crate::Error {
+    ErrorKind::ThreadPanicked {
+        thread,
+        message: panic_message(panic.as_ref()),
+    }
+    .into()
 }
 
 /// The message of a panic payload (`&str` or `String`), escaped.

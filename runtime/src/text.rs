@@ -29,24 +29,40 @@ fn push_hex(s: &mut String, bytes: &[u8]) {
     }
 }
 
+/// Why text is not hex: what [`decode_hex`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HexError {
+    /// An odd number of characters.
+    #[error("hex of odd length {0}")]
+    OddLength(usize),
+    /// A byte other than the ASCII digits `0-9`, `a-f`, `A-F`.
+    #[error("byte {byte:#04x} at {index} is not a hex digit")]
+    NotADigit {
+        /// The byte.
+        byte: u8,
+        /// Where it stands.
+        index: usize,
+    },
+}
+
 /// Bytes of a hex string: an even number of the digits `0-9`, `a-f`, `A-F` and
-/// nothing else (no sign, no space, no `0x`); `None` for anything else.
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
+/// nothing else (no sign, no space, no `0x`).
+pub fn decode_hex(s: &str) -> Result<Vec<u8>, HexError> {
+    hex::decode(s).map_err(|e| match e {
+        // `hex` gives the byte as a `char` (`c as char`): it is below 256.
+        hex::FromHexError::InvalidHexCharacter { c, index } => HexError::NotADigit {
+            byte: u8::try_from(c).unwrap_or(u8::MAX),
+            index,
+        },
+        hex::FromHexError::OddLength | hex::FromHexError::InvalidStringLength => {
+            HexError::OddLength(s.len())
         }
-    }
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return None;
-    }
-    b.chunks_exact(2)
-        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
-        .collect()
+    })
+}
+
+/// [`decode_hex`] for callers that need no reason: `None` for anything but hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    decode_hex(s).ok()
 }
 
 /// Checks that `id` is a well-formed agent id (`sha256:` and 64 lowercase hex digits).
@@ -131,5 +147,17 @@ mod tests {
         for bad in ["+f+f", "-f", " f", "f ", "0x", "0g", "\u{e9}0", "ff0"] {
             assert_eq!(from_hex(bad), None, "{bad:?}");
         }
+        assert_eq!(decode_hex("ff0"), Err(HexError::OddLength(3)));
+        assert_eq!(
+            decode_hex("0g"),
+            Err(HexError::NotADigit {
+                byte: b'g',
+                index: 1
+            })
+        );
+        assert_eq!(
+            decode_hex("\u{e9}").map_err(|e| e.to_string()),
+            Err("byte 0xc3 at 0 is not a hex digit".to_string())
+        );
     }
 }

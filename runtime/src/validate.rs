@@ -1,5 +1,6 @@
 //! Static validation: findings and the safety score, without compiling anything.
 
+use crate::abi;
 use crate::policy::{Limits, Policy, Scope, WASM_PAGE};
 use crate::text::{agent_id, escape};
 use std::fmt;
@@ -159,19 +160,6 @@ pub fn safety_score(weights: impl IntoIterator<Item = f64>) -> f64 {
     (score * 1e9).round() / 1e9
 }
 
-/// The type an ABI v1 host function must have: (params, results), all i32.
-pub fn abi_signature(name: &str) -> Option<(usize, usize)> {
-    Some(match name {
-        "input_len" => (0, 1),
-        "read_input" => (2, 1),
-        "write_output" => (2, 1),
-        "log" => (2, 0),
-        "send" => (4, 1),
-        "recv" => (2, 1),
-        _ => return None,
-    })
-}
-
 fn fmt_func(ft: &FuncType) -> String {
     let list = |v: &[ValType]| {
         v.iter()
@@ -272,10 +260,7 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Verdict {
 struct Shape {
     functions: u64,
     locals: u64,
-    globals: u64,
     types: u64,
-    data_segments: u64,
-    element_segments: u64,
 }
 
 /// The cheap pass before wasmparser's full validation: counts what drives validation
@@ -370,35 +355,26 @@ fn shape(c: &mut Collector<'_>, bytes: &[u8]) -> bool {
                     func_types.push(ty);
                 }
             }
+            // Sections whose count alone is limited.
             Payload::GlobalSection(r) => {
-                s.globals = u64::from(r.count());
+                let n = u64::from(r.count());
                 check(
                     &mut over,
-                    || format!("{} globals", s.globals),
+                    || format!("{n} globals"),
                     "globals",
-                    s.globals,
+                    n,
                     l.globals,
                 );
             }
             Payload::DataSection(r) => {
-                s.data_segments = u64::from(r.count());
-                check(
-                    &mut over,
-                    || format!("{} data segments", s.data_segments),
-                    "data_segments",
-                    s.data_segments,
-                    l.data_segments,
-                );
+                let n = u64::from(r.count());
+                let what = || format!("{n} data segments");
+                check(&mut over, what, "data_segments", n, l.data_segments);
             }
             Payload::ElementSection(r) => {
-                s.element_segments = u64::from(r.count());
-                check(
-                    &mut over,
-                    || format!("{} element segments", s.element_segments),
-                    "element_segments",
-                    s.element_segments,
-                    l.element_segments,
-                );
+                let n = u64::from(r.count());
+                let what = || format!("{n} element segments");
+                check(&mut over, what, "element_segments", n, l.element_segments);
             }
             Payload::CodeSectionEntry(body) => {
                 let i = body_index;
@@ -522,9 +498,14 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
         match ty {
             EntityType::Func(id) | EntityType::FuncExact(id) if allowed => {
                 let ft = t[id].unwrap_func();
-                let ok = abi_signature(name).is_some_and(|(p, r)| {
-                    ft.params().len() == p
-                        && ft.results().len() == r
+                let host = if module == abi::MODULE {
+                    abi::host_function(name)
+                } else {
+                    None
+                };
+                let ok = host.is_some_and(|f| {
+                    ft.params().len() == f.params
+                        && ft.results().len() == f.results
                         && ft
                             .params()
                             .iter()
@@ -540,7 +521,7 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
                         )),
                     );
                 }
-                if name != "input_len" {
+                if host.is_none_or(|f| f.takes_pointers()) {
                     needs_memory = true;
                 }
             }
@@ -566,10 +547,10 @@ fn analyse(c: &mut Collector<'_>, bytes: &[u8]) -> Option<ActForm> {
     let mut has_memory_export = false;
     for (name, ty) in t.core_exports().into_iter().flatten() {
         names.push(name.to_string());
-        if name == "act" {
+        if name == abi::ACT {
             act = Some(ty);
         }
-        if name == "memory" && matches!(ty, EntityType::Memory(_)) {
+        if name == abi::MEMORY && matches!(ty, EntityType::Memory(_)) {
             has_memory_export = true;
         }
     }

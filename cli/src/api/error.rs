@@ -182,7 +182,12 @@ impl From<engine::Error> for ApiError {
             }
             engine::ErrorKind::Key(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
             engine::ErrorKind::Conflict(_) => ApiError::Conflict(e.to_string()),
-            engine::ErrorKind::Runtime(r) if matches!(r.kind(), runtime::ErrorKind::Args(_)) => {
+            engine::ErrorKind::Runtime(r)
+                if matches!(
+                    r.kind(),
+                    runtime::ErrorKind::Args(_) | runtime::ErrorKind::ArgValue { .. }
+                ) =>
+            {
                 ApiError::BadRequest(runtime::escape(&e.to_string()))
             }
             engine::ErrorKind::AgentId(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
@@ -194,7 +199,9 @@ impl From<engine::Error> for ApiError {
 impl From<runtime::Error> for ApiError {
     fn from(e: runtime::Error) -> Self {
         match e.kind() {
-            runtime::ErrorKind::Args(_) => ApiError::BadRequest(runtime::escape(&e.to_string())),
+            runtime::ErrorKind::Args(_) | runtime::ErrorKind::ArgValue { .. } => {
+                ApiError::BadRequest(runtime::escape(&e.to_string()))
+            }
             _ => ApiError::Internal(chain(&e)),
         }
     }

@@ -43,6 +43,16 @@ fn count(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// `count(n)` seeded inputs of up to `len` bytes from seed `seed(k)`.
+fn seeded(k: u64, n: usize, len: usize) -> Vec<Vec<u8>> {
+    fuzzing::seeded_inputs(seed(k), count(n), len)
+}
+
+/// How often `kind` was seen.
+fn times(seen: &BTreeMap<Seen, usize>, kind: Seen) -> usize {
+    seen.get(&kind).copied().unwrap_or(0)
+}
+
 fn seed(n: u64) -> u64 {
     n + std::env::var("TDEV_FUZZ_SEED")
         .ok()
@@ -76,25 +86,14 @@ fn fixtures() -> Vec<Vec<u8>> {
 #[test]
 fn admit() {
     let mut inputs = fixtures();
-    inputs.extend(with_wasm_header(fuzzing::seeded_inputs(
-        seed(1),
-        count(300),
-        600,
-    )));
+    inputs.extend(with_wasm_header(seeded(1, 300, 600)));
     let seen = replay("admit", inputs, oracles::admit);
-    assert!(
-        seen.get(&Seen::Accepted).copied().unwrap_or(0) > 0,
-        "{seen:?}"
-    );
+    assert!(times(&seen, Seen::Accepted) > 0, "{seen:?}");
 }
 
 #[test]
 fn run_smith() {
-    let seen = replay(
-        "run_smith",
-        fuzzing::seeded_inputs(seed(2), count(200), 8192),
-        oracles::run_smith,
-    );
+    let seen = replay("run_smith", seeded(2, 200, 8192), oracles::run_smith);
     let ran: usize = seen
         .iter()
         .filter(|(k, _)| matches!(k, Seen::Ran(_)))
@@ -105,20 +104,13 @@ fn run_smith() {
 
 #[test]
 fn genome() {
-    let seen = replay(
-        "genome",
-        fuzzing::seeded_inputs(seed(3), count(300), 4096),
-        oracles::genome,
-    );
-    assert!(
-        seen.get(&Seen::Accepted).copied().unwrap_or(0) >= 50,
-        "{seen:?}"
-    );
+    let seen = replay("genome", seeded(3, 300, 4096), oracles::genome);
+    assert!(times(&seen, Seen::Accepted) >= 50, "{seen:?}");
 }
 
 #[test]
 fn policy_task() {
-    let mut inputs = fuzzing::seeded_inputs(seed(4), count(300), 400);
+    let mut inputs = seeded(4, 300, 400);
     // valid files among them, so the accepting paths run too
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut add = |kind: u8, path: std::path::PathBuf| {
@@ -144,21 +136,11 @@ fn policy_task() {
         }
     }
     let seen = replay("policy_task", inputs, oracles::policy_task);
-    assert!(
-        seen.get(&Seen::Accepted).copied().unwrap_or(0) >= 2,
-        "{seen:?}"
-    );
+    assert!(times(&seen, Seen::Accepted) >= 2, "{seen:?}");
 }
 
 #[test]
 fn api_decode() {
-    let seen = replay(
-        "api_decode",
-        fuzzing::seeded_inputs(seed(5), count(1000), 200),
-        oracles::api_decode,
-    );
-    assert!(
-        seen.get(&Seen::Accepted).copied().unwrap_or(0) >= 100,
-        "{seen:?}"
-    );
+    let seen = replay("api_decode", seeded(5, 1000, 200), oracles::api_decode);
+    assert!(times(&seen, Seen::Accepted) >= 100, "{seen:?}");
 }

@@ -5,6 +5,17 @@ use fuzzing::differential::{self, Case, Diff, End};
 use fuzzing::oracles::{self, Seen};
 use runtime::{Outcome, Param, Value};
 
+/// What the differential says of `wat`'s `act(args)`, of parameters `params` and an
+/// i64 result.
+fn compare(wat: &str, params: Vec<Param>, args: Vec<Value>) -> Diff {
+    differential::compare(&Case {
+        wasm: wat::parse_str(wat).expect("wat"),
+        params,
+        result: Param::I64,
+        args,
+    })
+}
+
 /// `run_smith` seeded input #111 and `admit`: a module of five tables passes validation
 /// under the default policy and then fails to compile ("module table does not fit in
 /// pooling allocator requirements"): the pool's per-module table limit must be a
@@ -30,46 +41,24 @@ fn five_tables_are_rejected_or_compile() {
 /// (and wasmi) answer -1.
 #[test]
 fn grow_past_declared_maximum_answers_minus_one_like_wasmi() {
-    let wasm = wat::parse_str(
-        r#"(module
-            (memory 1 2)
-            (func (export "act") (result i64)
-              i32.const 100 memory.grow i64.extend_i32_s))"#,
-    )
-    .expect("wat");
-    let case = Case {
-        wasm,
-        params: vec![],
-        result: Param::I64,
-        args: vec![],
-    };
-    assert_eq!(
-        differential::compare(&case),
-        Diff::Agree(End::Returned(Value::I64(-1)))
-    );
+    let wat = r#"(module
+        (memory 1 2)
+        (func (export "act") (result i64)
+          i32.const 100 memory.grow i64.extend_i32_s))"#;
+    let minus_one = Diff::Agree(End::Returned(Value::I64(-1)));
+    assert_eq!(compare(wat, vec![], vec![]), minus_one);
 }
 
 /// Differential seeds 1001480 and 1003601: the same for `table.grow` past the table's
 /// declared maximum and the policy's cap: `table_limit` where the spec answers -1.
 #[test]
 fn table_grow_past_declared_maximum_answers_minus_one_like_wasmi() {
-    let wasm = wat::parse_str(
-        r#"(module
-            (table 1 2 funcref)
-            (func (export "act") (result i64)
-              ref.null func i32.const 2000 table.grow 0 i64.extend_i32_s))"#,
-    )
-    .expect("wat");
-    let case = Case {
-        wasm,
-        params: vec![],
-        result: Param::I64,
-        args: vec![],
-    };
-    assert_eq!(
-        differential::compare(&case),
-        Diff::Agree(End::Returned(Value::I64(-1)))
-    );
+    let wat = r#"(module
+        (table 1 2 funcref)
+        (func (export "act") (result i64)
+          ref.null func i32.const 2000 table.grow 0 i64.extend_i32_s))"#;
+    let minus_one = Diff::Agree(End::Returned(Value::I64(-1)));
+    assert_eq!(compare(wat, vec![], vec![]), minus_one);
 }
 
 /// `api_decode`: `from_hex` takes a sign inside a digit pair (`u8::from_str_radix`), so
@@ -109,19 +98,10 @@ fn accepted_policy_builds_a_sandbox() {
 /// Not a defect, a guard for the differential itself: a trap both engines agree on.
 #[test]
 fn engines_agree_on_a_trap() {
-    let wasm = wat::parse_str(
-        r#"(module (func (export "act") (param i64) (result i64)
-            i64.const 1 local.get 0 i64.div_s))"#,
-    )
-    .expect("wat");
-    let case = Case {
-        wasm,
-        params: vec![Param::I64],
-        result: Param::I64,
-        args: vec![Value::I64(0)],
-    };
+    let wat = r#"(module (func (export "act") (param i64) (result i64)
+        i64.const 1 local.get 0 i64.div_s))"#;
     assert_eq!(
-        differential::compare(&case),
+        compare(wat, vec![Param::I64], vec![Value::I64(0)]),
         Diff::Agree(End::Trapped(Outcome::DivisionByZero))
     );
 }

@@ -2,38 +2,9 @@
 //! limit of the pooling allocator is a validation rule, and the cost limits reject a
 //! module just over them and admit one at them.
 
+use crate::modules::locals_only;
 use runtime::{Admission, FindingKind, Input, Outcome, Policy, Sandbox, Verdict, validate};
 use std::fmt::Write;
-use wasm_encoder::{
-    CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, Module,
-    TypeSection, ValType,
-};
-
-/// `funcs` functions declaring `locals` i64 locals each (a few bytes apiece); the
-/// first is exported as `act` unless `act` is false.
-fn locals_only(funcs: u32, locals: u32, act: bool) -> Vec<u8> {
-    let mut types = TypeSection::new();
-    types.ty().function([], [ValType::I64]);
-    let mut fs = FunctionSection::new();
-    let mut code = CodeSection::new();
-    for _ in 0..funcs {
-        fs.function(0);
-        let mut f = Function::new([(locals, ValType::I64)]);
-        f.instruction(&Instruction::LocalGet(0));
-        f.instruction(&Instruction::End);
-        code.function(&f);
-    }
-    let mut exports = ExportSection::new();
-    if act {
-        exports.export("act", ExportKind::Func, 0);
-    }
-    let mut m = Module::new();
-    m.section(&types)
-        .section(&fs)
-        .section(&exports)
-        .section(&code);
-    m.finish()
-}
 
 fn kinds(v: &Verdict) -> Vec<String> {
     v.findings.iter().map(|f| f.kind.to_string()).collect()

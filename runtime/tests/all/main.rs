@@ -6,6 +6,8 @@ mod caps;
 mod grow;
 mod host;
 mod hub;
+#[path = "../support/modules.rs"]
+mod modules;
 mod stop;
 mod threads;
 mod validate;

@@ -62,7 +62,7 @@ fn a_panicking_agent_thread_is_an_error_naming_it() {
         .on_agent_thread("scorer-3", || -> u32 { panic!("boom") })
         .expect_err("error");
     match e.kind() {
-        ErrorKind::Thread { thread, message } => {
+        ErrorKind::ThreadPanicked { thread, message } => {
             assert_eq!(thread, "scorer-3");
             assert!(message.contains("boom"), "{message}");
         }
@@ -104,7 +104,7 @@ fn a_dead_epoch_thread_stops_runs_with_an_error_naming_it() {
     }
     let e = err.expect("runs refused once the epoch thread died");
     assert!(
-        matches!(e.kind(), ErrorKind::Thread { thread, .. } if thread == EPOCH_THREAD),
+        matches!(e.kind(), ErrorKind::ThreadStopped { thread, .. } if thread == EPOCH_THREAD),
         "{e}"
     );
 }
