@@ -62,12 +62,28 @@ export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
+echo "== lints (rustfmt, clippy, rustdoc; warnings are errors)"
+lint_status=0
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all --check || { echo "test.sh: cargo fmt --check failed" >&2; lint_status=1; }
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings ||
+  { echo "test.sh: clippy failed" >&2; lint_status=1; }
+# The file-only build (no AWS SDK, no tokio in the engine) must stay warning-free too.
+cargo clippy -p engine --all-targets --no-default-features --locked -- -D warnings ||
+  { echo "test.sh: clippy (engine, no default features) failed" >&2; lint_status=1; }
+# The agents as they are built: no_std for wasm32.
+cargo clippy -p agent-sdk --examples --target wasm32-unknown-unknown --locked -- -D warnings ||
+  { echo "test.sh: clippy (agent-sdk, wasm32) failed" >&2; lint_status=1; }
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked ||
+  { echo "test.sh: cargo doc failed" >&2; lint_status=1; }
+
 echo "== build"
 cargo build --workspace --all-features --locked --all-targets
 
 echo "== tests"
 cargo test --workspace --all-features --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test-output.log"
 status=${PIPESTATUS[0]}
+if [ "$lint_status" -ne 0 ]; then status=1; fi
 
 # The fuzz targets' bodies over their stored corpora and seeded inputs, and the wasmi
 # differential, ran above as the `fuzzing` crate's tests. A real libFuzzer run needs a
