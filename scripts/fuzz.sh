@@ -50,6 +50,16 @@ max_len() {
   esac
 }
 
+# The targets that build a module out of their input (wasm-smith, the genome decoder)
+# start at the whole length: libFuzzer's default length control would keep their inputs
+# at a few bytes (and so their modules minimal) for most of a run.
+len_flags() {
+  case "$1" in
+    run_smith | differential | genome) echo "-len_control=0" ;;
+    *) echo "" ;;
+  esac
+}
+
 run_one() {
   local t="$1"
   mkdir -p "$work/corpus/$t" "$work/artifacts/$t" "$work/logs"
@@ -62,7 +72,7 @@ run_one() {
     "$work/corpus/$t" "corpus/$t" \
     -max_total_time="$seconds" -print_final_stats=1 -max_len="$(max_len "$t")" \
     -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$work/artifacts/$t/" \
-    ${FUZZ_FLAGS:-}) >"$log" 2>&1 || true
+    $(len_flags "$t") ${FUZZ_FLAGS:-}) >"$log" 2>&1 || true
 }
 
 summary() {
