@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api_request;
 pub mod differential;
 pub mod generators;
 pub mod oracles;

@@ -374,7 +374,12 @@ pub fn policy_task(data: &[u8]) -> Seen {
             }
             Err(e) => {
                 assert!(
-                    matches!(e.kind(), engine::ErrorKind::Task(_)),
+                    matches!(
+                        e.kind(),
+                        engine::ErrorKind::Task(_)
+                            | engine::ErrorKind::TaskToml(_)
+                            | engine::ErrorKind::TaskJson(_)
+                    ),
                     "untyped task error: {e:?}"
                 );
                 Seen::Rejected
@@ -389,16 +394,20 @@ pub fn policy_task(data: &[u8]) -> Seen {
 /// encoder writes; typed arguments survive formatting and parsing bit for bit; escaped
 /// text has no control or bidirectional characters.
 ///
-/// The API's base64 decoder lives in the `cli` binary, out of reach of a library fuzz
-/// target; the hex decoder and the argument parser are the ones it calls.
+/// One case in five is a whole run request through the API's own decoder
+/// ([`crate::api_request::check`]): base64, the JSON body, `X-Tdev-Input`, `?args=` and
+/// the body and input caps.
 pub fn api_decode(data: &[u8]) -> Seen {
     let mut u = Unstructured::new(data);
     let Ok(which) = u.arbitrary::<u8>() else {
         return Seen::Skipped;
     };
+    if which % 5 == 4 {
+        return crate::api_request::check(&mut u);
+    }
     let rest = u.take_rest();
     let text = String::from_utf8_lossy(rest);
-    match which % 4 {
+    match which % 5 {
         0 => {
             // hex: decode what the fuzzer wrote; what decodes must be exactly the hex of
             // its bytes (either case), and every byte string's hex decodes back.

@@ -144,3 +144,17 @@ fn api_decode() {
     let seen = replay("api_decode", seeded(5, 1000, 200), oracles::api_decode);
     assert!(times(&seen, Seen::Accepted) >= 100, "{seen:?}");
 }
+
+#[test]
+fn api_requests_through_the_api_decoder() {
+    // The run-request branch of `api_decode` alone: random requests must reach both
+    // answers, or the branch checks nothing.
+    let seen = replay(
+        "api_decode",
+        fuzzing::seeded_inputs(seed(6), count(2000), 600),
+        |data| fuzzing::api_request::check(&mut arbitrary::Unstructured::new(data)),
+    );
+    for kind in [Seen::Accepted, Seen::Rejected] {
+        assert!(seen.get(&kind).copied().unwrap_or(0) >= 50, "{seen:?}");
+    }
+}
