@@ -77,6 +77,16 @@ fn race(n: usize, f: impl Fn(usize) + Sync) {
     });
 }
 
+/// A trap of run `n` recorded against the module under the default policy.
+fn record_trap(
+    q: &Quarantine,
+    wasm: &[u8],
+    v: &Verdict,
+    n: usize,
+) -> engine::Result<engine::Record> {
+    q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(trap(n)), &[])
+}
+
 fn trap(n: usize) -> TrapEvent {
     TrapEvent {
         at: engine::time::now_rfc3339(),
@@ -93,15 +103,7 @@ fn racing_trap_updates_are_all_counted() {
     for (name, s, _keep) in backends("") {
         let (q, wasm, v) = holding(s, 1);
         race(N, |n| {
-            q.quarantine(
-                &wasm,
-                &v,
-                0.5,
-                &Policy::default_policy(),
-                Some(trap(n)),
-                &[],
-            )
-            .expect("trap update");
+            record_trap(&q, &wasm, &v, n).expect("trap update");
         });
         let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.trap_history.len(), N, "{name}: every trap kept");
@@ -155,15 +157,7 @@ fn history_is_capped_and_counts_stay_exact() {
         assert!(stored.len() < 8 * 1024, "{name}: {} bytes", stored.len());
         // release and purge decisions are kept whatever the cap
         q.release(&aid(&v), "op").expect("release");
-        q.quarantine(
-            &wasm,
-            &v,
-            0.5,
-            &Policy::default_policy(),
-            Some(trap(99)),
-            &[],
-        )
-        .expect("trap");
+        record_trap(&q, &wasm, &v, 99).expect("trap");
         let rec = q.purge(&aid(&v), "op").expect("purge");
         let actions: Vec<&str> = rec
             .audit
@@ -638,15 +632,7 @@ fn update_ids_are_capped() {
         let (wasm, v) = rejected_module(13);
         let q = Quarantine::new(s);
         for n in 0..6 {
-            q.quarantine(
-                &wasm,
-                &v,
-                0.5,
-                &Policy::default_policy(),
-                Some(trap(n)),
-                &[],
-            )
-            .expect("trap");
+            record_trap(&q, &wasm, &v, n).expect("trap");
         }
         let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.updates.len(), 3, "{name}");
