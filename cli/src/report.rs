@@ -424,6 +424,8 @@ pub struct EvolveReport {
     pub evaluations: u64,
     /// Wall time of the command.
     pub wall_ms: u64,
+    /// Whether the best agent is exact on every held-out case (false without any).
+    pub generalises: bool,
     /// The best agent.
     pub best: BestReport,
     /// Culled, by outcome word.

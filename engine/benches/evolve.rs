@@ -1,6 +1,8 @@
-//! Evolution benchmark: for each shipped task, runs the default configuration over
-//! seeds 1..=N (N = `BENCH_SEEDS`, default 20) and prints a table of evaluations per
-//! second, success rate and median generations to solve.
+//! Evolution benchmark: for each symbolic-regression task (abs, max3, parity, quartic,
+//! square, sum_range; `BENCH_TASKS` names others by prefix), runs the default
+//! configuration over seeds 1..=N (N = `BENCH_SEEDS`, default 20) and prints a table
+//! of evaluations per second, success rate and median generations to solve. The
+//! program-synthesis tasks have their own bench (`--bench psb`).
 //! Run with `cargo bench -p engine --bench evolve`.
 
 use engine::evolve::{Evolution, EvolveConfig};
@@ -16,7 +18,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let only = std::env::var("BENCH_TASKS").ok();
+    let only = Some(
+        std::env::var("BENCH_TASKS")
+            .unwrap_or_else(|_| "abs.,max3.,parity.,quartic.,square.,sum_range.".into()),
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("fixtures/tasks")
@@ -32,10 +37,20 @@ fn main() {
     )
     .expect("sandbox");
     println!("fast compile: {fast}");
+    // The genome by task kind (EvolveConfig::for_task); BENCH_GENOME=straight or
+    // BENCH_GENOME=control forces one for every task.
+    let forced = std::env::var("BENCH_GENOME").ok().map(|v| v == "control");
     let config = EvolveConfig::default();
     println!(
-        "population {}, generations {}, threads {}, seeds 1..={seeds}",
-        config.population, config.generations, config.threads
+        "population {}, generations {}, threads {}, seeds 1..={seeds}, genome {}",
+        config.population,
+        config.generations,
+        config.threads,
+        match forced {
+            None => "by task kind",
+            Some(true) => "control flow",
+            Some(false) => "straight-line",
+        }
     );
     println!();
     println!("| task | evaluations/s | solved | median generations to solve | median wall (s) |");
@@ -60,6 +75,7 @@ fn main() {
                 task.clone(),
                 EvolveConfig {
                     seed,
+                    control_flow: forced.unwrap_or(EvolveConfig::for_task(&task).control_flow),
                     ..config.clone()
                 },
                 vec![],

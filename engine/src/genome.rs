@@ -1,11 +1,24 @@
 //! The genome: the Wasm module itself. The body of its `act` function is decoded into a
-//! list of [`Op`]s (numeric and local operations the engine understands; anything else
-//! is kept as raw bytes), changed by the mutators, and written back with wasm-encoder.
-//! Every other byte of the module is kept as it was.
+//! list of [`Op`]s (numeric, local and structured control operations the engine
+//! understands; anything else is kept as raw bytes), changed by the mutators, and
+//! written back with wasm-encoder. Every other byte of the module is kept as it was,
+//! except the locals of `act`, which the mutators may add to ([`Genome::add_local`]).
+//! The stack and control typing of a body is in [`crate::typing`].
 
 use runtime::Param;
 use wasm_encoder::{CodeSection, Function, Instruction, ValType as EncTy};
 use wasmparser::{Chunk, Operator, Parser, Payload, ValType, Validator, WasmFeatures};
+
+/// The type of a `block`, `loop` or `if`: the values it takes and gives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BlockTy {
+    /// `[] -> []`
+    Empty,
+    /// `[] -> [t]`
+    Value(Ty),
+    /// A function type of the module's type section, by index: `[params] -> [results]`.
+    Func(u32),
+}
 
 /// A value type the engine tracks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +110,23 @@ pub enum Op {
     Drop,
     /// `nop`
     Nop,
+    /// `block`: a label at its `end`.
+    Block(BlockTy),
+    /// `loop`: a label at its start.
+    Loop(BlockTy),
+    /// `if` (pops an i32): a label at its `end`.
+    If(BlockTy),
+    /// `else` of the innermost `if`.
+    Else,
+    /// `end` of the innermost `block`, `loop` or `if` (the body's own final `end` is
+    /// not an op).
+    End,
+    /// `br`, by relative depth.
+    Br(u32),
+    /// `br_if` (pops an i32), by relative depth.
+    BrIf(u32),
+    /// `return`
+    Return,
     /// Anything else, as its bytes. The stack is not tracked past it.
     Raw(Vec<u8>),
 }
@@ -122,6 +152,9 @@ pub struct Genome {
     act_locals: Vec<(u32, EncTy)>,
     /// Types of act's locals (params first); `None` for types the engine does not track.
     pub local_types: Vec<Option<Ty>>,
+    /// The function types of the type section, by index (`None` for a type with
+    /// anything the engine does not track): what `BlockTy::Func` blocks take and give.
+    pub func_types: Vec<Option<(Vec<Ty>, Vec<Ty>)>>,
     /// Parameter types of `act`.
     pub params: Vec<Ty>,
     /// Result type of `act`.
@@ -183,11 +216,37 @@ impl Genome {
             act_body: 0,
             act_locals: Vec::new(),
             local_types: params.iter().map(|t| Some(*t)).collect(),
+            func_types: vec![Some((params.to_vec(), vec![result]))],
             params: params.to_vec(),
             result,
             ops,
             pure: true,
         }
+    }
+
+    /// What a block of type `bt` takes and gives, when the engine can type it.
+    pub fn block_sig(&self, bt: &BlockTy) -> Option<(Vec<Ty>, Vec<Ty>)> {
+        match bt {
+            BlockTy::Empty => Some((Vec::new(), Vec::new())),
+            BlockTy::Value(t) => Some((Vec::new(), vec![*t])),
+            BlockTy::Func(i) => self.func_types.get(*i as usize)?.clone(),
+        }
+    }
+
+    /// Declares one more local of `act`, of type `ty`; its index.
+    pub fn add_local(&mut self, ty: Ty) -> u32 {
+        let enc = enc_param(ty);
+        match self.act_locals.last_mut() {
+            Some((n, t)) if *t == enc => *n += 1,
+            _ => self.act_locals.push((1, enc)),
+        }
+        self.local_types.push(Some(ty));
+        (self.local_types.len() - 1) as u32
+    }
+
+    /// The number of locals `act` declares beyond its params.
+    pub fn extra_locals(&self) -> usize {
+        self.local_types.len() - self.params.len()
     }
 
     /// Whether instantiating the module can do nothing but make `act` callable (no
@@ -237,6 +296,17 @@ impl Genome {
             }
         }
         let (params, result) = act_idx?;
+        let tracked = |v: &[ValType]| -> Option<Vec<Ty>> { v.iter().map(|v| ty_of(*v)).collect() };
+        let mut func_types = Vec::new();
+        for i in 0..t.core_type_count_in_module() {
+            let sub = &t[t.core_type_at_in_module(i)];
+            func_types.push(match &sub.composite_type.inner {
+                wasmparser::CompositeInnerType::Func(ft) => {
+                    tracked(ft.params()).zip(tracked(ft.results()))
+                }
+                _ => None,
+            });
+        }
         let act_func = find_act_index(bytes)?;
         let act_body = act_func.checked_sub(imported)? as usize;
 
@@ -289,6 +359,7 @@ impl Genome {
             act_body,
             act_locals,
             local_types,
+            func_types,
             params,
             result,
             ops,
@@ -316,6 +387,14 @@ impl Genome {
                         Op::Select => f.instruction(&Instruction::Select),
                         Op::Drop => f.instruction(&Instruction::Drop),
                         Op::Nop => f.instruction(&Instruction::Nop),
+                        Op::Block(bt) => f.instruction(&Instruction::Block(enc_block(bt))),
+                        Op::Loop(bt) => f.instruction(&Instruction::Loop(enc_block(bt))),
+                        Op::If(bt) => f.instruction(&Instruction::If(enc_block(bt))),
+                        Op::Else => f.instruction(&Instruction::Else),
+                        Op::End => f.instruction(&Instruction::End),
+                        Op::Br(d) => f.instruction(&Instruction::Br(*d)),
+                        Op::BrIf(d) => f.instruction(&Instruction::BrIf(*d)),
+                        Op::Return => f.instruction(&Instruction::Return),
                         Op::Raw(b) => f.raw(b.iter().copied()),
                     };
                 }
@@ -332,56 +411,28 @@ impl Genome {
         out
     }
 
-    /// The stack before each op (`None` once the engine cannot follow it), and after
-    /// the last op as the final element.
+    /// The stack before each op (`None` where the engine cannot follow it: dead code,
+    /// or anything after an op it does not track), and after the last op as the final
+    /// element. See [`crate::typing::Typing`] for the labels too.
     pub fn stacks(&self) -> Vec<Option<Vec<Ty>>> {
-        let mut out = Vec::with_capacity(self.ops.len() + 1);
-        let mut stack: Option<Vec<Ty>> = Some(Vec::new());
-        for op in &self.ops {
-            out.push(stack.clone());
-            stack = stack.and_then(|s| apply(&self.local_types, s, op));
-        }
-        out.push(stack);
-        out
+        crate::typing::Typing::of(self).stacks()
     }
 }
 
-/// The effect of one op on a known stack; `None` when it cannot be followed or is
-/// ill-typed.
-pub fn apply(locals: &[Option<Ty>], mut s: Vec<Ty>, op: &Op) -> Option<Vec<Ty>> {
-    match op {
-        Op::I32Const(_) => s.push(Ty::I32),
-        Op::I64Const(_) => s.push(Ty::I64),
-        Op::F64Const(_) => s.push(Ty::F64),
-        Op::LocalGet(i) => s.push((*locals.get(*i as usize)?)?),
-        Op::LocalSet(i) => {
-            let t = (*locals.get(*i as usize)?)?;
-            (s.pop()? == t).then_some(())?;
-        }
-        Op::LocalTee(i) => {
-            let t = (*locals.get(*i as usize)?)?;
-            (*s.last()? == t).then_some(())?;
-        }
-        Op::Num(n) => {
-            let (pops, push) = n.sig();
-            for want in pops.iter().rev() {
-                (s.pop()? == *want).then_some(())?;
-            }
-            s.push(push);
-        }
-        Op::Select => {
-            (s.pop()? == Ty::I32).then_some(())?;
-            let b = s.pop()?;
-            (s.pop()? == b).then_some(())?;
-            s.push(b);
-        }
-        Op::Drop => {
-            s.pop()?;
-        }
-        Op::Nop => {}
-        Op::Raw(_) => return None,
+fn enc_block(bt: &BlockTy) -> wasm_encoder::BlockType {
+    match bt {
+        BlockTy::Empty => wasm_encoder::BlockType::Empty,
+        BlockTy::Value(t) => wasm_encoder::BlockType::Result(enc_param(*t)),
+        BlockTy::Func(i) => wasm_encoder::BlockType::FunctionType(*i),
     }
-    Some(s)
+}
+
+fn dec_block(bt: wasmparser::BlockType) -> Option<BlockTy> {
+    Some(match bt {
+        wasmparser::BlockType::Empty => BlockTy::Empty,
+        wasmparser::BlockType::Type(v) => BlockTy::Value(ty_of(v)?),
+        wasmparser::BlockType::FuncType(i) => BlockTy::Func(i),
+    })
 }
 
 type DecodedBody = (Vec<(u32, EncTy)>, Vec<Option<Ty>>, Vec<Op>);
@@ -435,6 +486,22 @@ fn decode_body(body: &wasmparser::FunctionBody<'_>, params: &[Ty]) -> Option<Dec
             Operator::Select => Op::Select,
             Operator::Drop => Op::Drop,
             Operator::Nop => Op::Nop,
+            Operator::Block { blockty } if dec_block(*blockty).is_some() => {
+                Op::Block(dec_block(*blockty)?)
+            }
+            Operator::Loop { blockty } if dec_block(*blockty).is_some() => {
+                Op::Loop(dec_block(*blockty)?)
+            }
+            Operator::If { blockty } if dec_block(*blockty).is_some() => {
+                Op::If(dec_block(*blockty)?)
+            }
+            // A block of a value type the engine does not track stays raw bytes (the
+            // typing stops there).
+            Operator::Else => Op::Else,
+            Operator::End => Op::End,
+            Operator::Br { relative_depth } => Op::Br(*relative_depth),
+            Operator::BrIf { relative_depth } => Op::BrIf(*relative_depth),
+            Operator::Return => Op::Return,
             other => match NumOp::from_operator(other) {
                 Some(n) => Op::Num(n),
                 None => Op::Raw(all.1[off - all.0..next - all.0].to_vec()),

@@ -1,26 +1,71 @@
-//! A screening interpreter for straight-line genomes.
+//! A screening interpreter for genomes.
 //!
 //! Compiling a module with wasmtime costs ~0.35 ms; scoring it on twenty cases costs
 //! ~30 µs. Most offspring of an evolution are *pure*: a module of only `act`, whose body
-//! is straight-line code the engine decodes completely (constants, locals, `select`,
-//! `drop`, `nop` and the numeric operations of [`NumOp`]), with no memory, table,
-//! global, import, data, element or start. For those, this module computes exactly what
-//! wasmtime computes (Wasm's semantics for every operation, traps included) without
-//! compiling, and [`Plan::new`] refuses anything it could not answer exactly: a module
-//! that is not pure, a body the stack typing does not follow, or one that might hit the
-//! policy's fuel or stack limits. Everything it refuses goes to the sandbox as before;
-//! every module is still validated against the policy first, and the best of each
-//! generation is run in the sandbox when it is stored (`performance/`).
+//! the engine decodes completely (constants, locals, `select`, `drop`, `nop`, the
+//! numeric operations of [`NumOp`], and structured control: `block`, `loop`,
+//! `if`/`else`, `br`, `br_if`, `return`), with no memory, table, global, import, data,
+//! element or start. For those, this module computes exactly what wasmtime computes
+//! (Wasm's semantics for every operation, traps included) without compiling, and
+//! [`Plan::new`] refuses anything it could not answer exactly: a module that is not
+//! pure, or a body the typing does not follow completely, or one whose value stack
+//! might come near the policy's stack limit. Everything it refuses goes to the sandbox
+//! as before; every module is still validated against the policy first, and the best of
+//! each generation is run in the sandbox when it is stored (`performance/`).
 //!
-//! The tests in `engine/tests/all/interp.rs` run random lineages both ways and compare
-//! outcomes and result bits.
+//! **Fuel** is counted as wasmtime 48 counts it, so a loop runs out of fuel on the same
+//! case as in the sandbox: every operator costs 1 except `nop`, `drop`, `block`,
+//! `loop`, `else`, `end` and `return` (0), and 1 is used before `act`'s first operator
+//! (measured against the sandbox); the count is compared with the budget on entry to
+//! `act` and each time control reaches a `loop` header (on entry and on every back
+//! edge), and the call ends `out_of_fuel` when the fuel used so far is at least the
+//! budget. Straight-line code is never stopped mid-way (wasmtime checks nowhere else).
+//!
+//! The tests in `engine/tests/all/interp.rs` run random lineages with loops both ways
+//! and compare outcomes and result bits, fuel budgets included.
 
 use crate::genome::{Genome, NumOp, Op, Ty};
+use crate::typing::{Typing, matching};
 use runtime::{Outcome, Policy, Value};
+
+/// Fuel wasmtime has used when `act` starts (and checks it first).
+const ENTRY_FUEL: u64 = 1;
+
+/// One instruction of a plan: an op with its jumps resolved.
+#[derive(Clone, Copy, Debug)]
+enum Ins {
+    Const(u64),
+    Get(u32),
+    Set(u32),
+    Tee(u32),
+    Num(NumOp),
+    Select,
+    Drop,
+    /// `nop`, `block`, `end`: nothing, no fuel.
+    Skip,
+    /// A `loop` header: the fuel check.
+    Loop,
+    /// `else` reached from the end of the then-branch: on to after the `end`.
+    Jump(u32),
+    /// `if`: on a zero condition, to the else-branch (or past the `end`).
+    If(u32),
+    /// `br`/`br_if` to `to`, keeping `arity` values above stack height `height`.
+    Br {
+        to: u32,
+        height: u32,
+        arity: u32,
+    },
+    BrIf {
+        to: u32,
+        height: u32,
+        arity: u32,
+    },
+    Return,
+}
 
 /// A genome ready to be interpreted.
 pub struct Plan {
-    ops: Vec<Op>,
+    code: Vec<Ins>,
     locals: Vec<Ty>,
     params: usize,
     result: Ty,
@@ -55,48 +100,51 @@ impl Plan {
         }
         let locals: Option<Vec<Ty>> = g.local_types.iter().copied().collect();
         let locals = locals?;
-        // The stack typing must follow the whole body and end with just the result.
-        let stacks = g.stacks();
-        match stacks.last() {
-            Some(Some(s)) if s.as_slice() == [g.result] => {}
-            _ => return None,
-        }
-        let height = stacks
-            .iter()
-            .map(|s| s.as_ref().map_or(0, Vec::len))
-            .max()
-            .unwrap_or(0);
-        // Far from the limits: wasmtime charges about one unit of fuel per operation,
-        // and a compiled body needs at most a slot per stack value and local.
-        let l = &policy.limits;
-        if (g.ops.len() as u64).saturating_mul(2) + 64 >= l.fuel_per_call {
+        // The typing must follow the whole body and end with just the result.
+        let typing = Typing::of(g);
+        if !typing.complete {
             return None;
         }
+        let height = typing
+            .points
+            .iter()
+            .map(|p| p.as_ref().map_or(0, |p| p.stack.len()))
+            .max()
+            .unwrap_or(0);
+        // Far from the stack limit: a compiled body needs at most a slot per stack
+        // value and local.
+        let l = &policy.limits;
         if ((height + locals.len()) as u64).saturating_mul(16) + 8192 >= l.stack_bytes {
             return None;
         }
         Some(Plan {
-            ops: g.ops.clone(),
+            code: compile(g, &typing)?,
             params: g.params.len(),
             result: g.result,
             locals,
         })
     }
 
-    /// Calls `act` with `args` (typed as the genome's parameters).
-    pub fn call(&self, args: &[Value]) -> Answer {
-        self.call_with(args, &mut Scratch::default())
+    /// Calls `act` with `args` (typed as the genome's parameters) and `fuel` to spend.
+    pub fn call(&self, args: &[Value], fuel: u64) -> Answer {
+        self.call_with(args, fuel, &mut Scratch::default())
     }
 
     /// [`Plan::call`] reusing the buffers of earlier calls.
-    pub fn call_with(&self, args: &[Value], scratch: &mut Scratch) -> Answer {
-        match self.run(args, scratch) {
+    pub fn call_with(&self, args: &[Value], fuel: u64, scratch: &mut Scratch) -> Answer {
+        match self.run(args, fuel, scratch) {
             Ok(v) => Answer::Value(v),
             Err(o) => Answer::Trap(o),
         }
     }
 
-    fn run(&self, args: &[Value], scratch: &mut Scratch) -> Result<Value, Outcome> {
+    fn run(&self, args: &[Value], fuel: u64, scratch: &mut Scratch) -> Result<Value, Outcome> {
+        // wasmtime has charged 1 by the time `act` checks its fuel on entry (measured:
+        // `i64.const 1` uses 2, and a budget of 1 runs nothing).
+        let mut used: u64 = ENTRY_FUEL;
+        if used >= fuel {
+            return Err(Outcome::OutOfFuel);
+        }
         // Values as raw bits: i32 in the low 32, i64 as is, f64 as its bits.
         let locals = &mut scratch.locals;
         locals.clear();
@@ -108,33 +156,70 @@ impl Plan {
         s.clear();
         // The typing was checked in `new`: pops cannot fail; `?` on them is defensive.
         let bad = Outcome::HostError;
-        for op in &self.ops {
-            match op {
-                Op::I32Const(v) => s.push(u64::from(*v as u32)),
-                Op::I64Const(v) => s.push(*v as u64),
-                Op::F64Const(b) => s.push(*b),
-                Op::LocalGet(i) => s.push(*locals.get(*i as usize).ok_or(bad)?),
-                Op::LocalSet(i) => *locals.get_mut(*i as usize).ok_or(bad)? = s.pop().ok_or(bad)?,
-                Op::LocalTee(i) => {
-                    *locals.get_mut(*i as usize).ok_or(bad)? = *s.last().ok_or(bad)?
+        let code = &self.code;
+        let mut pc = 0usize;
+        while let Some(ins) = code.get(pc) {
+            pc += 1;
+            match *ins {
+                Ins::Const(v) => {
+                    used += 1;
+                    s.push(v)
                 }
-                Op::Select => {
+                Ins::Get(i) => {
+                    used += 1;
+                    s.push(*locals.get(i as usize).ok_or(bad)?)
+                }
+                Ins::Set(i) => {
+                    used += 1;
+                    *locals.get_mut(i as usize).ok_or(bad)? = s.pop().ok_or(bad)?
+                }
+                Ins::Tee(i) => {
+                    used += 1;
+                    *locals.get_mut(i as usize).ok_or(bad)? = *s.last().ok_or(bad)?
+                }
+                Ins::Select => {
+                    used += 1;
                     let c = s.pop().ok_or(bad)? as u32;
                     let b = s.pop().ok_or(bad)?;
                     let a = s.pop().ok_or(bad)?;
                     s.push(if c != 0 { a } else { b });
                 }
-                Op::Drop => {
+                Ins::Drop => {
                     s.pop().ok_or(bad)?;
                 }
-                Op::Nop => {}
-                Op::Num(n) => {
+                Ins::Skip => {}
+                Ins::Num(n) => {
+                    used += 1;
                     let arity = n.sig().0.len();
                     let b = if arity == 2 { s.pop().ok_or(bad)? } else { 0 };
                     let a = s.pop().ok_or(bad)?;
-                    s.push(num(*n, a, b)?);
+                    s.push(num(n, a, b)?);
                 }
-                Op::Raw(_) => return Err(bad),
+                Ins::Loop => {
+                    if used >= fuel {
+                        return Err(Outcome::OutOfFuel);
+                    }
+                }
+                Ins::Jump(to) => pc = to as usize,
+                Ins::If(to) => {
+                    used += 1;
+                    if s.pop().ok_or(bad)? as u32 == 0 {
+                        pc = to as usize;
+                    }
+                }
+                Ins::Br { to, height, arity } => {
+                    used += 1;
+                    unwind(s, height, arity).ok_or(bad)?;
+                    pc = to as usize;
+                }
+                Ins::BrIf { to, height, arity } => {
+                    used += 1;
+                    if s.pop().ok_or(bad)? as u32 != 0 {
+                        unwind(s, height, arity).ok_or(bad)?;
+                        pc = to as usize;
+                    }
+                }
+                Ins::Return => break,
             }
         }
         let top = s.pop().ok_or(bad)?;
@@ -144,6 +229,98 @@ impl Plan {
             Ty::I32 => return Err(bad),
         })
     }
+}
+
+/// Keeps the top `arity` values and drops what lies between them and `height`.
+fn unwind(s: &mut Vec<u64>, height: u32, arity: u32) -> Option<()> {
+    let (height, arity) = (height as usize, arity as usize);
+    let from = s.len().checked_sub(arity)?;
+    if from < height {
+        return None;
+    }
+    if from > height {
+        s.copy_within(from.., height);
+        s.truncate(height + arity);
+    }
+    Some(())
+}
+
+/// The plan's instructions for a body whose typing is complete.
+fn compile(g: &Genome, typing: &Typing) -> Option<Vec<Ins>> {
+    let ops = &g.ops;
+    let n = ops.len();
+    let pairs = matching(ops)?;
+    // Open frames: (index of the opener, is a loop, stack height at entry, label arity).
+    let mut frames: Vec<(usize, bool, usize, usize)> = Vec::new();
+    let mut code = Vec::with_capacity(n);
+    let u = |x: usize| u32::try_from(x).ok();
+    for (i, op) in ops.iter().enumerate() {
+        let here = typing.points[i].as_ref();
+        let target = |d: u32, frames: &[(usize, bool, usize, usize)]| -> Option<(u32, u32, u32)> {
+            let k = frames.len().checked_sub(1 + d as usize);
+            match k {
+                // the function's label: a return
+                None if d as usize == frames.len() => Some((u(n)?, 0, 1)),
+                None => None,
+                Some(k) => {
+                    let (start, is_loop, height, arity) = frames[k];
+                    let (_, end) = pairs[start]?;
+                    let to = if is_loop { start } else { end + 1 };
+                    Some((u(to)?, u(height)?, u(arity)?))
+                }
+            }
+        };
+        let ins = match op {
+            Op::I32Const(v) => Ins::Const(u64::from(*v as u32)),
+            Op::I64Const(v) => Ins::Const(*v as u64),
+            Op::F64Const(b) => Ins::Const(*b),
+            Op::LocalGet(l) => Ins::Get(*l),
+            Op::LocalSet(l) => Ins::Set(*l),
+            Op::LocalTee(l) => Ins::Tee(*l),
+            Op::Num(x) => Ins::Num(*x),
+            Op::Select => Ins::Select,
+            Op::Drop => Ins::Drop,
+            Op::Nop => Ins::Skip,
+            Op::Block(bt) | Op::Loop(bt) | Op::If(bt) => {
+                let (params, results) = g.block_sig(bt)?;
+                let is_loop = matches!(op, Op::Loop(_));
+                // in dead code the height does not matter: nothing there runs
+                let below = usize::from(matches!(op, Op::If(_)));
+                let height = here.map_or(0, |p| p.stack.len().saturating_sub(params.len() + below));
+                let arity = if is_loop { params.len() } else { results.len() };
+                frames.push((i, is_loop, height, arity));
+                match op {
+                    Op::Loop(_) => Ins::Loop,
+                    Op::If(_) => {
+                        let (els, end) = pairs[i]?;
+                        Ins::If(u(els.map_or(end + 1, |e| e + 1))?)
+                    }
+                    _ => Ins::Skip,
+                }
+            }
+            Op::Else => {
+                let &(start, ..) = frames.last()?;
+                let (_, end) = pairs[start]?;
+                Ins::Jump(u(end + 1)?)
+            }
+            Op::End => {
+                frames.pop()?;
+                Ins::Skip
+            }
+            Op::Br(d) => {
+                let (to, height, arity) = target(*d, &frames)?;
+                Ins::Br { to, height, arity }
+            }
+            Op::BrIf(d) => {
+                let (to, height, arity) = target(*d, &frames)?;
+                Ins::BrIf { to, height, arity }
+            }
+            Op::Return => Ins::Return,
+            Op::Raw(_) => return None,
+        };
+        code.push(ins);
+    }
+    Some(code)
 }
 
 fn f(x: u64) -> f64 {
@@ -260,6 +437,9 @@ fn num(n: NumOp, a: u64, b: u64) -> Result<u64, Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::genome::BlockTy;
+
+    const FUEL: u64 = 10_000_000;
 
     fn plan(params: &[Ty], result: Ty, ops: Vec<Op>) -> Option<Plan> {
         Plan::new(&Genome::new(params, result, ops), &Policy::default_policy())
@@ -280,7 +460,7 @@ mod tests {
             return;
         }
         let d = div(NumOp::I64DivS);
-        let call = |p: &Plan, a: i64, b: i64| p.call(&[Value::I64(a), Value::I64(b)]);
+        let call = |p: &Plan, a: i64, b: i64| p.call(&[Value::I64(a), Value::I64(b)], FUEL);
         assert_eq!(call(&d, 7, 0), Answer::Trap(Outcome::DivisionByZero));
         assert_eq!(
             call(&d, i64::MIN, -1),
@@ -308,16 +488,16 @@ mod tests {
         let mut scratch = Scratch::default();
         let args = |a, b| [Value::I64(a), Value::I64(b)];
         assert_eq!(
-            d.call_with(&args(1, 0), &mut scratch),
+            d.call_with(&args(1, 0), FUEL, &mut scratch),
             Answer::Trap(Outcome::DivisionByZero)
         );
         assert_eq!(
-            d.call_with(&args(9, 3), &mut scratch),
+            d.call_with(&args(9, 3), FUEL, &mut scratch),
             Answer::Value(Value::I64(3))
         );
         // fewer arguments than params: the missing locals are zero
         assert_eq!(
-            d.call_with(&[Value::I64(5)], &mut scratch),
+            d.call_with(&[Value::I64(5)], FUEL, &mut scratch),
             Answer::Trap(Outcome::DivisionByZero)
         );
     }
@@ -354,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn bodies_near_the_policy_limits_are_left_to_the_sandbox() {
+    fn bodies_near_the_stack_limit_are_left_to_the_sandbox() {
         if !cfg!(target_arch = "x86_64") {
             return;
         }
@@ -365,16 +545,136 @@ mod tests {
             }
             Genome::new(&[Ty::I64], Ty::I64, ops)
         };
+        // long straight-line bodies are interpreted whatever the fuel: wasmtime only
+        // checks it on entry and at loop headers
         let mut p = Policy::default_policy();
-        p.limits.fuel_per_call = 1000;
-        // 2 × ops + 64 must stay under the fuel: 467 ops fit, 468 do not
-        assert!(Plan::new(&body(466), &p).is_some());
-        assert!(Plan::new(&body(467), &p).is_none());
+        p.limits.fuel_per_call = 10;
+        assert!(Plan::new(&body(5000), &p).is_some());
         let mut p = Policy::default_policy();
         p.limits.stack_bytes = 8192 + 16 * 2;
         // one local and one stack slot: (1 + 1) × 16 + 8192 is not under the cap
         assert!(Plan::new(&body(0), &p).is_none());
         p.limits.stack_bytes += 1;
         assert!(Plan::new(&body(0), &p).is_some());
+    }
+
+    /// `n` times around a loop adding 3 to local 1, then local 1.
+    fn counting_loop() -> Plan {
+        use Op::*;
+        let ops = vec![
+            Block(BlockTy::Empty),
+            Loop(BlockTy::Empty),
+            LocalGet(0),
+            Num(NumOp::I64Eqz),
+            BrIf(1),
+            LocalGet(1),
+            I64Const(3),
+            Num(NumOp::I64Add),
+            LocalSet(1),
+            LocalGet(0),
+            I64Const(1),
+            Num(NumOp::I64Sub),
+            LocalSet(0),
+            Br(0),
+            End,
+            End,
+            LocalGet(1),
+        ];
+        let mut g = Genome::new(&[Ty::I64], Ty::I64, ops);
+        g.add_local(Ty::I64);
+        Plan::new(&g, &Policy::default_policy()).expect("plan")
+    }
+
+    #[test]
+    fn loops_run_and_run_out_of_fuel_where_wasmtime_does() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let p = counting_loop();
+        assert_eq!(
+            p.call(&[Value::I64(4)], FUEL),
+            Answer::Value(Value::I64(12))
+        );
+        // each round costs 12 (every op but `loop` costs 1, a `br_if` not taken too);
+        // with 1 used on entry the header sees 1, 13, 25, …: with n rounds the last
+        // check is at 1 + 12 n, after which the exit and `local.get` run unchecked
+        for n in 0..5i64 {
+            let last_check = 1 + 12 * n as u64;
+            assert_eq!(
+                p.call(&[Value::I64(n)], last_check + 1),
+                Answer::Value(Value::I64(3 * n)),
+                "n = {n}"
+            );
+            assert_eq!(
+                p.call(&[Value::I64(n)], last_check),
+                Answer::Trap(Outcome::OutOfFuel),
+                "n = {n}"
+            );
+        }
+        // no fuel, or just the entry's: nothing runs
+        assert_eq!(
+            p.call(&[Value::I64(0)], 0),
+            Answer::Trap(Outcome::OutOfFuel)
+        );
+        assert_eq!(
+            p.call(&[Value::I64(0)], 1),
+            Answer::Trap(Outcome::OutOfFuel)
+        );
+        // an endless loop ends out of fuel
+        assert_eq!(
+            p.call(&[Value::I64(-1)], 5000),
+            Answer::Trap(Outcome::OutOfFuel)
+        );
+    }
+
+    #[test]
+    fn branches_keep_their_values_and_if_takes_its_branch() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        use Op::*;
+        // block (result i64): 7 and something under it, br_if 0 on the param, else 9
+        let ops = vec![
+            I64Const(100),
+            Block(BlockTy::Value(Ty::I64)),
+            I64Const(1),
+            I64Const(7),
+            LocalGet(0),
+            Num(NumOp::I64Eqz),
+            Num(NumOp::I32Eqz),
+            BrIf(0),
+            Drop,
+            Drop,
+            I64Const(9),
+            End,
+            Num(NumOp::I64Add),
+            LocalGet(0),
+            Num(NumOp::I64Eqz),
+            If(BlockTy::Value(Ty::I64)),
+            I64Const(1000),
+            Else,
+            I64Const(2000),
+            End,
+            Num(NumOp::I64Add),
+        ];
+        let g = Genome::new(&[Ty::I64], Ty::I64, ops);
+        wasmparser::validate(&g.encode()).expect("valid");
+        let p = Plan::new(&g, &Policy::default_policy()).expect("plan");
+        assert_eq!(
+            p.call(&[Value::I64(5)], FUEL),
+            Answer::Value(Value::I64(2107))
+        );
+        assert_eq!(
+            p.call(&[Value::I64(0)], FUEL),
+            Answer::Value(Value::I64(1109))
+        );
+        // `return` from inside a block
+        let g = Genome::new(
+            &[Ty::I64],
+            Ty::I64,
+            vec![Block(BlockTy::Empty), LocalGet(0), Return, End, I64Const(4)],
+        );
+        let p = Plan::new(&g, &Policy::default_policy()).expect("plan");
+        assert_eq!(p.call(&[Value::I64(5)], FUEL), Answer::Value(Value::I64(5)));
     }
 }

@@ -36,6 +36,7 @@ pub mod rng;
 pub mod store;
 pub mod task;
 pub mod time;
+pub mod typing;
 pub mod words;
 
 pub use error::{BoxError, Error, ErrorKind, Result};

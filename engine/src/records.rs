@@ -45,6 +45,10 @@ pub struct GenerationStats {
     pub culled: BTreeMap<Cull, u64>,
     /// Mean module size.
     pub mean_size: f64,
+    /// Modules due for quarantine this generation that were not written, by outcome
+    /// word: past the run's `quarantine_per_outcome` records per word and generation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quarantine_withheld: BTreeMap<Cull, u64>,
 }
 
 /// The record that commits a generation: `checkpoints/<id>/<gen>.json`.
@@ -66,6 +70,9 @@ pub struct Checkpoint {
     pub culled: BTreeMap<Cull, u64>,
     /// Quarantined so far.
     pub quarantined: u64,
+    /// Modules due for quarantine but not written (over the per-generation cap), in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quarantine_withheld: u64,
     /// Offspring produced so far.
     pub produced: u64,
     /// Of which invalid.
@@ -204,6 +211,16 @@ pub struct EvolutionEntry {
     pub best_error: f64,
     /// Its status (`stopped` when a stop request ended it at its head).
     pub status: RunStatus,
+    /// Modules it quarantined, as of its head (not in the `--json` contract).
+    #[serde(skip)]
+    pub quarantined: u64,
+    /// Modules due for quarantine it did not write, over its cap per generation.
+    #[serde(skip)]
+    pub quarantine_withheld: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A value of a stored task: an i64 or finite f64 as a JSON number, a NaN or infinite
@@ -271,6 +288,8 @@ pub struct TaskRecord {
     pub cases: Vec<StoredCase>,
     /// Held-out cases.
     pub test_cases: Vec<StoredCase>,
+    /// Fuel one case may spend.
+    pub fuel_per_case: u64,
 }
 
 impl From<&Task> for TaskRecord {
@@ -283,6 +302,7 @@ impl From<&Task> for TaskRecord {
             success_threshold: t.success_threshold,
             cases: t.cases.iter().map(StoredCase::from).collect(),
             test_cases: t.test_cases.iter().map(StoredCase::from).collect(),
+            fuel_per_case: t.fuel_per_case,
         }
     }
 }

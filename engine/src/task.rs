@@ -43,6 +43,11 @@ pub struct Task {
     pub cases: Vec<Case>,
     /// Held-out cases, reported as the test error.
     pub test_cases: Vec<Case>,
+    /// Fuel one case may spend ([`Task::DEFAULT_FUEL_PER_CASE`] unless the task names
+    /// one). A case that runs out of it is a wrong answer with [`Task::worst_error`],
+    /// not a safety event. Never more than the policy's `limits.fuel_per_call`: a
+    /// larger budget is cut to it (and running out of that is the policy's limit).
+    pub fuel_per_case: u64,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +61,8 @@ struct RawTask {
     cases: Vec<RawCase>,
     #[serde(default)]
     test_cases: Vec<RawCase>,
+    #[serde(default)]
+    fuel_per_case: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +103,26 @@ fn value(v: &serde_json::Value, ty: Param, field: &str) -> Result<Value> {
 }
 
 impl Task {
+    /// The fuel one case may spend when the task does not say: enough for loops of a
+    /// few thousand steps over the inputs of the shipped tasks, small enough that a
+    /// population of endless loops is scored quickly.
+    pub const DEFAULT_FUEL_PER_CASE: u64 = 10_000;
+
+    /// The error a case gets when its answer is no answer (out of its fuel budget):
+    /// 1 for `exact`, else the 1e30 a NaN or infinite result gets.
+    pub fn worst_error(&self) -> f64 {
+        match self.metric {
+            Metric::Exact => 1.0,
+            Metric::Abs | Metric::Squared => 1e30,
+        }
+    }
+
+    /// The fuel one case may spend under a policy's `fuel_per_call`: the task's budget,
+    /// cut to the policy's.
+    pub fn case_fuel(&self, fuel_per_call: u64) -> u64 {
+        self.fuel_per_case.min(fuel_per_call)
+    }
+
     /// Reads a task file (`.toml`, or `.json`).
     pub fn from_file(path: &Path) -> Result<Task> {
         let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::Io {
@@ -156,7 +183,11 @@ impl Task {
             return Err(bad("`cases`: at least one case".into()));
         }
         let test_cases = cases_of(&raw.test_cases, "test_cases")?;
+        if raw.fuel_per_case == Some(0) {
+            return Err(bad("`fuel_per_case` must be at least 1".into()));
+        }
         Ok(Task {
+            fuel_per_case: raw.fuel_per_case.unwrap_or(Task::DEFAULT_FUEL_PER_CASE),
             name: raw.name,
             params,
             result,

@@ -291,14 +291,14 @@ pub fn genome(data: &[u8]) -> Seen {
             .filter(|f| f.is_finite())
             .collect(),
     });
-    let ops = mutators::all(&consts);
+    let ops = mutators::all(&consts, true);
     let mut rng = Rng::new(u.arbitrary().unwrap_or(0));
     let (mut a, mut b) = (g.clone(), g);
     let steps = u.int_in_range(1..=24usize).unwrap_or(1);
     for _ in 0..steps {
         let choice = u.int_in_range(0..=ops.len()).unwrap_or(0);
         let (child, what) = if choice == ops.len() {
-            (mutators::crossover(&a, &b, &mut rng), "crossover")
+            (mutators::crossover(&a, &b, true, &mut rng), "crossover")
         } else {
             let (m, _) = &ops[choice];
             (m.mutate(&a, &mut rng), m.name())

@@ -126,7 +126,8 @@ impl Sandbox {
         let wall = Duration::from_millis(limits.wall_clock_ms);
         let mut live: Vec<Live> = Vec::with_capacity(n);
         for (i, m) in members.iter().enumerate() {
-            let (mut store, start) = self.new_store(m.input.clone());
+            let (mut store, start) =
+                self.new_store(m.input.clone(), self.policy().limits.fuel_per_call);
             store.data_mut().mailbox = Some(Mailbox {
                 me: i,
                 round: 0,

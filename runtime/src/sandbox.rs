@@ -598,6 +598,15 @@ impl Sandbox {
     /// Call it on a thread of at least [`Sandbox::thread_stack_bytes`] (see
     /// [`Sandbox::on_agent_thread`]).
     pub fn run(&self, agent: &Agent, input: Input) -> Result<RunReport> {
+        self.run_with_fuel(agent, input, self.inner.policy.limits.fuel_per_call)
+    }
+
+    /// [`Sandbox::run`] with at most `fuel` to spend instead of the policy's
+    /// `limits.fuel_per_call` (a smaller budget, such as an evolution task's budget per
+    /// case; a larger one is cut to the policy's). Running out of it ends the run
+    /// `out_of_fuel`, as the policy's own limit does.
+    pub fn run_with_fuel(&self, agent: &Agent, input: Input, fuel: u64) -> Result<RunReport> {
+        let fuel = fuel.min(self.inner.policy.limits.fuel_per_call);
         self.check_threads()?;
         if let Input::Bytes(b) = &input {
             self.check_input(b.len())?;
@@ -635,16 +644,17 @@ impl Sandbox {
                 .into());
             }
         };
-        Ok(self.run_checked(agent, args, bytes_in))
+        Ok(self.run_checked(agent, args, bytes_in, fuel))
     }
 
-    /// A store for one run: limiter, fuel and the epoch deadline set from the policy.
-    pub(crate) fn new_store(&self, input: Vec<u8>) -> (Store<HostState>, Instant) {
+    /// A store for one run: limiter, fuel and the epoch deadline set from the policy
+    /// (`fuel`, at most the policy's, to spend).
+    pub(crate) fn new_store(&self, input: Vec<u8>, fuel: u64) -> (Store<HostState>, Instant) {
         let l = &self.inner.policy.limits;
         let start = Instant::now();
         let mut store = Store::new(&self.inner.engine, HostState::new(l, input));
         store.limiter(|s| &mut s.limiter);
-        let _ = store.set_fuel(l.fuel_per_call);
+        let _ = store.set_fuel(fuel.min(l.fuel_per_call));
         let wall_ms = l.wall_clock_ms;
         let generation = self.inner.stop_generation.clone();
         let started_at = generation.load(Ordering::SeqCst);
@@ -665,13 +675,12 @@ impl Sandbox {
     /// instantiation bench measures. True when instantiation succeeded.
     #[doc(hidden)]
     pub fn instantiate_only(&self, agent: &Agent) -> bool {
-        let (mut store, _) = self.new_store(Vec::new());
+        let (mut store, _) = self.new_store(Vec::new(), self.inner.policy.limits.fuel_per_call);
         agent.pre.instantiate(&mut store).is_ok()
     }
 
-    fn run_checked(&self, agent: &Agent, args: Vec<Value>, input: Vec<u8>) -> RunReport {
-        let fuel = self.inner.policy.limits.fuel_per_call;
-        let (mut store, start) = self.new_store(input);
+    fn run_checked(&self, agent: &Agent, args: Vec<Value>, input: Vec<u8>, fuel: u64) -> RunReport {
+        let (mut store, start) = self.new_store(input, fuel);
         let mut instantiate = None;
         let result = call(&mut store, agent, &args, start, &mut instantiate);
         let wall = start.elapsed();

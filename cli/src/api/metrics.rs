@@ -148,5 +148,21 @@ pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
             }
         );
     }
+    out.push_str("# HELP tdev_evolution_quarantined Modules each evolution quarantined (records written).\n# TYPE tdev_evolution_quarantined gauge\n");
+    for e in &evolutions {
+        let _ = writeln!(
+            out,
+            "tdev_evolution_quarantined{{evolution_id=\"{}\"}} {}",
+            e.evolution_id, e.quarantined
+        );
+    }
+    out.push_str("# HELP tdev_evolution_quarantine_withheld Modules due for quarantine that each evolution counted but did not write (over its cap per outcome and generation).\n# TYPE tdev_evolution_quarantine_withheld gauge\n");
+    for e in &evolutions {
+        let _ = writeln!(
+            out,
+            "tdev_evolution_quarantine_withheld{{evolution_id=\"{}\"}} {}",
+            e.evolution_id, e.quarantine_withheld
+        );
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

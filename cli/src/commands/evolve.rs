@@ -1,5 +1,6 @@
 //! `tdev evolve --task T [--seed N] [--generations G] [--population P]
-//! [--seed-agent FILE]… [--resume ID] [--store URI] [--out FILE] [--json]`
+//! [--selection S [--downsample F]] [--straight-line | --control-flow] [--seed-agent FILE]…
+//! [--resume ID] [--store URI] [--out FILE] [--json]`
 
 use crate::common::{load_policy, open_store, print_json, read_module};
 use crate::report::{BestReport, EvolveReport};
@@ -27,6 +28,21 @@ pub struct Args {
     /// Population size.
     #[arg(long)]
     population: Option<usize>,
+    /// How parents are chosen: tournament, lexicase, epsilon-lexicase or
+    /// downsampled-lexicase (default: tournament).
+    #[arg(long)]
+    selection: Option<engine::evolve::Selection>,
+    /// The share of training cases down-sampled lexicase uses per generation, in
+    /// (0, 1] (default 0.25).
+    #[arg(long)]
+    downsample: Option<f64>,
+    /// Breed straight-line code only: no loops, conditionals or extra locals (the
+    /// default for tasks with an f64).
+    #[arg(long = "straight-line", conflicts_with = "control_flow")]
+    straight_line: bool,
+    /// Breed loops, conditionals and extra locals (the default for integer tasks).
+    #[arg(long = "control-flow")]
+    control_flow: bool,
     /// A module to put in the initial population (typed act of the task's signature).
     #[arg(long = "seed-agent")]
     seed_agents: Vec<PathBuf>,
@@ -152,14 +168,36 @@ pub fn exec(args: Args) -> Result<u8> {
     if let Some(t) = args.threads {
         config.threads = t.max(1);
     }
+    if let Some(s) = args.selection {
+        config.selection = s;
+    }
+    if let Some(d) = args.downsample {
+        if !(d > 0.0 && d <= 1.0) {
+            bail!("--downsample must be a share in (0, 1], not {d}");
+        }
+        config.downsample = d;
+    }
+    let genome = if args.straight_line {
+        Some(false)
+    } else if args.control_flow {
+        Some(true)
+    } else {
+        None
+    };
     let mut evo = match (&args.resume, &args.task) {
         (Some(id), _) => {
             if args.task.is_some()
                 || args.seed.is_some()
                 || args.population.is_some()
                 || !args.seed_agents.is_empty()
+                || args.selection.is_some()
+                || args.downsample.is_some()
+                || genome.is_some()
             {
-                bail!("--resume carries on with the evolution's own task, seed and population");
+                bail!(
+                    "--resume carries on with the evolution's own task, seed, population, \
+                     selection and genome"
+                );
             }
             Evolution::resume(
                 sandbox.clone(),
@@ -172,6 +210,7 @@ pub fn exec(args: Args) -> Result<u8> {
         }
         (None, Some(task)) => {
             let task = Task::from_file(task).with_context(|| format!("task {}", task.display()))?;
+            config.control_flow = genome.unwrap_or(EvolveConfig::for_task(&task).control_flow);
             let seeds = args
                 .seed_agents
                 .iter()
@@ -239,6 +278,7 @@ pub fn exec(args: Args) -> Result<u8> {
             generations: summary.generations,
             evaluations: summary.evaluations,
             wall_ms,
+            generalises: summary.generalises,
             best: BestReport {
                 agent_id: summary.best.agent_id.clone(),
                 train_error: summary.best.train_error,
@@ -254,11 +294,16 @@ pub fn exec(args: Args) -> Result<u8> {
     } else {
         println!("evolution:  {}", summary.evolution_id);
         println!(
-            "result:     {} after {} generations, {} evaluations, {} ms{}",
+            "result:     {}{} after {} generations, {} evaluations, {} ms{}",
             if summary.solved {
                 "solved"
             } else {
                 "not solved"
+            },
+            if summary.generalises {
+                ", generalises"
+            } else {
+                ""
             },
             summary.generations,
             summary.evaluations,

@@ -15,22 +15,33 @@ macro_rules! named {
 mod const_perturb;
 mod crossover;
 mod delete;
+mod exit;
 mod insert;
+mod locals;
 mod neutral;
 mod opcode_swap;
+mod retarget;
 mod subtree;
+mod unwrap;
+mod wrap;
 
 pub use const_perturb::ConstPerturb;
 pub use crossover::crossover;
 pub use delete::Delete;
+pub use exit::Exit;
 pub use insert::Insert;
+pub use locals::Locals;
 pub use neutral::Neutral;
 pub use opcode_swap::OpcodeSwap;
+pub use retarget::Retarget;
 pub use subtree::Subtree;
+pub use unwrap::Unwrap;
+pub use wrap::Wrap;
 
 use crate::genome::{Genome, Op, Ty};
 use crate::random::Constants;
 use crate::rng::Rng;
+use crate::typing::{self, Typing};
 use std::sync::Arc;
 
 /// A mutation operator.
@@ -42,8 +53,50 @@ pub trait Mutator: Send + Sync {
 }
 
 /// Every mutator with its weight in the mix; those that make constants draw some from
-/// `consts` (the task's, see [`Constants::from_task`]).
-pub fn all(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
+/// `consts` (the task's, see [`Constants::from_task`]). With `control`, the mutators
+/// of control flow and locals ([`control`]) join the mix.
+pub fn all(consts: &Arc<Constants>, control: bool) -> Vec<(Box<dyn Mutator>, u32)> {
+    let mut v = straight(consts);
+    if control {
+        v.extend(self::control(consts));
+    }
+    v
+}
+
+/// The mutators of control flow and locals, with their weights: wrap a piece in a
+/// loop, a conditional or a block; unwrap one; insert a conditional exit; retarget a
+/// branch; add or reuse a local.
+pub fn control(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
+    vec![
+        (
+            Box::new(Wrap {
+                max_depth: 2,
+                consts: consts.clone(),
+            }),
+            3,
+        ),
+        (Box::new(Unwrap), 1),
+        (
+            Box::new(Exit {
+                max_depth: 2,
+                consts: consts.clone(),
+            }),
+            2,
+        ),
+        (Box::new(Retarget), 1),
+        (
+            Box::new(Locals {
+                max_depth: 2,
+                max_new: 8,
+                consts: consts.clone(),
+            }),
+            3,
+        ),
+    ]
+}
+
+/// The mutators of straight-line code, with their weights.
+pub fn straight(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
     vec![
         (
             Box::new(ConstPerturb {
@@ -77,29 +130,38 @@ pub fn all(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
 }
 
 /// Single-value expressions of a body: (first op, last op, type) for each contiguous
-/// run of understood ops that pushes exactly one value and never reaches below its
-/// starting stack height.
+/// run of understood ops that pushes exactly one value, never reaches below its
+/// starting stack height, and closes every frame it opens (branches to frames around
+/// it are kept: the run stays where it is).
 pub fn expressions(g: &Genome) -> Vec<(usize, usize, Ty)> {
-    let stacks = g.stacks();
+    let t = Typing::of(g);
+    let points = &t.points;
     let mut out = Vec::new();
     for b in 0..g.ops.len() {
-        let Some(after) = &stacks[b + 1] else { break };
-        let Some(ty) = after.last().copied() else {
+        let Some(after) = &points[b + 1] else {
             continue;
         };
-        let target = after.len() - 1;
+        let Some(ty) = after.top() else {
+            continue;
+        };
+        let target = after.stack.len() - 1;
         let mut min = usize::MAX;
         for a in (0..=b).rev() {
-            let Some(before) = &stacks[a] else { break };
+            let Some(before) = &points[a] else { break };
             if matches!(g.ops[a], Op::LocalSet(_) | Op::Drop) {
                 break;
             }
-            min = min.min(before.len());
+            min = min.min(before.stack.len());
             if min < target {
                 break;
             }
-            if before.len() == target {
-                out.push((a, b, ty));
+            // The first start at the result's height is the expression's (an earlier
+            // one would take values from under it), unless it lies in a frame the
+            // expression opens.
+            if before.stack.len() == target && before.depth() <= after.depth() {
+                if before.depth() == after.depth() && typing::balanced(&g.ops[a..=b]) {
+                    out.push((a, b, ty));
+                }
                 break;
             }
         }
@@ -107,13 +169,90 @@ pub fn expressions(g: &Genome) -> Vec<(usize, usize, Ty)> {
     out
 }
 
-/// Positions where the stack is known and has a value of a tracked type on top.
+/// Positions where the stack is known and has a value of a tracked type on top that
+/// the innermost frame may use.
 pub fn typed_points(g: &Genome) -> Vec<(usize, Ty)> {
-    g.stacks()
+    Typing::of(g)
+        .points
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| Some((i, *s.as_ref()?.last()?)))
+        .filter_map(|(i, p)| Some((i, p.as_ref()?.top()?)))
         .collect()
+}
+
+/// The ends `b` of the net-zero pieces `ops[a..b]` (the empty one included): each leaves
+/// the stack and the control depth as they were at `a`, never reaching below them,
+/// with every position in between known to the typing.
+pub fn segments_from(g: &Genome, t: &Typing, a: usize) -> Vec<usize> {
+    let ops = &g.ops;
+    let Some(Some(start)) = t.points.get(a) else {
+        return Vec::new();
+    };
+    let (h, d) = (start.stack.len(), start.depth());
+    let mut out = vec![a];
+    for b in a + 1..t.points.len() {
+        // the op just passed must not leave or re-enter the starting frame
+        if matches!(ops[b - 1], Op::Else | Op::End)
+            && t.points[b - 1].as_ref().is_none_or(|p| p.depth() <= d)
+        {
+            break;
+        }
+        // nor take a value from under its start while an op runs
+        let prev = t.points[b - 1].as_ref();
+        if prev
+            .and_then(|p| p.low(g, &ops[b - 1]))
+            .is_none_or(|low| low < h)
+        {
+            break;
+        }
+        let Some(p) = &t.points[b] else { break };
+        if p.stack.len() < h || p.depth() < d {
+            break;
+        }
+        if p.stack.len() == h && p.depth() == d {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Positions the typing knows (live code).
+pub fn live_points(t: &Typing) -> Vec<usize> {
+    (0..t.points.len())
+        .filter(|&i| t.points[i].is_some())
+        .collect()
+}
+
+/// `ops` moved under `by` more (or, negative, fewer) frames: branches that leave the
+/// piece get their depths shifted; `None` when one would target a frame that is gone.
+pub fn shift_branches(ops: &[Op], by: i64) -> Option<Vec<Op>> {
+    let mut depth = 0u32;
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let shifted = |d: u32| -> Option<u32> {
+            if d < depth {
+                Some(d)
+            } else {
+                u32::try_from(i64::from(d) + by)
+                    .ok()
+                    .filter(|n| *n >= depth)
+            }
+        };
+        out.push(match op {
+            Op::Block(_) | Op::Loop(_) | Op::If(_) => {
+                depth += 1;
+                op.clone()
+            }
+            Op::End => {
+                depth = depth.saturating_sub(1);
+                Op::End
+            }
+            Op::Br(d) => Op::Br(shifted(*d)?),
+            Op::BrIf(d) => Op::BrIf(shifted(*d)?),
+            other => other.clone(),
+        });
+    }
+    Some(out)
 }
 
 fn pick<T: Copy>(items: &[T], rng: &mut Rng) -> Option<T> {
@@ -151,7 +290,7 @@ mod tests {
         );
         assert!(OpcodeSwap.mutate(&g, &mut rng).is_none());
         // the others grow it, validly
-        for (m, _) in all(&none) {
+        for (m, _) in all(&none, false) {
             for _ in 0..20 {
                 if let Some(c) = m.mutate(&g, &mut rng) {
                     assert!(valid(&c), "{}: {:?}", m.name(), c.ops);
@@ -169,7 +308,7 @@ mod tests {
             .is_none()
         );
         assert!(Neutral.mutate(&empty, &mut rng).is_none());
-        assert!(crossover(&empty, &g, &mut rng).is_none());
+        assert!(crossover(&empty, &g, false, &mut rng).is_none());
     }
 
     #[test]
@@ -182,7 +321,7 @@ mod tests {
         );
         let mut rng = Rng::new(5);
         for _ in 0..20 {
-            assert!(crossover(&a, &b, &mut rng).is_none());
+            assert!(crossover(&a, &b, false, &mut rng).is_none());
         }
     }
 
@@ -212,7 +351,7 @@ mod tests {
             f64s: vec![],
         });
         let (mut rng, mut over) = (Rng::new(11), 0);
-        for (m, _) in all(&consts) {
+        for (m, _) in all(&consts, true) {
             for _ in 0..10 {
                 let Some(c) = m.mutate(&g, &mut rng) else {
                     continue;
@@ -235,8 +374,9 @@ mod tests {
                 assert_eq!(
                     c.stacks().last(),
                     Some(&Some(vec![Ty::I64])),
-                    "{}",
-                    m.name()
+                    "{}: {:?}",
+                    m.name(),
+                    &c.ops[c.ops.len().saturating_sub(30)..]
                 );
             }
         }

@@ -10,13 +10,17 @@ use proptest::prelude::*;
 use runtime::{Admission, Input, Outcome, Policy, RunResult, Sandbox, Value};
 
 fn sandbox_answer(sandbox: &Sandbox, g: &Genome, args: &[Value]) -> Answer {
+    sandbox_answer_with(sandbox, g, args, sandbox.policy().limits.fuel_per_call)
+}
+
+fn sandbox_answer_with(sandbox: &Sandbox, g: &Genome, args: &[Value], fuel: u64) -> Answer {
     let bytes = g.encode();
     let agent = match sandbox.admit(&bytes, false).expect("admit") {
         Admission::Admitted(a) => a,
         Admission::Rejected(v) => panic!("not admitted: {:?}\n{:?}", v.findings, g.ops),
     };
     let r = sandbox
-        .run(&agent, Input::Typed(args.to_vec()))
+        .run_with_fuel(&agent, Input::Typed(args.to_vec()), fuel)
         .expect("run");
     match (r.outcome, r.result) {
         (Outcome::Ok, Some(RunResult::Value(v))) => Answer::Value(v),
@@ -103,7 +107,7 @@ fn every_numeric_operation_on_edge_operands() {
                 let g = Genome::new(&[], result, ops);
                 let plan = Plan::new(&g, &policy).expect("interpretable");
                 let want = sandbox_answer(&sandbox, &g, &[]);
-                let got = plan.call(&[]);
+                let got = plan.call(&[], 10_000_000);
                 assert_eq!(got, want, "{n:?} on ({i}, {j}): {:?}", g.ops);
                 compared += 1;
             }
@@ -144,12 +148,63 @@ proptest! {
             planned += 1;
             for _ in 0..4 {
                 let args = args_for(&g.params, &mut rng);
-                prop_assert_eq!(plan.call(&args), sandbox_answer(&sandbox, &g, &args), "{:?} on {:?}", g.ops, args);
+                // a small budget, as a task's per-case budget: loops run out of it,
+                // and must do so on the same calls in both
+                let fuel = 1 + rng.below(3000) as u64;
+                prop_assert_eq!(
+                    plan.call(&args, fuel),
+                    sandbox_answer_with(&sandbox, &g, &args, fuel),
+                    "{:?} on {:?} with fuel {}", g.ops, args, fuel
+                );
             }
         }
         // engine-made offspring are almost all interpretable
         prop_assert!(planned * 10 >= total * 9, "{planned}/{total}");
     }
+}
+
+/// Loops, exits and budgets: lineages long enough to hold control flow, each offspring
+/// with a loop compared on several budgets around where it runs out.
+#[test]
+fn loops_run_out_of_fuel_on_the_same_call_in_both() {
+    let policy = Policy::default_policy();
+    let sandbox = Sandbox::new(policy.clone()).expect("sandbox");
+    let mut rng = Rng::new(99);
+    let (mut looped, mut exhausted, mut answered) = (0, 0, 0);
+    for seed in 0..40u64 {
+        for g in lineage(seed, seed as usize, 40) {
+            if !g.ops.iter().any(|o| matches!(o, Op::Loop(_))) {
+                continue;
+            }
+            let Some(plan) = Plan::new(&g, &policy) else {
+                continue;
+            };
+            looped += 1;
+            let args = args_for(&g.params, &mut rng);
+            for fuel in [1, 2, 7, 40, 41, 300, 1000 + rng.below(5000) as u64] {
+                let ours = plan.call(&args, fuel);
+                assert_eq!(
+                    ours,
+                    sandbox_answer_with(&sandbox, &g, &args, fuel),
+                    "{:?} on {:?} with fuel {}",
+                    g.ops,
+                    args,
+                    fuel
+                );
+                match ours {
+                    Answer::Trap(Outcome::OutOfFuel) => exhausted += 1,
+                    Answer::Value(_) => answered += 1,
+                    Answer::Trap(_) => {}
+                }
+            }
+        }
+    }
+    println!("{looped} offspring with loops: {exhausted} calls out of fuel, {answered} answered");
+    assert!(looped >= 200, "{looped}");
+    assert!(
+        exhausted > 100 && answered > 100,
+        "{exhausted} / {answered}"
+    );
 }
 
 #[test]
@@ -161,16 +216,21 @@ fn what_the_interpreter_refuses() {
         r#"(module (func $s) (start $s) (func (export "act") (param i64) (result i64) (local.get 0)))"#,
         r#"(module (func $f (result i64) (i64.const 1))
                    (func (export "act") (param i64) (result i64) (i64.add (local.get 0) (call $f))))"#,
-        r#"(module (func (export "act") (param i64) (result i64)
-                   (block (result i64) (local.get 0))))"#,
     ] {
         let g = Genome::decode(&wat::parse_str(wat).expect("wat")).expect("decode");
         assert!(Plan::new(&g, &policy).is_none(), "{wat}");
     }
-    // a pure module is taken, unless the policy's fuel is too close
+    // a pure module is taken, blocks and loops included, whatever the policy's fuel
     let g = Genome::new(&[Ty::I64], Ty::I64, vec![Op::LocalGet(0)]);
     assert!(Plan::new(&g, &policy).is_some());
     let mut tight = policy.clone();
     tight.limits.fuel_per_call = 50;
-    assert!(Plan::new(&g, &tight).is_none());
+    assert!(Plan::new(&g, &tight).is_some());
+    let block = wat::parse_str(
+        r#"(module (func (export "act") (param i64) (result i64)
+               (block (result i64) (local.get 0))))"#,
+    )
+    .expect("wat");
+    let g = Genome::decode(&block).expect("decode");
+    assert!(Plan::new(&g, &policy).is_some());
 }

@@ -1,6 +1,6 @@
 //! Every mutant validates.
 
-use engine::genome::{Genome, Ty};
+use engine::genome::{Genome, Op, Ty};
 use engine::mutators;
 use engine::random;
 use engine::rng::Rng;
@@ -17,6 +17,14 @@ const SIGS: [(&[Ty], Ty); 4] = [
 /// Applies `steps` random operators (crossover with a second lineage one time in five)
 /// and returns every offspring produced.
 pub(crate) fn lineage(seed: u64, sig: usize, steps: usize) -> Vec<Genome> {
+    named_lineage(seed, sig, steps)
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect()
+}
+
+/// [`lineage`], each offspring with the name of the operator that made it.
+pub(crate) fn named_lineage(seed: u64, sig: usize, steps: usize) -> Vec<(Genome, &'static str)> {
     let mut rng = Rng::new(seed);
     let (params, result) = SIGS[sig % SIGS.len()];
     // task constants at the edges of their types
@@ -24,19 +32,19 @@ pub(crate) fn lineage(seed: u64, sig: usize, steps: usize) -> Vec<Genome> {
         i64s: vec![i64::MIN, i64::MAX, 0, -1, 1000],
         f64s: vec![-0.0, f64::MAX, 5e-324, 0.1],
     });
-    let ops = mutators::all(&consts);
+    let ops = mutators::all(&consts, true);
     let mut a = random::module(params, result, 4, &consts, &mut rng);
     let mut b = random::module(params, result, 4, &consts, &mut rng);
     let mut out = Vec::new();
     for _ in 0..steps {
-        let child = if rng.chance(0.2) {
-            mutators::crossover(&a, &b, &mut rng)
+        let (child, name) = if rng.chance(0.2) {
+            (mutators::crossover(&a, &b, true, &mut rng), "crossover")
         } else {
             let (m, _) = &ops[rng.below(ops.len())];
-            m.mutate(&a, &mut rng)
+            (m.mutate(&a, &mut rng), m.name())
         };
         if let Some(c) = child {
-            out.push(c.clone());
+            out.push((c.clone(), name));
             if c.ops.len() < 400 {
                 b = std::mem::replace(&mut a, c);
             }
@@ -61,22 +69,51 @@ proptest! {
     }
 }
 
+/// The share of valid offspring over more than 10,000 offspring that hold a loop. An
+/// offspring that fails validation is written out (its bytes, and how to replay its
+/// lineage) under the test's temporary folder.
 #[test]
-fn valid_share_over_many_offspring() {
+fn valid_share_over_many_offspring_with_loops() {
     let policy = Policy::default_policy();
-    let (mut total, mut valid) = (0usize, 0usize);
-    for seed in 0..200u64 {
-        for g in lineage(seed, seed as usize, 40) {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("invalid-mutants");
+    let (mut total, mut valid, mut looped, mut looped_valid) = (0usize, 0usize, 0usize, 0usize);
+    let mut seed = 0u64;
+    while looped < 10_000 && seed < 5_000 {
+        for (k, (g, name)) in named_lineage(seed, seed as usize, 60)
+            .into_iter()
+            .enumerate()
+        {
+            let bytes = g.encode();
+            let ok = runtime::validate(&policy, &bytes).admitted;
+            let has_loop = g.ops.iter().any(|o| matches!(o, Op::Loop(_)));
             total += 1;
-            if runtime::validate(&policy, &g.encode()).admitted {
-                valid += 1;
+            valid += usize::from(ok);
+            looped += usize::from(has_loop);
+            looped_valid += usize::from(has_loop && ok);
+            if !ok {
+                std::fs::create_dir_all(&out).expect("mkdir");
+                let stem = out.join(format!("seed{seed}-offspring{k}"));
+                std::fs::write(stem.with_extension("wasm"), &bytes).expect("write");
+                std::fs::write(
+                    stem.with_extension("txt"),
+                    format!(
+                        "replay: named_lineage({seed}, {seed}, 60)[{k}], made by {name}\n{:?}\n",
+                        g.ops
+                    ),
+                )
+                .expect("write");
             }
         }
+        seed += 1;
     }
     let share = valid as f64 / total as f64;
-    println!("valid offspring: {valid}/{total} = {:.4}", share);
-    assert!(total > 5000);
-    assert!(share >= 0.99, "{share}");
+    let loop_share = looped_valid as f64 / looped.max(1) as f64;
+    println!(
+        "valid offspring: {valid}/{total} = {share:.5}; with a loop: {looped_valid}/{looped} = {loop_share:.5}"
+    );
+    assert!(looped >= 10_000, "{looped} offspring with loops");
+    assert!(loop_share >= 0.999, "{loop_share}; see {}", out.display());
+    assert!(share >= 0.999, "{share}; see {}", out.display());
 }
 
 #[test]
@@ -94,7 +131,7 @@ fn mutators_work_on_seeded_modules_with_control_flow() {
     let mut rng = Rng::new(7);
     let policy = Policy::default_policy();
     let mut changed = 0;
-    for (m, _) in mutators::all(&Default::default()) {
+    for (m, _) in mutators::all(&Default::default(), true) {
         for _ in 0..50 {
             if let Some(c) = m.mutate(&g, &mut rng) {
                 assert!(

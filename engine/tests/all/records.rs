@@ -259,6 +259,22 @@ fn a_new_run_stores_generation_zero_as_before() {
             after["evolution_id"] = before["evolution_id"].clone();
             after["written_at"] = before["written_at"].clone();
         }
+        // keys added since (program evolution): each with its default, the old ones as
+        // they were
+        let added: &[(&str, Value)] = match key {
+            "task.json" => &[("fuel_per_case", serde_json::json!(10_000))],
+            "config.json" => &[
+                ("control_flow", serde_json::json!(true)),
+                ("selection", serde_json::json!("tournament")),
+                ("downsample", serde_json::json!(0.25)),
+                ("quarantine_per_outcome", serde_json::json!(16)),
+            ],
+            _ => &[],
+        };
+        for (k, v) in added {
+            let obj = after.as_object_mut().expect("an object");
+            assert_eq!(obj.remove(*k).as_ref(), Some(v), "{key}: {k}");
+        }
         assert_eq!(before, after, "{key}");
     }
     for prefix in ["generations", "fitness_logs", "safety_snapshots"] {

@@ -1,0 +1,489 @@
+//! The genetic algorithm: a population of Wasm modules, scored in the sandbox, bred by
+//! tournament selection with elitism and parsimony pressure, every generation stored.
+//!
+//! Storage (evolution bucket, `<id>` the evolution id, `<gen>` zero-padded):
+//! `checkpoints/<id>/task.json` and `checkpoints/<id>/config.json` (written once),
+//! `generations/<id>/<gen>.json` (population), `fitness_logs/<id>/<gen>.json`,
+//! `safety_snapshots/<id>/<gen>.json`, then `checkpoints/<id>/<gen>.json` — the
+//! checkpoint, written last: a generation exists once its checkpoint does — and
+//! `checkpoints/<id>/head.json` naming the generation to resume from. The population's
+//! modules are in its generation record (hex); the best one of each generation is also in
+//! the agents bucket under `source/<hex>`; all are checked against their id when read.
+
+mod breed;
+mod commit;
+mod config;
+mod population;
+mod score;
+mod selection;
+mod stored;
+
+use crate::error::{ErrorKind, Result, from_json, panic_message, to_json};
+use crate::genome::{Genome, Ty};
+use crate::id::AgentId;
+use crate::mutators::{self, Mutator};
+use crate::quarantine::{Quarantine, source_key};
+use crate::random;
+use crate::rng::Rng;
+use crate::store::{BlobStore, Bucket};
+use crate::task::Task;
+use crate::time::now_rfc3339;
+use crate::words::Cull;
+use commit::{Commit, write_generation};
+use runtime::Sandbox;
+use score::{score_cases, scoring_pool};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use stored::{gen_key, stopped_key};
+
+pub use commit::{metadata_key, performance_key};
+pub use config::EvolveConfig;
+pub use population::{Eval, Individual};
+pub use selection::Selection;
+pub use stored::{fitness_logs, head_generation, list, rollback};
+
+pub use crate::records::{
+    Best, Checkpoint, EvolutionEntry, GenerationRecord, GenerationStats, Head, Member, Metadata,
+    Performance, SafetySnapshot, Stopped, TaskRecord,
+};
+
+/// The result of [`Evolution::run`].
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The evolution id.
+    pub evolution_id: String,
+    /// Whether the success threshold was reached.
+    pub solved: bool,
+    /// Whether the best individual is exact on every held-out case (false when the
+    /// task has none): the program-synthesis suites' success criterion.
+    pub generalises: bool,
+    /// The last complete generation.
+    pub generations: u32,
+    /// Evaluations in all.
+    pub evaluations: u64,
+    /// The best individual.
+    pub best: Best,
+    /// Its module.
+    pub best_module: Vec<u8>,
+    /// Culled offspring by outcome word.
+    pub culled: BTreeMap<Cull, u64>,
+    /// Offspring quarantined.
+    pub quarantined: u64,
+    /// Offspring due for quarantine but not written (over the cap per generation).
+    pub quarantine_withheld: u64,
+    /// Share of produced offspring that validated.
+    pub valid_share: f64,
+    /// (best, mean) train error per generation.
+    pub history: Vec<(f64, f64)>,
+    /// Whether a stop request ended the run early.
+    pub stopped: bool,
+}
+
+/// An evolution in progress.
+pub struct Evolution {
+    sandbox: Sandbox,
+    store: Arc<dyn BlobStore>,
+    quarantine: Quarantine,
+    task: Task,
+    config: EvolveConfig,
+    id: String,
+    rng: Rng,
+    generation: u32,
+    population: Vec<Individual>,
+    cache: HashMap<AgentId, Eval>,
+    evaluations: u64,
+    culled: BTreeMap<Cull, u64>,
+    quarantined: u64,
+    quarantine_withheld: u64,
+    produced: u64,
+    invalid: u64,
+    history: Vec<(f64, f64)>,
+    /// The scoring threads (named `tdev-score-<n>`, with stacks for the policy).
+    pool: Arc<rayon::ThreadPool>,
+    mutators: Vec<(Box<dyn Mutator>, u32)>,
+    /// The genomes of the offspring `breed` just made (their bytes are their
+    /// encoding), in its order, so scoring need not decode them again.
+    bred: Vec<Option<Arc<Genome>>>,
+    stop: Arc<AtomicBool>,
+    /// The cases (and their ε) this generation's lexicase selections filter through.
+    lexicase: selection::Lexicase,
+}
+
+impl Evolution {
+    /// Starts a new evolution: the initial population is `seeds` (modules with the
+    /// task's typed `act`) filled up with random modules, evaluated and stored as
+    /// generation 0.
+    pub fn start(
+        sandbox: Sandbox,
+        store: Arc<dyn BlobStore>,
+        task: Task,
+        config: EvolveConfig,
+        seeds: Vec<Vec<u8>>,
+    ) -> Result<Evolution> {
+        let params: Vec<Ty> = task.params.iter().map(|p| Ty::from(*p)).collect();
+        let result = Ty::from(task.result);
+        for (i, s) in seeds.iter().enumerate() {
+            let g = Genome::decode(s).ok_or(ErrorKind::SeedUntyped { number: i + 1 })?;
+            if g.params != params || g.result != result {
+                return Err(ErrorKind::SeedSignature { number: i + 1 }.into());
+            }
+        }
+        if config.population < 2 || config.tournament == 0 {
+            return Err(ErrorKind::Config("population ≥ 2 and tournament ≥ 1").into());
+        }
+        if !(config.downsample > 0.0 && config.downsample <= 1.0) {
+            return Err(ErrorKind::Config("a down-sample share in (0, 1]").into());
+        }
+        let mut rng = Rng::new(config.seed);
+        let digest = AgentId::of(
+            format!(
+                "{}|{}|{}|{}",
+                task.name,
+                config.seed,
+                now_rfc3339(),
+                std::process::id()
+            )
+            .as_bytes(),
+        );
+        let id = format!(
+            "evo-{}-{}",
+            task.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            digest.hex().get(..12).unwrap_or_default()
+        );
+        let consts = Arc::new(random::Constants::from_task(&task));
+        let mut bytes: Vec<Vec<u8>> = seeds;
+        while bytes.len() < config.population {
+            bytes.push(
+                random::module(&params, result, config.init_depth, &consts, &mut rng).encode(),
+            );
+        }
+        bytes.truncate(config.population);
+        let pool = scoring_pool(config.threads, &sandbox)?;
+        let mutators = mutators::all(&consts, config.control_flow);
+        let mut evo = Evolution {
+            quarantine: Quarantine::new(store.clone()),
+            sandbox,
+            store,
+            task,
+            config,
+            id,
+            rng,
+            generation: 0,
+            population: Vec::new(),
+            cache: HashMap::new(),
+            evaluations: 0,
+            culled: BTreeMap::new(),
+            quarantined: 0,
+            quarantine_withheld: 0,
+            produced: 0,
+            invalid: 0,
+            history: Vec::new(),
+            pool,
+            mutators,
+            bred: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            lexicase: Default::default(),
+        };
+        evo.store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{}/task.json", evo.id),
+            &to_json("the task", &TaskRecord::from(&evo.task))?,
+        )?;
+        evo.store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{}/config.json", evo.id),
+            &to_json("the configuration", &evo.config)?,
+        )?;
+        let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
+            bytes.into_iter().map(|b| (b, Vec::new())).collect();
+        let n = individuals.len();
+        let (pop, stats) = evo.evaluate_all(individuals, n)?;
+        evo.population = pop;
+        write_generation(evo.commit(&stats))?;
+        Ok(evo)
+    }
+
+    /// Resumes an evolution from its head generation, with the configuration it was
+    /// started with; only the number of generations and of threads may change.
+    pub fn resume(
+        sandbox: Sandbox,
+        store: Arc<dyn BlobStore>,
+        id: &str,
+        generations: Option<u32>,
+        threads: Option<usize>,
+    ) -> Result<Evolution> {
+        crate::store::check_key(id)?;
+        let get = |key: String| -> Result<Vec<u8>> {
+            store
+                .get(Bucket::Evolution, &key)?
+                .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
+        };
+        let task_bytes = get(format!("checkpoints/{id}/task.json"))?;
+        let task = Task::parse(
+            std::str::from_utf8(&task_bytes).map_err(|e| ErrorKind::Corrupt {
+                key: "task.json".into(),
+                reason: e.to_string(),
+            })?,
+            true,
+        )?;
+        let consts = Arc::new(random::Constants::from_task(&task));
+        let config_key = format!("checkpoints/{id}/config.json");
+        let mut config: EvolveConfig = from_json(&config_key, &get(config_key.clone())?)?;
+        if let Some(g) = generations {
+            config.generations = g;
+        }
+        if let Some(t) = threads {
+            config.threads = t.max(1);
+        }
+        let head = head_generation(store.as_ref(), id)?;
+        let cp_key = gen_key("checkpoints", id, head);
+        let cp: Checkpoint = from_json(&cp_key, &get(cp_key.clone())?)?;
+        let quarantine = Quarantine::new(store.clone());
+        let pool = scoring_pool(config.threads, &sandbox)?;
+        let mutators = mutators::all(&consts, config.control_flow);
+        let mut evo = Evolution {
+            quarantine,
+            sandbox,
+            store: store.clone(),
+            task,
+            config,
+            id: id.to_string(),
+            rng: cp.rng,
+            generation: cp.generation,
+            population: Vec::new(),
+            cache: HashMap::new(),
+            evaluations: cp.evaluations,
+            culled: cp.culled,
+            quarantined: cp.quarantined,
+            quarantine_withheld: cp.quarantine_withheld,
+            produced: cp.produced,
+            invalid: cp.invalid,
+            history: cp.history,
+            pool,
+            mutators,
+            bred: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            lexicase: Default::default(),
+        };
+        let record_key = gen_key("generations", id, head);
+        let record: GenerationRecord = from_json(&record_key, &get(record_key.clone())?)?;
+        let mut modules: HashMap<AgentId, Vec<u8>> = HashMap::new();
+        for m in record.population {
+            // A module that does not hash to its id is read from `source/` instead.
+            if let Some(bytes) = runtime::from_hex(&m.module_hex)
+                && AgentId::of(&bytes) == m.agent_id
+            {
+                modules.insert(m.agent_id, bytes);
+            }
+        }
+        let mut individuals = Vec::new();
+        for (aid, parents) in cp.population {
+            let bytes = match modules.get(&aid).cloned() {
+                Some(b) => b,
+                None => store
+                    .get(Bucket::Agents, &source_key(&aid))?
+                    .filter(|b| AgentId::of(b) == aid)
+                    .ok_or_else(|| ErrorKind::Corrupt {
+                        key: gen_key("generations", id, head),
+                        reason: format!("module {aid} is missing or does not hash to its id"),
+                    })?,
+            };
+            individuals.push((bytes, parents));
+        }
+        // Re-score (deterministic) to rebuild the evaluations of the population; the
+        // counters stay as the checkpoint has them.
+        let counters = (
+            evo.evaluations,
+            evo.culled.clone(),
+            evo.quarantined,
+            evo.quarantine_withheld,
+        );
+        let n = individuals.len();
+        let (pop, _) = evo.evaluate_all(individuals, n)?;
+        evo.population = pop;
+        (
+            evo.evaluations,
+            evo.culled,
+            evo.quarantined,
+            evo.quarantine_withheld,
+        ) = counters;
+        Ok(evo)
+    }
+
+    /// The evolution id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The last complete generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The generation the run stops at (`--generations`).
+    pub fn generations_limit(&self) -> u32 {
+        self.config.generations
+    }
+
+    /// Evaluations so far.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    /// A flag that ends the run after the generation in progress.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    fn best(&self) -> &Individual {
+        let p = self.config.parsimony;
+        self.population
+            .iter()
+            .min_by(|a, b| {
+                a.train_error()
+                    .total_cmp(&b.train_error())
+                    .then(a.fitness(p).total_cmp(&b.fitness(p)))
+                    .then(a.id.cmp(&b.id))
+            })
+            .unwrap_or(&self.population[0])
+    }
+
+    fn solved(&self) -> bool {
+        self.best().train_error() <= self.task.success_threshold
+    }
+
+    /// Runs generations until the task is solved, `config.generations` is reached or
+    /// the stop flag is set; `progress` sees every generation's statistics.
+    pub fn run(&mut self, mut progress: impl FnMut(&GenerationStats)) -> Result<Summary> {
+        let mut stopped = false;
+        // The previous generation's records are written while this one is bred and
+        // evaluated; it is durable before the next one is written, and before `run`
+        // returns.
+        let mut writing: Option<std::thread::JoinHandle<Result<()>>> = None;
+        let finish = |w: Option<std::thread::JoinHandle<Result<()>>>| -> Result<()> {
+            match w {
+                None => Ok(()),
+                Some(h) => h.join().unwrap_or_else(|p| {
+                    Err(ErrorKind::ThreadPanicked {
+                        thread: "tdev-commit".into(),
+                        doing: "writing a generation".into(),
+                        message: panic_message(p.as_ref()),
+                    }
+                    .into())
+                }),
+            }
+        };
+        while !self.solved() && self.generation < self.config.generations {
+            if self.stop.load(Ordering::SeqCst) {
+                stopped = true;
+                break;
+            }
+            let offspring = self.breed();
+            let elites = self.config.elitism.min(self.population.len());
+            let evaluated = self.evaluate_all(offspring, elites);
+            // The writer of the previous generation is waited for even when scoring
+            // failed, so its own error is not lost either.
+            let written = finish(writing.take());
+            let (pop, stats) = evaluated?;
+            written?;
+            if self.stop.load(Ordering::SeqCst) {
+                // An interrupted generation is not committed: the last one stays head.
+                stopped = true;
+                break;
+            }
+            self.population = pop;
+            self.generation += 1;
+            let commit = self.commit(&stats);
+            writing = Some(
+                std::thread::Builder::new()
+                    .name("tdev-commit".into())
+                    .spawn(move || write_generation(commit))
+                    .map_err(|source| ErrorKind::ThreadStart {
+                        thread: "tdev-commit".into(),
+                        source,
+                    })?,
+            );
+            progress(&stats);
+        }
+        finish(writing.take())?;
+        if stopped {
+            // The head's status, as `list` shows it, until a resumed run moves the head.
+            let stopped = Stopped {
+                generation: self.generation,
+                at: now_rfc3339(),
+            };
+            self.store.put(
+                Bucket::Evolution,
+                &stopped_key(&self.id),
+                &to_json("the stop record", &stopped)?,
+            )?;
+        }
+        let best = self.best().clone();
+        let (b, generalises) = self.best_record(&best);
+        Ok(Summary {
+            evolution_id: self.id.clone(),
+            solved: self.solved(),
+            generalises,
+            generations: self.generation,
+            evaluations: self.evaluations,
+            best: b,
+            best_module: best.bytes.to_vec(),
+            culled: self.culled.clone(),
+            quarantined: self.quarantined,
+            quarantine_withheld: self.quarantine_withheld,
+            valid_share: if self.produced == 0 {
+                1.0
+            } else {
+                1.0 - self.invalid as f64 / self.produced as f64
+            },
+            history: self.history.clone(),
+            stopped,
+        })
+    }
+
+    /// The best individual's record, its test error measured on the held-out cases,
+    /// and whether it is exact on every one of them.
+    fn best_record(&self, best: &Individual) -> (Best, bool) {
+        let test = (!self.task.test_cases.is_empty())
+            .then(|| score_cases(&self.sandbox, &self.task, &best.bytes, None, true).ok())
+            .flatten();
+        let generalises = test
+            .as_ref()
+            .is_some_and(|s| s.exhausted == 0 && s.errors.iter().all(|e| *e == 0.0));
+        let record = Best {
+            agent_id: best.id.clone(),
+            train_error: best.train_error(),
+            test_error: test.map(|s| s.mean),
+            size_bytes: best.bytes.len(),
+        };
+        (record, generalises)
+    }
+
+    /// Stores the current generation: what it needs is taken now, the writing (the
+    /// checkpoint last) is done by [`write_generation`], in the background while the
+    /// next generation is bred and evaluated.
+    fn commit(&mut self, stats: &GenerationStats) -> Commit {
+        self.history.push((stats.best_error, stats.mean_error));
+        Commit {
+            generation: self.generation,
+            stats: stats.clone(),
+            best: self.best().clone(),
+            solved: self.solved(),
+            generations: self.config.generations,
+            rng: self.rng.clone(),
+            culled: self.culled.clone(),
+            history: self.history.clone(),
+            id: self.id.clone(),
+            population: self.population.clone(),
+            evaluations: self.evaluations,
+            quarantined: self.quarantined,
+            quarantine_withheld: self.quarantine_withheld,
+            produced: self.produced,
+            invalid: self.invalid,
+            sandbox: self.sandbox.clone(),
+            store: self.store.clone(),
+            task: self.task.clone(),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+use super::Mutator;
+use crate::genome::{Genome, Op, Ty};
+use crate::random::{self, Constants};
+use crate::rng::Rng;
+use crate::typing::Typing;
+use std::sync::Arc;
+
+/// Inserts a conditional exit `<cond> br_if d` at a known position, to a label whose
+/// values are on top of the stack there (a conditional `return` when the label is the
+/// function's).
+pub struct Exit {
+    /// Depth of the condition.
+    pub max_depth: u32,
+    /// The task's constants.
+    pub consts: Arc<Constants>,
+}
+
+impl Mutator for Exit {
+    named!("exit");
+
+    fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
+        let t = Typing::of(g);
+        let mut sites = Vec::new();
+        for (i, p) in t.points.iter().enumerate() {
+            let Some(p) = p else { continue };
+            for d in 0..p.labels.len() as u32 {
+                if p.label(d).is_some_and(|l| p.ends_with(l)) {
+                    sites.push((i, d));
+                }
+            }
+        }
+        let (at, d) = super::pick(&sites, rng)?;
+        let mut seq = Vec::new();
+        let depth = rng.below(self.max_depth as usize + 1) as u32;
+        random::expr(
+            Ty::I32,
+            depth.max(1),
+            &g.local_types,
+            &self.consts,
+            rng,
+            &mut seq,
+        );
+        seq.push(Op::BrIf(d));
+        let mut out = g.clone();
+        out.ops.splice(at..at, seq);
+        Some(out)
+    }
+}

@@ -1,0 +1,64 @@
+use super::Mutator;
+use crate::genome::{Genome, Op, Ty};
+use crate::random::{self, Constants};
+use crate::rng::Rng;
+use crate::typing::Typing;
+use std::sync::Arc;
+
+/// Works on locals: stores a new expression in a new local (of an i32, i64 or f64
+/// type; at most `max_new` beyond the params) or in an existing one, or inserts a
+/// `local.tee` of a local of the type on top of the stack.
+pub struct Locals {
+    /// Depth of the stored expression.
+    pub max_depth: u32,
+    /// At most this many locals beyond the params.
+    pub max_new: usize,
+    /// The task's constants.
+    pub consts: Arc<Constants>,
+}
+
+impl Mutator for Locals {
+    named!("locals");
+
+    fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
+        let t = Typing::of(g);
+        let mut out = g.clone();
+        if rng.chance(0.3) {
+            // a tee where a value of a local's type is on top
+            let sites: Vec<(usize, u32)> = t
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| Some((i, p.as_ref()?.top()?)))
+                .flat_map(|(i, ty)| {
+                    g.local_types
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, l)| **l == Some(ty))
+                        .map(move |(k, _)| (i, k as u32))
+                })
+                .collect();
+            let (at, k) = super::pick(&sites, rng)?;
+            out.ops.insert(at, Op::LocalTee(k));
+            return Some(out);
+        }
+        let at = super::pick(&super::live_points(&t), rng)?;
+        let k = if g.extra_locals() < self.max_new && rng.chance(0.5) {
+            let types: Vec<Ty> = g.params.iter().copied().chain([Ty::I64]).collect();
+            let ty = super::pick(&types, rng)?;
+            out.add_local(ty)
+        } else {
+            let known: Vec<u32> = (0..g.local_types.len() as u32)
+                .filter(|&k| g.local_types[k as usize].is_some())
+                .collect();
+            super::pick(&known, rng)?
+        };
+        let ty = out.local_types.get(k as usize).copied().flatten()?;
+        let mut seq = Vec::new();
+        let depth = rng.below(self.max_depth as usize + 1) as u32;
+        random::expr(ty, depth, &out.local_types, &self.consts, rng, &mut seq);
+        seq.push(Op::LocalSet(k));
+        out.ops.splice(at..at, seq);
+        Some(out)
+    }
+}

@@ -1,0 +1,97 @@
+use super::Mutator;
+use crate::genome::{BlockTy, Genome, NumOp, Op, Ty};
+use crate::random::{self, Constants};
+use crate::rng::Rng;
+use crate::typing::Typing;
+use std::sync::Arc;
+
+/// Wraps a net-zero piece of the body (possibly empty) in a loop, a conditional or a
+/// block:
+/// - a do-while loop `loop piece <cond> br_if 0 end`;
+/// - a counted loop `<n> local.set c loop piece local.get c i64.const 1 i64.sub
+///   local.tee c i64.const 0 i64.gt_s br_if 0 end` with a new i64 counter `c`
+///   (PushGP's `exec_do*times`);
+/// - a conditional `<cond> if piece end`;
+/// - a block with an early exit `block <cond> br_if 0 piece end`.
+///
+/// Branches in the piece that leave it are deepened by one, so they keep their targets.
+pub struct Wrap {
+    /// Depth of the new condition or count.
+    pub max_depth: u32,
+    /// The task's constants.
+    pub consts: Arc<Constants>,
+}
+
+impl Mutator for Wrap {
+    named!("wrap");
+
+    fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
+        let t = Typing::of(g);
+        let a = super::pick(&super::live_points(&t), rng)?;
+        let b = super::pick(&super::segments_from(g, &t, a), rng)?;
+        let piece = super::shift_branches(&g.ops[a..b], 1)?;
+        let mut out = g.clone();
+        let depth = rng.below(self.max_depth as usize + 1) as u32;
+        let cond = |out: &mut Genome, rng: &mut Rng| {
+            let mut c = Vec::new();
+            random::expr(
+                Ty::I32,
+                depth.max(1),
+                &out.local_types,
+                &self.consts,
+                rng,
+                &mut c,
+            );
+            c
+        };
+        let mut seq = Vec::new();
+        match rng.below(100) {
+            0..35 => {
+                seq.push(Op::Loop(BlockTy::Empty));
+                seq.extend(piece);
+                seq.extend(cond(&mut out, rng));
+                seq.extend([Op::BrIf(0), Op::End]);
+            }
+            35..60 => {
+                let mut count = Vec::new();
+                random::expr(
+                    Ty::I64,
+                    depth,
+                    &out.local_types,
+                    &self.consts,
+                    rng,
+                    &mut count,
+                );
+                let c = out.add_local(Ty::I64);
+                seq.extend(count);
+                seq.extend([Op::LocalSet(c), Op::Loop(BlockTy::Empty)]);
+                seq.extend(piece);
+                seq.extend([
+                    Op::LocalGet(c),
+                    Op::I64Const(1),
+                    Op::Num(NumOp::I64Sub),
+                    Op::LocalTee(c),
+                    Op::I64Const(0),
+                    Op::Num(NumOp::I64GtS),
+                    Op::BrIf(0),
+                    Op::End,
+                ]);
+            }
+            60..85 => {
+                seq.extend(cond(&mut out, rng));
+                seq.push(Op::If(BlockTy::Empty));
+                seq.extend(piece);
+                seq.push(Op::End);
+            }
+            _ => {
+                seq.push(Op::Block(BlockTy::Empty));
+                seq.extend(cond(&mut out, rng));
+                seq.push(Op::BrIf(0));
+                seq.extend(piece);
+                seq.push(Op::End);
+            }
+        }
+        out.ops.splice(a..b, seq);
+        Some(out)
+    }
+}
