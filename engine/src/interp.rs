@@ -20,6 +20,9 @@
 //! `act` and each time control reaches a `loop` header (on entry and on every back
 //! edge), and the call ends `out_of_fuel` when the fuel used so far is at least the
 //! budget. Straight-line code is never stopped mid-way (wasmtime checks nowhere else).
+//! A loop that comes back to its header in the very state it left it (same locals,
+//! same stack) would go round the same way forever, the body being pure: the call
+//! ends `out_of_fuel` at once, as it would when the budget ran out.
 //!
 //! The tests in `engine/tests/all/interp.rs` run random lineages with loops both ways
 //! and compare outcomes and result bits, fuel budgets included.
@@ -76,6 +79,10 @@ pub struct Plan {
 pub struct Scratch {
     locals: Vec<u64>,
     stack: Vec<u64>,
+    /// The state at the last loop header reached: its index, locals and stack.
+    seen: Option<usize>,
+    seen_locals: Vec<u64>,
+    seen_stack: Vec<u64>,
 }
 
 /// What one call gives: a value or a trap.
@@ -154,6 +161,7 @@ impl Plan {
         }
         let s = &mut scratch.stack;
         s.clear();
+        scratch.seen = None;
         // The typing was checked in `new`: pops cannot fail; `?` on them is defensive.
         let bad = Outcome::HostError;
         let code = &self.code;
@@ -199,6 +207,19 @@ impl Plan {
                     if used >= fuel {
                         return Err(Outcome::OutOfFuel);
                     }
+                    // Back at the header just reached, in the very same state: the body
+                    // is pure and deterministic, so it would go round the same way
+                    // until the fuel runs out (any trap would have happened already).
+                    let here = pc - 1;
+                    if scratch.seen == Some(here)
+                        && scratch.seen_locals == *locals
+                        && scratch.seen_stack == *s
+                    {
+                        return Err(Outcome::OutOfFuel);
+                    }
+                    scratch.seen = Some(here);
+                    scratch.seen_locals.clone_from(locals);
+                    scratch.seen_stack.clone_from(s);
                 }
                 Ins::Jump(to) => pc = to as usize,
                 Ins::If(to) => {
@@ -623,6 +644,34 @@ mod tests {
         // an endless loop ends out of fuel
         assert_eq!(
             p.call(&[Value::I64(-1)], 5000),
+            Answer::Trap(Outcome::OutOfFuel)
+        );
+    }
+
+    #[test]
+    fn a_loop_that_repeats_its_state_runs_out_of_fuel_at_once() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        use Op::*;
+        // `loop local.get 0 i64.eqz i32.eqz br_if 0 end`: endless unless the param is 0
+        let g = Genome::new(
+            &[Ty::I64],
+            Ty::I64,
+            vec![
+                Loop(BlockTy::Empty),
+                LocalGet(0),
+                Num(NumOp::I64Eqz),
+                Num(NumOp::I32Eqz),
+                BrIf(0),
+                End,
+                LocalGet(0),
+            ],
+        );
+        let p = Plan::new(&g, &Policy::default_policy()).expect("plan");
+        assert_eq!(p.call(&[Value::I64(0)], FUEL), Answer::Value(Value::I64(0)));
+        assert_eq!(
+            p.call(&[Value::I64(5)], u64::MAX),
             Answer::Trap(Outcome::OutOfFuel)
         );
     }
