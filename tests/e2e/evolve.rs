@@ -451,3 +451,53 @@ fn progress_shows_a_bar_with_generation_errors_rate_and_culls() {
         }
     }
 }
+
+/// The seed of [`a_loop_task_is_solved_by_a_program_with_a_loop`] (overridable to look
+/// for others: `TDEV_LOOP_SEEDS=1,2,3` runs each and prints what it got).
+const LOOP_TASK_SEED: &str = "3";
+
+/// Program synthesis: an integer task with held-out cases is solved (exact on every
+/// training case) and generalises (exact on every held-out case, PSB's criterion) with
+/// lexicase selection, and the champion's text form holds a loop.
+#[test]
+fn a_loop_task_is_solved_by_a_program_with_a_loop() {
+    let seeds = std::env::var("TDEV_LOOP_SEEDS").unwrap_or_else(|_| LOOP_TASK_SEED.into());
+    let the_task = task(LOOP_TASK);
+    for seed in seeds.split(',') {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let r = evolve(
+            d,
+            &[
+                "--task",
+                &the_task,
+                "--seed",
+                seed,
+                "--selection",
+                "lexicase",
+                "--out",
+                "best.wasm",
+            ],
+        );
+        let bytes = std::fs::read(d.join("best.wasm")).expect("best.wasm");
+        let text =
+            runtime::text_form(&runtime::Policy::default_policy(), &bytes).expect("a text form");
+        if seeds != LOOP_TASK_SEED {
+            println!(
+                "seed {seed}: solved {} generalises {} loop {}\n{text}",
+                r["solved"],
+                r["generalises"],
+                text.contains("loop")
+            );
+            continue;
+        }
+        assert_eq!(r["solved"], true, "{r}");
+        assert_eq!(r["generalises"], true, "{r}");
+        assert_eq!(r["best"]["train_error"], 0.0, "{r}");
+        assert_eq!(r["best"]["test_error"], 0.0, "{r}");
+        assert!(text.contains("loop"), "no loop in the champion:\n{text}");
+    }
+}
+
+/// The loop task of the test above.
+const LOOP_TASK: &str = "even_5_parity";
