@@ -228,3 +228,62 @@ mod tests {
         assert_eq!(median(&mut []), 0.0);
     }
 }
+
+#[cfg(test)]
+mod lexicase_tests {
+    use super::*;
+    use crate::evolve::population::{Eval, Score};
+    use crate::id::AgentId;
+    use crate::rng::Rng;
+    use std::sync::Arc;
+
+    fn ind(n: u8, errors: Vec<f64>) -> Individual {
+        Individual {
+            bytes: Arc::new(vec![n]),
+            id: AgentId::of(&[n]),
+            parents: Vec::new(),
+            eval: Eval::Scored(Score::of(errors, 0)),
+        }
+    }
+
+    /// A specialist (exact on one case, far off on the rest) is chosen whenever that
+    /// case comes first; a generalist with a better mean would win every tournament.
+    #[test]
+    fn lexicase_keeps_specialists_that_tournaments_lose() {
+        let pop = vec![
+            ind(0, vec![0.0, 100.0, 100.0, 100.0]),
+            ind(1, vec![1.0, 0.0, 1.0, 1.0]),
+            ind(2, vec![1.0, 1.0, 0.0, 0.0]),
+        ];
+        let lx = Lexicase {
+            cases: vec![0, 1, 2, 3],
+            epsilon: Vec::new(),
+        };
+        let mut rng = Rng::new(4);
+        let mut picks = [0u32; 3];
+        for _ in 0..400 {
+            picks[lexicase(&pop, &lx, false, &mut rng)] += 1;
+        }
+        // each case first a quarter of the time: 0 → the specialist, 1 → #1, 2 or 3 → #2
+        assert!(picks.iter().all(|&n| n > 50), "{picks:?}");
+        assert!(picks[2] > picks[1], "{picks:?}");
+        // with ε wide enough to cover everyone on every case, any of them
+        let wide = Lexicase {
+            cases: vec![0, 1, 2, 3],
+            epsilon: vec![1000.0; 4],
+        };
+        let mut seen = [false; 3];
+        for _ in 0..100 {
+            seen[lexicase(&pop, &wide, true, &mut rng)] = true;
+        }
+        assert_eq!(seen, [true; 3]);
+        // the same seed, the same picks
+        let draw = |seed| {
+            let mut r = Rng::new(seed);
+            (0..50)
+                .map(|_| lexicase(&pop, &lx, false, &mut r))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(9), draw(9));
+    }
+}

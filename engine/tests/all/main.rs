@@ -2,6 +2,7 @@
 
 mod interp;
 mod mutants;
+mod program;
 mod quarantine;
 mod records;
 mod store;

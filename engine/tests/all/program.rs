@@ -1,0 +1,142 @@
+//! Programs with loops in an evolution: the task's fuel budget per case makes a wrong
+//! answer, not a safety event; what the policy stops is quarantined, at most
+//! `quarantine_per_outcome` records per outcome and generation, every one counted.
+
+use engine::Quarantine;
+use engine::evolve::{Evolution, EvolveConfig};
+use engine::store::{self, BlobStore, Bucket};
+use engine::task::Task;
+use runtime::{Policy, Sandbox};
+use std::sync::Arc;
+
+fn store() -> (Arc<dyn BlobStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::open(&format!("file://{}", dir.path().display())).expect("store");
+    (s, dir)
+}
+
+/// `act(n)`: n when n ≥ 0; for a negative n a loop that never ends.
+const LOOPS_ON_NEGATIVES: &str = r#"(module (func (export "act") (param i64) (result i64)
+    (block (loop
+      (br_if 1 (i64.ge_s (local.get 0) (i64.const 0)))
+      (local.set 0 (i64.add (local.get 0) (i64.const -1)))
+      (br 0)))
+    (local.get 0)))"#;
+
+fn identity_task(fuel: Option<u64>) -> Task {
+    // None: the default budget
+    let budget = fuel.map_or(String::new(), |f| format!("fuel_per_case = {f}\n"));
+    Task::parse(
+        &format!(
+            r#"name = "id"
+params = ["i64"]
+result = "i64"
+error = "exact"
+success_threshold = 0.0
+{budget}cases = [ {{ args = [3], expect = 3 }}, {{ args = [-2], expect = -2 }},
+          {{ args = [7], expect = 7 }}, {{ args = [-9], expect = -9 }} ]"#
+        ),
+        false,
+    )
+    .expect("task")
+}
+
+/// A fitness log as JSON (a generation with every module culled has an infinite best
+/// error, stored as null).
+fn fitness_log(s: &dyn BlobStore, id: &str, g: u32) -> serde_json::Value {
+    let b = s
+        .get(Bucket::Evolution, &format!("fitness_logs/{id}/{g:06}.json"))
+        .expect("get")
+        .expect("fitness log");
+    serde_json::from_slice(&b).expect("json")
+}
+
+#[test]
+fn running_out_of_the_budget_is_a_wrong_answer_not_a_quarantine() {
+    let (s, _dir) = store();
+    let seed = wat::parse_str(LOOPS_ON_NEGATIVES).expect("wat");
+    let config = EvolveConfig {
+        population: 2,
+        generations: 0,
+        threads: 1,
+        control_flow: true,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    let mut evo = Evolution::start(
+        sandbox,
+        s.clone(),
+        identity_task(Some(500)),
+        config,
+        vec![seed],
+    )
+    .expect("start");
+    let summary = evo.run(|_| {}).expect("run");
+    let log = fitness_log(s.as_ref(), &summary.evolution_id, 0);
+    // the seed answered 2 of 4 cases and ran out of its budget on the other 2: an
+    // error of 0.5 (exact metric, worst error 1), counted under out_of_fuel
+    assert_eq!(log["culled"]["out_of_fuel"], 1, "{log}");
+    assert!(
+        summary.best.train_error <= 0.5,
+        "the seed is scored, not culled: {:?}",
+        summary.best
+    );
+    // not a safety event: nothing quarantined, no trap-rate flag
+    assert!(Quarantine::new(s.clone()).list().expect("list").is_empty());
+    assert_eq!(summary.quarantined, 0);
+    let snap = s
+        .get(
+            Bucket::Evolution,
+            &format!("safety_snapshots/{}/000000.json", summary.evolution_id),
+        )
+        .expect("get")
+        .expect("snapshot");
+    let snap: serde_json::Value = serde_json::from_slice(&snap).expect("json");
+    assert_eq!(snap["trap_rate"], 0.0, "{snap}");
+}
+
+#[test]
+fn policy_stops_quarantine_at_most_the_cap_per_outcome_and_count_the_rest() {
+    let (s, _dir) = store();
+    // six distinct modules that recurse without end: the policy's stack limit
+    let seeds: Vec<Vec<u8>> = (0..6)
+        .map(|k| {
+            wat::parse_str(format!(
+                r#"(module (func $f (export "act") (param i64) (result i64)
+                    (i64.add (call $f (i64.add (local.get 0) (i64.const {k}))) (i64.const 1))))"#
+            ))
+            .expect("wat")
+        })
+        .collect();
+    let config = EvolveConfig {
+        population: 6,
+        generations: 0,
+        threads: 1,
+        quarantine_per_outcome: 2,
+        ..Default::default()
+    };
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    // a budget as large as the policy's fuel: the stack runs out first
+    let task = identity_task(Some(10_000_000));
+    let mut evo = Evolution::start(sandbox, s.clone(), task, config, seeds).expect("start");
+    let summary = evo.run(|_| {}).expect("run");
+    let log = fitness_log(s.as_ref(), &summary.evolution_id, 0);
+    assert_eq!(log["culled"]["stack_overflow"], 6, "{log}");
+    assert_eq!(log["quarantine_withheld"]["stack_overflow"], 4, "{log}");
+    assert_eq!(summary.quarantined, 2);
+    assert_eq!(summary.quarantine_withheld, 4);
+    assert_eq!(Quarantine::new(s.clone()).list().expect("list").len(), 2);
+    // both counts are in the checkpoint, for `evolutions` and /metrics
+    let cp = s
+        .get(
+            Bucket::Evolution,
+            &format!("checkpoints/{}/000000.json", summary.evolution_id),
+        )
+        .expect("get")
+        .expect("checkpoint");
+    let cp: serde_json::Value = serde_json::from_slice(&cp).expect("json");
+    assert_eq!(
+        (&cp["quarantined"], &cp["quarantine_withheld"]),
+        (&2.into(), &4.into())
+    );
+}
