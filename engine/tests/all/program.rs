@@ -140,3 +140,47 @@ fn policy_stops_quarantine_at_most_the_cap_per_outcome_and_count_the_rest() {
         (&2.into(), &4.into())
     );
 }
+
+/// Every shipped task parses, and the program-synthesis tasks are what their seeded
+/// generator writes (`scripts/gen_tasks.py --check`), each with a fuel budget and a
+/// reference entry.
+#[test]
+fn the_shipped_tasks_parse_and_are_what_the_generator_writes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut n = 0;
+    for entry in std::fs::read_dir(root.join("fixtures/tasks")).expect("tasks") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let t = Task::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(t.fuel_per_case >= 1, "{}", path.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 16, "{n} tasks");
+    let reference: toml::Table = toml::from_str(
+        &std::fs::read_to_string(root.join("fixtures/psb-reference.toml")).expect("reference"),
+    )
+    .expect("reference TOML");
+    assert!(
+        reference.len() >= 10,
+        "{} program-synthesis tasks",
+        reference.len()
+    );
+    for name in reference.keys() {
+        let t = Task::from_file(&root.join(format!("fixtures/tasks/{name}.toml")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!t.test_cases.is_empty(), "{name} has held-out cases");
+    }
+    let python = std::env::var("TDEV_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/gen_tasks.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
