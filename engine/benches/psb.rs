@@ -117,13 +117,14 @@ fn main() {
                 }
             }
             let show = |m: Option<u64>| m.map_or_else(|| "-".to_string(), |v| v.to_string());
+            let how = r
+                .selection
+                .as_deref()
+                .map_or(String::new(), |s| format!(" ({s})"));
             let pushgp = match (r.pushgp_successes, r.pushgp_runs) {
-                (Some(k), Some(n)) => format!(
-                    "{k}/{n}{}",
-                    r.selection
-                        .as_deref()
-                        .map_or(String::new(), |s| format!(" ({s})"))
-                ),
+                (Some(k), Some(n)) => format!("{k}/{n}{how}"),
+                // the source gives the successes but not the number of runs
+                (Some(k), None) => format!("{k} successes{how}"),
                 _ => "-".to_string(),
             };
             let source = r
