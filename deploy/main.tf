@@ -151,14 +151,19 @@ resource "aws_dynamodb_table" "state" {
 
 # --- IAM -----------------------------------------------------------------------
 
-# The engine: reads and writes both buckets and the table (no deletes of buckets or
-# the table, no bucket configuration).
-data "aws_iam_policy_document" "engine" {
+# Both the engine and the API list both buckets.
+data "aws_iam_policy_document" "list_buckets" {
   statement {
     sid       = "ListBuckets"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.evolution.arn, aws_s3_bucket.agents.arn]
   }
+}
+
+# The engine: reads and writes both buckets and the table (no deletes of buckets or
+# the table, no bucket configuration).
+data "aws_iam_policy_document" "engine" {
+  source_policy_documents = [data.aws_iam_policy_document.list_buckets.json]
   statement {
     sid       = "Objects"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
@@ -174,11 +179,7 @@ data "aws_iam_policy_document" "engine" {
 # The API (tdev serve): reads everything; writes only quarantine decisions, rollback
 # heads and the emergency-stop marker.
 data "aws_iam_policy_document" "api" {
-  statement {
-    sid       = "ListBuckets"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.evolution.arn, aws_s3_bucket.agents.arn]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.list_buckets.json]
   statement {
     sid       = "Read"
     actions   = ["s3:GetObject"]

@@ -527,6 +527,35 @@ fn find_act_index(bytes: &[u8]) -> Option<u32> {
     None
 }
 
+/// A counting loop for tests: while local 0 is not zero, add `step` to local 1 and
+/// count local 0 down; then local 1.
+#[cfg(test)]
+pub(crate) fn counting_loop(step: Op) -> Genome {
+    use Op::*;
+    let ops = vec![
+        Block(BlockTy::Empty),
+        Loop(BlockTy::Empty),
+        LocalGet(0),
+        Num(NumOp::I64Eqz),
+        BrIf(1),
+        LocalGet(1),
+        step,
+        Num(NumOp::I64Add),
+        LocalSet(1),
+        LocalGet(0),
+        I64Const(1),
+        Num(NumOp::I64Sub),
+        LocalSet(0),
+        Br(0),
+        End,
+        End,
+        LocalGet(1),
+    ];
+    let mut g = Genome::new(&[Ty::I64], Ty::I64, ops);
+    g.add_local(Ty::I64);
+    g
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

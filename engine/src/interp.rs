@@ -581,28 +581,7 @@ mod tests {
 
     /// `n` times around a loop adding 3 to local 1, then local 1.
     fn counting_loop() -> Plan {
-        use Op::*;
-        let ops = vec![
-            Block(BlockTy::Empty),
-            Loop(BlockTy::Empty),
-            LocalGet(0),
-            Num(NumOp::I64Eqz),
-            BrIf(1),
-            LocalGet(1),
-            I64Const(3),
-            Num(NumOp::I64Add),
-            LocalSet(1),
-            LocalGet(0),
-            I64Const(1),
-            Num(NumOp::I64Sub),
-            LocalSet(0),
-            Br(0),
-            End,
-            End,
-            LocalGet(1),
-        ];
-        let mut g = Genome::new(&[Ty::I64], Ty::I64, ops);
-        g.add_local(Ty::I64);
+        let g = crate::genome::counting_loop(Op::I64Const(3));
         Plan::new(&g, &Policy::default_policy()).expect("plan")
     }
 

@@ -4,6 +4,37 @@ use crate::genome::{Genome, NumOp, Op, Ty};
 use crate::rng::Rng;
 use crate::task::Task;
 use runtime::Value;
+use std::sync::Arc;
+
+/// How a mutator draws a fresh expression: of a depth up to `max_depth`, its constants
+/// partly from the task's.
+#[derive(Clone, Debug)]
+pub struct Fresh {
+    /// Deepest expression drawn.
+    pub max_depth: u32,
+    /// The task's constants.
+    pub consts: Arc<Constants>,
+}
+
+impl Fresh {
+    /// A depth in `0..=max_depth`.
+    pub fn depth(&self, rng: &mut Rng) -> u32 {
+        rng.below(self.max_depth as usize + 1) as u32
+    }
+
+    /// A random expression of `ty` over `locals`, `depth` deep at most.
+    pub fn expr_at(&self, ty: Ty, depth: u32, locals: &[Option<Ty>], rng: &mut Rng) -> Vec<Op> {
+        let mut out = Vec::new();
+        expr(ty, depth, locals, &self.consts, rng, &mut out);
+        out
+    }
+
+    /// A random expression of `ty` over `locals`, of a random depth.
+    pub fn expr(&self, ty: Ty, locals: &[Option<Ty>], rng: &mut Rng) -> Vec<Op> {
+        let depth = self.depth(rng);
+        self.expr_at(ty, depth, locals, rng)
+    }
+}
 
 /// Constants a task suggests (GP's "ephemeral constants" drawn from the data): the
 /// distinct values of its training cases' arguments and expected results, by type, at

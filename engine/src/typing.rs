@@ -388,7 +388,6 @@ pub fn matching(ops: &[Op]) -> Option<Vec<Option<Closing>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genome::NumOp;
 
     fn typing(params: &[Ty], result: Ty, ops: Vec<Op>) -> Typing {
         Typing::of(&Genome::new(params, result, ops))
@@ -396,29 +395,8 @@ mod tests {
 
     #[test]
     fn a_counting_loop_is_followed_through() {
-        use Op::*;
-        // local 1 counts down from local 0; the result is the sum 1 + … + n
-        let ops = vec![
-            Block(BlockTy::Empty),
-            Loop(BlockTy::Empty),
-            LocalGet(0),
-            Num(NumOp::I64Eqz),
-            BrIf(1),
-            LocalGet(1),
-            LocalGet(0),
-            Num(NumOp::I64Add),
-            LocalSet(1),
-            LocalGet(0),
-            I64Const(1),
-            Num(NumOp::I64Sub),
-            LocalSet(0),
-            Br(0),
-            End,
-            End,
-            LocalGet(1),
-        ];
-        let mut g = Genome::new(&[Ty::I64], Ty::I64, ops);
-        g.add_local(Ty::I64);
+        // local 1 sums local 0 as it counts down: the result is 1 + … + n
+        let g = crate::genome::counting_loop(Op::LocalGet(0));
         let t = Typing::of(&g);
         assert!(t.complete, "{t:?}");
         wasmparser::validate(&g.encode()).expect("valid");

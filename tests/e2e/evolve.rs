@@ -15,6 +15,14 @@ pub(crate) fn task(name: &str) -> String {
     fixture_arg(&format!("tasks/{name}.toml"))
 }
 
+/// Runs `tdev evolve --task fixtures/tasks/NAME.toml ARGS --json` in `dir`.
+fn evolve_task(dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
+    let task = task(name);
+    let mut all = vec!["--task", &task];
+    all.extend(args);
+    evolve(dir, &all)
+}
+
 /// Every checkpoint parses and every module it names is stored under its own hash.
 fn assert_store_intact(store: &Path, id: &str) -> u32 {
     let cps = store.join("evolution/checkpoints").join(id);
@@ -84,11 +92,7 @@ fn assert_store_intact(store: &Path, id: &str) -> u32 {
 fn quartic_is_solved_and_the_best_module_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let quartic = task("quartic");
-    let r = evolve(
-        d,
-        &["--task", &quartic, "--seed", "1", "--out", "best.wasm"],
-    );
+    let r = evolve_task(d, "quartic", &["--seed", "1", "--out", "best.wasm"]);
     for k in [
         "evolution_id",
         "solved",
@@ -298,10 +302,10 @@ fn sigkill_at_random_points_then_resume() {
 fn rollback_makes_an_old_generation_the_head() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let sum = task("sum_range");
-    let r = evolve(
+    let r = evolve_task(
         d,
-        &["--task", &sum, "--population", "40", "--generations", "5"],
+        "sum_range",
+        &["--population", "40", "--generations", "5"],
     );
     let id = r["evolution_id"].as_str().expect("id").to_string();
     assert_eq!(r["generations"], 5);

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use engine::Quarantine;
+use engine::records::EvolutionEntry;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -126,43 +127,44 @@ pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
         out,
         "# HELP tdev_quarantine_modules Modules held in quarantine.\n# TYPE tdev_quarantine_modules gauge\ntdev_quarantine_modules {held}"
     );
-    out.push_str("# HELP tdev_evolution_generation Head generation of each evolution.\n# TYPE tdev_evolution_generation gauge\n");
-    for e in &evolutions {
-        let _ = writeln!(
-            out,
-            "tdev_evolution_generation{{evolution_id=\"{}\"}} {}",
-            e.evolution_id, e.head_generation
-        );
-    }
-    out.push_str("# HELP tdev_evolution_best_error Best train error of each evolution.\n# TYPE tdev_evolution_best_error gauge\n");
-    for e in &evolutions {
-        let best = e.best_error;
-        let _ = writeln!(
-            out,
-            "tdev_evolution_best_error{{evolution_id=\"{}\"}} {}",
-            e.evolution_id,
-            if best.is_finite() {
-                best.to_string()
-            } else {
-                "NaN".into()
-            }
-        );
-    }
-    out.push_str("# HELP tdev_evolution_quarantined Modules each evolution quarantined (records written).\n# TYPE tdev_evolution_quarantined gauge\n");
-    for e in &evolutions {
-        let _ = writeln!(
-            out,
-            "tdev_evolution_quarantined{{evolution_id=\"{}\"}} {}",
-            e.evolution_id, e.quarantined
-        );
-    }
-    out.push_str("# HELP tdev_evolution_quarantine_withheld Modules due for quarantine that each evolution counted but did not write (over its cap per outcome and generation).\n# TYPE tdev_evolution_quarantine_withheld gauge\n");
-    for e in &evolutions {
-        let _ = writeln!(
-            out,
-            "tdev_evolution_quarantine_withheld{{evolution_id=\"{}\"}} {}",
-            e.evolution_id, e.quarantine_withheld
-        );
+    let gauges: [(&str, &str, fn(&EvolutionEntry) -> String); 4] = [
+        (
+            "tdev_evolution_generation",
+            "Head generation of each evolution.",
+            |e| e.head_generation.to_string(),
+        ),
+        (
+            "tdev_evolution_best_error",
+            "Best train error of each evolution.",
+            |e| {
+                if e.best_error.is_finite() {
+                    e.best_error.to_string()
+                } else {
+                    "NaN".into()
+                }
+            },
+        ),
+        (
+            "tdev_evolution_quarantined",
+            "Modules each evolution quarantined (records written).",
+            |e| e.quarantined.to_string(),
+        ),
+        (
+            "tdev_evolution_quarantine_withheld",
+            "Modules due for quarantine that each evolution counted but did not write (over its cap per outcome and generation).",
+            |e| e.quarantine_withheld.to_string(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for e in &evolutions {
+            let _ = writeln!(
+                out,
+                "{name}{{evolution_id=\"{}\"}} {}",
+                e.evolution_id,
+                value(e)
+            );
+        }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

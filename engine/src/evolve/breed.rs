@@ -65,11 +65,11 @@ impl Evolution {
             };
             let Some(child) = child else { continue };
             let bytes = child.encode();
-            self.produced += 1;
+            self.tally.produced += 1;
             if bytes.len() > cap {
                 // Nothing over the size cap survives.
                 *self.culled.entry(Cull::SizeCap).or_default() += 1;
-                self.invalid += 1;
+                self.tally.invalid += 1;
                 continue;
             }
             out.push((bytes, parents));

@@ -1,5 +1,6 @@
 //! Commits: a generation's records, written with the checkpoint last.
 
+use super::Tally;
 use super::population::{Eval, Individual, Score};
 use super::score::{CaseEnd, case_end};
 use super::stored::{gen_key, write_head};
@@ -31,11 +32,7 @@ pub(super) struct Commit {
     pub(super) history: Vec<(f64, f64)>,
     pub(super) id: String,
     pub(super) population: Vec<Individual>,
-    pub(super) evaluations: u64,
-    pub(super) quarantined: u64,
-    pub(super) quarantine_withheld: u64,
-    pub(super) produced: u64,
-    pub(super) invalid: u64,
+    pub(super) tally: Tally,
     pub(super) sandbox: Sandbox,
     pub(super) store: Arc<dyn BlobStore>,
     pub(super) task: Task,
@@ -191,7 +188,7 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
         generation: g,
         trap_rate,
         mean_size: stats.mean_size,
-        quarantined_total: c.quarantined,
+        quarantined_total: c.tally.quarantined,
         flags: flags.clone(),
     };
     c.store.put(
@@ -209,12 +206,12 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
             .iter()
             .map(|i| (i.id.clone(), i.parents.clone()))
             .collect(),
-        evaluations: c.evaluations,
+        evaluations: c.tally.evaluations,
         culled: c.culled,
-        quarantined: c.quarantined,
-        quarantine_withheld: c.quarantine_withheld,
-        produced: c.produced,
-        invalid: c.invalid,
+        quarantined: c.tally.quarantined,
+        quarantine_withheld: c.tally.quarantine_withheld,
+        produced: c.tally.produced,
+        invalid: c.tally.invalid,
         best: Best {
             agent_id: best.id.clone(),
             train_error: best.train_error(),

@@ -80,6 +80,21 @@ pub struct Summary {
     pub stopped: bool,
 }
 
+/// The running counts of an evolution, kept in its checkpoint.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Tally {
+    /// Evaluations run (a module scored once per distinct id).
+    pub(super) evaluations: u64,
+    /// Offspring quarantined.
+    pub(super) quarantined: u64,
+    /// Quarantine records not written because an outcome's cap was reached.
+    pub(super) quarantine_withheld: u64,
+    /// Offspring bred.
+    pub(super) produced: u64,
+    /// Offspring that failed validation.
+    pub(super) invalid: u64,
+}
+
 /// An evolution in progress.
 pub struct Evolution {
     sandbox: Sandbox,
@@ -92,12 +107,8 @@ pub struct Evolution {
     generation: u32,
     population: Vec<Individual>,
     cache: HashMap<AgentId, Eval>,
-    evaluations: u64,
     culled: BTreeMap<Cull, u64>,
-    quarantined: u64,
-    quarantine_withheld: u64,
-    produced: u64,
-    invalid: u64,
+    tally: Tally,
     history: Vec<(f64, f64)>,
     /// The scoring threads (named `tdev-score-<n>`, with stacks for the policy).
     pool: Arc<rayon::ThreadPool>,
@@ -172,12 +183,8 @@ impl Evolution {
             generation: 0,
             population: Vec::new(),
             cache: HashMap::new(),
-            evaluations: 0,
             culled: BTreeMap::new(),
-            quarantined: 0,
-            quarantine_withheld: 0,
-            produced: 0,
-            invalid: 0,
+            tally: Tally::default(),
             history: Vec::new(),
             pool,
             mutators,
@@ -253,12 +260,14 @@ impl Evolution {
             generation: cp.generation,
             population: Vec::new(),
             cache: HashMap::new(),
-            evaluations: cp.evaluations,
             culled: cp.culled,
-            quarantined: cp.quarantined,
-            quarantine_withheld: cp.quarantine_withheld,
-            produced: cp.produced,
-            invalid: cp.invalid,
+            tally: Tally {
+                evaluations: cp.evaluations,
+                quarantined: cp.quarantined,
+                quarantine_withheld: cp.quarantine_withheld,
+                produced: cp.produced,
+                invalid: cp.invalid,
+            },
             history: cp.history,
             pool,
             mutators,
@@ -293,21 +302,11 @@ impl Evolution {
         }
         // Re-score (deterministic) to rebuild the evaluations of the population; the
         // counters stay as the checkpoint has them.
-        let counters = (
-            evo.evaluations,
-            evo.culled.clone(),
-            evo.quarantined,
-            evo.quarantine_withheld,
-        );
+        let counters = (evo.tally, evo.culled.clone());
         let n = individuals.len();
         let (pop, _) = evo.evaluate_all(individuals, n)?;
         evo.population = pop;
-        (
-            evo.evaluations,
-            evo.culled,
-            evo.quarantined,
-            evo.quarantine_withheld,
-        ) = counters;
+        (evo.tally, evo.culled) = counters;
         Ok(evo)
     }
 
@@ -328,7 +327,7 @@ impl Evolution {
 
     /// Evaluations so far.
     pub fn evaluations(&self) -> u64 {
-        self.evaluations
+        self.tally.evaluations
     }
 
     /// A flag that ends the run after the generation in progress.
@@ -426,16 +425,16 @@ impl Evolution {
             solved: self.solved(),
             generalises,
             generations: self.generation,
-            evaluations: self.evaluations,
+            evaluations: self.tally.evaluations,
             best: b,
             best_module: best.bytes.to_vec(),
             culled: self.culled.clone(),
-            quarantined: self.quarantined,
-            quarantine_withheld: self.quarantine_withheld,
-            valid_share: if self.produced == 0 {
+            quarantined: self.tally.quarantined,
+            quarantine_withheld: self.tally.quarantine_withheld,
+            valid_share: if self.tally.produced == 0 {
                 1.0
             } else {
-                1.0 - self.invalid as f64 / self.produced as f64
+                1.0 - self.tally.invalid as f64 / self.tally.produced as f64
             },
             history: self.history.clone(),
             stopped,
@@ -476,11 +475,7 @@ impl Evolution {
             history: self.history.clone(),
             id: self.id.clone(),
             population: self.population.clone(),
-            evaluations: self.evaluations,
-            quarantined: self.quarantined,
-            quarantine_withheld: self.quarantine_withheld,
-            produced: self.produced,
-            invalid: self.invalid,
+            tally: self.tally,
             sandbox: self.sandbox.clone(),
             store: self.store.clone(),
             task: self.task.clone(),

@@ -63,7 +63,7 @@ impl Evolution {
         let mut due_now: BTreeMap<Cull, u64> = BTreeMap::new();
         let mut withheld_now: BTreeMap<Cull, u64> = BTreeMap::new();
         for (i, e, trap) in results {
-            self.evaluations += 1;
+            self.tally.evaluations += 1;
             match &e {
                 Eval::Culled(o) => *culled_now.entry(Cull::Trap(*o)).or_default() += 1,
                 Eval::Rejected => *culled_now.entry(Cull::Rejected).or_default() += 1,
@@ -124,10 +124,10 @@ impl Evolution {
                         event,
                         parents,
                     )?;
-                    self.quarantined += 1;
+                    self.tally.quarantined += 1;
                 } else {
                     *withheld_now.entry(word).or_default() += 1;
-                    self.quarantine_withheld += 1;
+                    self.tally.quarantine_withheld += 1;
                 }
             }
             self.cache.insert(ids[i].clone(), e);
@@ -135,7 +135,7 @@ impl Evolution {
         for (k, v) in &culled_now {
             *self.culled.entry(*k).or_default() += v;
         }
-        self.invalid += ids[offspring_from.min(ids.len())..]
+        self.tally.invalid += ids[offspring_from.min(ids.len())..]
             .iter()
             .filter(|id| matches!(self.cache.get(*id), Some(Eval::Rejected) | None))
             .count() as u64;
@@ -178,9 +178,9 @@ impl Evolution {
             mean_error,
             best_id: best.id.clone(),
             best_size: best.bytes.len(),
-            evaluations: self.evaluations,
-            produced: self.produced,
-            valid: self.produced - self.invalid.min(self.produced),
+            evaluations: self.tally.evaluations,
+            produced: self.tally.produced,
+            valid: self.tally.produced - self.tally.invalid.min(self.tally.produced),
             culled: culled_now,
             mean_size,
             quarantine_withheld: withheld_now,

@@ -1,19 +1,13 @@
 use super::Mutator;
 use crate::genome::{Genome, Op, Ty};
-use crate::random::{self, Constants};
+use crate::random::Fresh;
 use crate::rng::Rng;
 use crate::typing::Typing;
-use std::sync::Arc;
 
 /// Inserts a conditional exit `<cond> br_if d` at a known position, to a label whose
 /// values are on top of the stack there (a conditional `return` when the label is the
 /// function's).
-pub struct Exit {
-    /// Depth of the condition.
-    pub max_depth: u32,
-    /// The task's constants.
-    pub consts: Arc<Constants>,
-}
+pub struct Exit(pub Fresh);
 
 impl Mutator for Exit {
     named!("exit");
@@ -30,16 +24,8 @@ impl Mutator for Exit {
             }
         }
         let (at, d) = super::pick(&sites, rng)?;
-        let mut seq = Vec::new();
-        let depth = rng.below(self.max_depth as usize + 1) as u32;
-        random::expr(
-            Ty::I32,
-            depth.max(1),
-            &g.local_types,
-            &self.consts,
-            rng,
-            &mut seq,
-        );
+        let depth = self.0.depth(rng).max(1);
+        let mut seq = self.0.expr_at(Ty::I32, depth, &g.local_types, rng);
         seq.push(Op::BrIf(d));
         let mut out = g.clone();
         out.ops.splice(at..at, seq);

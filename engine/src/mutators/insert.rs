@@ -1,17 +1,11 @@
 use super::Mutator;
 use crate::genome::{Genome, NumOp, Op};
-use crate::random::{self, Constants};
+use crate::random::Fresh;
 use crate::rng::Rng;
-use std::sync::Arc;
 
 /// Inserts a stack-balanced sequence where a value of type T is on top: a random
 /// expression of T and a binary T,T→T operation, or a unary T→T operation.
-pub struct Insert {
-    /// Depth of the inserted expression.
-    pub max_depth: u32,
-    /// The task's constants.
-    pub consts: Arc<Constants>,
-}
+pub struct Insert(pub Fresh);
 
 impl Mutator for Insert {
     named!("insert");
@@ -33,8 +27,7 @@ impl Mutator for Insert {
         if !unary.is_empty() && rng.chance(0.25) {
             seq.push(Op::Num(super::pick(&unary, rng)?));
         } else {
-            let depth = rng.below(self.max_depth as usize + 1) as u32;
-            random::expr(ty, depth, &g.local_types, &self.consts, rng, &mut seq);
+            seq = self.0.expr(ty, &g.local_types, rng);
             seq.push(Op::Num(super::pick(&binary, rng)?));
         }
         let mut out = g.clone();

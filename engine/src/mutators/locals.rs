@@ -1,20 +1,17 @@
 use super::Mutator;
 use crate::genome::{Genome, Op, Ty};
-use crate::random::{self, Constants};
+use crate::random::Fresh;
 use crate::rng::Rng;
 use crate::typing::Typing;
-use std::sync::Arc;
 
 /// Works on locals: stores a new expression in a new local (of an i32, i64 or f64
 /// type; at most `max_new` beyond the params) or in an existing one, or inserts a
 /// `local.tee` of a local of the type on top of the stack.
 pub struct Locals {
-    /// Depth of the stored expression.
-    pub max_depth: u32,
+    /// The stored expressions.
+    pub fresh: Fresh,
     /// At most this many locals beyond the params.
     pub max_new: usize,
-    /// The task's constants.
-    pub consts: Arc<Constants>,
 }
 
 impl Mutator for Locals {
@@ -54,9 +51,7 @@ impl Mutator for Locals {
             super::pick(&known, rng)?
         };
         let ty = out.local_types.get(k as usize).copied().flatten()?;
-        let mut seq = Vec::new();
-        let depth = rng.below(self.max_depth as usize + 1) as u32;
-        random::expr(ty, depth, &out.local_types, &self.consts, rng, &mut seq);
+        let mut seq = self.fresh.expr(ty, &out.local_types, rng);
         seq.push(Op::LocalSet(k));
         out.ops.splice(at..at, seq);
         Some(out)

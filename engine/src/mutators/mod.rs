@@ -39,7 +39,7 @@ pub use unwrap::Unwrap;
 pub use wrap::Wrap;
 
 use crate::genome::{Genome, Op, Ty};
-use crate::random::Constants;
+use crate::random::{Constants, Fresh};
 use crate::rng::Rng;
 use crate::typing::{self, Typing};
 use std::sync::Arc;
@@ -67,31 +67,16 @@ pub fn all(consts: &Arc<Constants>, control: bool) -> Vec<(Box<dyn Mutator>, u32
 /// loop, a conditional or a block; unwrap one; insert a conditional exit; retarget a
 /// branch; add or reuse a local.
 pub fn control(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
+    let fresh = Fresh {
+        max_depth: 2,
+        consts: consts.clone(),
+    };
     vec![
-        (
-            Box::new(Wrap {
-                max_depth: 2,
-                consts: consts.clone(),
-            }),
-            3,
-        ),
+        (Box::new(Wrap(fresh.clone())), 3),
         (Box::new(Unwrap), 1),
-        (
-            Box::new(Exit {
-                max_depth: 2,
-                consts: consts.clone(),
-            }),
-            2,
-        ),
+        (Box::new(Exit(fresh.clone())), 2),
         (Box::new(Retarget), 1),
-        (
-            Box::new(Locals {
-                max_depth: 2,
-                max_new: 8,
-                consts: consts.clone(),
-            }),
-            3,
-        ),
+        (Box::new(Locals { fresh, max_new: 8 }), 3),
     ]
 }
 
@@ -106,10 +91,10 @@ pub fn straight(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
         ),
         (Box::new(OpcodeSwap), 3),
         (
-            Box::new(Insert {
+            Box::new(Insert(Fresh {
                 max_depth: 2,
                 consts: consts.clone(),
-            }),
+            })),
             2,
         ),
         (
@@ -119,10 +104,10 @@ pub fn straight(consts: &Arc<Constants>) -> Vec<(Box<dyn Mutator>, u32)> {
             2,
         ),
         (
-            Box::new(Subtree {
+            Box::new(Subtree(Fresh {
                 max_depth: 3,
                 consts: consts.clone(),
-            }),
+            })),
             3,
         ),
         (Box::new(Neutral), 1),
@@ -300,10 +285,10 @@ mod tests {
         // a body with no value on top offers no insertion point
         let empty = Genome::new(&[Ty::I64], Ty::I64, vec![]);
         assert!(
-            Insert {
+            Insert(Fresh {
                 max_depth: 2,
                 consts: none.clone()
-            }
+            })
             .mutate(&empty, &mut rng)
             .is_none()
         );

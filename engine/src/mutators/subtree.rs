@@ -1,16 +1,10 @@
 use super::Mutator;
 use crate::genome::Genome;
-use crate::random::{self, Constants};
+use crate::random::Fresh;
 use crate::rng::Rng;
-use std::sync::Arc;
 
 /// Replaces one sub-expression with a fresh random expression of the same type.
-pub struct Subtree {
-    /// Depth of the new expression.
-    pub max_depth: u32,
-    /// The task's constants.
-    pub consts: Arc<Constants>,
-}
+pub struct Subtree(pub Fresh);
 
 impl Mutator for Subtree {
     named!("subtree");
@@ -18,9 +12,7 @@ impl Mutator for Subtree {
     fn mutate(&self, g: &Genome, rng: &mut Rng) -> Option<Genome> {
         let exprs = super::expressions(g);
         let (a, b, ty) = super::pick(&exprs, rng)?;
-        let mut fresh = Vec::new();
-        let depth = rng.below(self.max_depth as usize + 1) as u32;
-        random::expr(ty, depth, &g.local_types, &self.consts, rng, &mut fresh);
+        let fresh = self.0.expr(ty, &g.local_types, rng);
         let mut out = g.clone();
         out.ops.splice(a..=b, fresh);
         Some(out)

@@ -1,9 +1,8 @@
 use super::Mutator;
 use crate::genome::{BlockTy, Genome, NumOp, Op, Ty};
-use crate::random::{self, Constants};
+use crate::random::Fresh;
 use crate::rng::Rng;
 use crate::typing::Typing;
-use std::sync::Arc;
 
 /// Wraps a net-zero piece of the body (possibly empty) in a loop, a conditional or a
 /// block:
@@ -15,12 +14,7 @@ use std::sync::Arc;
 /// - a block with an early exit `block <cond> br_if 0 piece end`.
 ///
 /// Branches in the piece that leave it are deepened by one, so they keep their targets.
-pub struct Wrap {
-    /// Depth of the new condition or count.
-    pub max_depth: u32,
-    /// The task's constants.
-    pub consts: Arc<Constants>,
-}
+pub struct Wrap(pub Fresh);
 
 impl Mutator for Wrap {
     named!("wrap");
@@ -31,18 +25,9 @@ impl Mutator for Wrap {
         let b = super::pick(&super::segments_from(g, &t, a), rng)?;
         let piece = super::shift_branches(&g.ops[a..b], 1)?;
         let mut out = g.clone();
-        let depth = rng.below(self.max_depth as usize + 1) as u32;
+        let depth = self.0.depth(rng);
         let cond = |out: &mut Genome, rng: &mut Rng| {
-            let mut c = Vec::new();
-            random::expr(
-                Ty::I32,
-                depth.max(1),
-                &out.local_types,
-                &self.consts,
-                rng,
-                &mut c,
-            );
-            c
+            self.0.expr_at(Ty::I32, depth.max(1), &out.local_types, rng)
         };
         let mut seq = Vec::new();
         match rng.below(100) {
@@ -53,15 +38,7 @@ impl Mutator for Wrap {
                 seq.extend([Op::BrIf(0), Op::End]);
             }
             35..60 => {
-                let mut count = Vec::new();
-                random::expr(
-                    Ty::I64,
-                    depth,
-                    &out.local_types,
-                    &self.consts,
-                    rng,
-                    &mut count,
-                );
+                let count = self.0.expr_at(Ty::I64, depth, &out.local_types, rng);
                 let c = out.add_local(Ty::I64);
                 seq.extend(count);
                 seq.extend([Op::LocalSet(c), Op::Loop(BlockTy::Empty)]);

@@ -43,12 +43,17 @@ success_threshold = 0.0
 
 /// A fitness log as JSON (a generation with every module culled has an infinite best
 /// error, stored as null).
-fn fitness_log(s: &dyn BlobStore, id: &str, g: u32) -> serde_json::Value {
+/// The record of generation `g` under `kind` (`fitness_logs`, `checkpoints`, …).
+fn record(s: &dyn BlobStore, kind: &str, id: &str, g: u32) -> serde_json::Value {
     let b = s
-        .get(Bucket::Evolution, &format!("fitness_logs/{id}/{g:06}.json"))
+        .get(Bucket::Evolution, &format!("{kind}/{id}/{g:06}.json"))
         .expect("get")
-        .expect("fitness log");
+        .unwrap_or_else(|| panic!("no {kind} record of generation {g}"));
     serde_json::from_slice(&b).expect("json")
+}
+
+fn fitness_log(s: &dyn BlobStore, id: &str, g: u32) -> serde_json::Value {
+    record(s, "fitness_logs", id, g)
 }
 
 #[test]
@@ -84,14 +89,7 @@ fn running_out_of_the_budget_is_a_wrong_answer_not_a_quarantine() {
     // not a safety event: nothing quarantined, no trap-rate flag
     assert!(Quarantine::new(s.clone()).list().expect("list").is_empty());
     assert_eq!(summary.quarantined, 0);
-    let snap = s
-        .get(
-            Bucket::Evolution,
-            &format!("safety_snapshots/{}/000000.json", summary.evolution_id),
-        )
-        .expect("get")
-        .expect("snapshot");
-    let snap: serde_json::Value = serde_json::from_slice(&snap).expect("json");
+    let snap = record(s.as_ref(), "safety_snapshots", &summary.evolution_id, 0);
     assert_eq!(snap["trap_rate"], 0.0, "{snap}");
 }
 
@@ -127,14 +125,7 @@ fn policy_stops_quarantine_at_most_the_cap_per_outcome_and_count_the_rest() {
     assert_eq!(summary.quarantine_withheld, 4);
     assert_eq!(Quarantine::new(s.clone()).list().expect("list").len(), 2);
     // both counts are in the checkpoint, for `evolutions` and /metrics
-    let cp = s
-        .get(
-            Bucket::Evolution,
-            &format!("checkpoints/{}/000000.json", summary.evolution_id),
-        )
-        .expect("get")
-        .expect("checkpoint");
-    let cp: serde_json::Value = serde_json::from_slice(&cp).expect("json");
+    let cp = record(s.as_ref(), "checkpoints", &summary.evolution_id, 0);
     assert_eq!(
         (&cp["quarantined"], &cp["quarantine_withheld"]),
         (&2.into(), &4.into())
