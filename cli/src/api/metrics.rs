@@ -107,6 +107,9 @@ impl Metrics {
     }
 }
 
+/// A gauge per evolution: its name, its help and the value of each evolution.
+type Gauge = (&'static str, &'static str, fn(&EvolutionEntry) -> String);
+
 /// Prometheus text: runs by outcome, instantiate and run latency, quarantine size,
 /// evolutions' head generation and best error.
 pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
@@ -127,7 +130,7 @@ pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
         out,
         "# HELP tdev_quarantine_modules Modules held in quarantine.\n# TYPE tdev_quarantine_modules gauge\ntdev_quarantine_modules {held}"
     );
-    let gauges: [(&str, &str, fn(&EvolutionEntry) -> String); 4] = [
+    let gauges: [Gauge; 4] = [
         (
             "tdev_evolution_generation",
             "Head generation of each evolution.",
