@@ -263,7 +263,9 @@ fn main() {
     // Where a budget runs out: the same offspring under small budgets, so that most
     // cases end part-way through.
     println!();
-    println!("| budget per case | cases | out of budget (interpreter) | wasmi ends otherwise | sandbox ends otherwise |");
+    println!(
+        "| budget per case | cases | out of budget (interpreter) | wasmi ends otherwise | sandbox ends otherwise |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     for budget in [8u64, 32, 128, 512] {
         let (mut oof, mut wd, mut sd) = (0, 0, 0);
@@ -273,7 +275,10 @@ fn main() {
             interp_cases(&plan, &task, budget, &mut s, &mut a);
             wasmi_cases(&wasmi, g, &task, budget, &mut w);
             sandbox_cases(&sb, g, &task, budget, &mut b);
-            oof += a.iter().filter(|e| **e == End::Trap(Outcome::OutOfFuel)).count();
+            oof += a
+                .iter()
+                .filter(|e| **e == End::Trap(Outcome::OutOfFuel))
+                .count();
             wd += differ(&a, &w).0;
             sd += differ(&a, &b).0;
         }
