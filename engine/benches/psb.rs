@@ -9,7 +9,8 @@
 //! Run with `cargo bench -p engine --bench psb`. Knobs: `BENCH_SEEDS` (default 20),
 //! `BENCH_TASKS` (comma-separated name prefixes), `BENCH_SELECTION` (comma-separated
 //! schemes, default: the engine's default), `BENCH_POPULATION` (default 300),
-//! `BENCH_GENERATIONS` (default 100), `BENCH_THREADS` (default: all cores).
+//! `BENCH_GENERATIONS` (default 100), `BENCH_THREADS` (default: all cores), `BENCH_SHOW`
+//! (set: the text form of each task's first generalising champion on stderr).
 
 use engine::evolve::{Evolution, EvolveConfig, Selection};
 use engine::store::FsStore;
@@ -57,6 +58,7 @@ fn main() {
         threads: env("BENCH_THREADS").unwrap_or(base.threads),
         ..base
     };
+    let show_champions = std::env::var_os("BENCH_SHOW").is_some();
     let schemes: Vec<Selection> = match std::env::var("BENCH_SELECTION") {
         Ok(list) => list
             .split(',')
@@ -114,6 +116,11 @@ fn main() {
                 }
                 if s.generalises {
                     general += 1;
+                    if show_champions && general == 1 {
+                        let text = runtime::text_form(&Policy::default_policy(), &s.best_module)
+                            .unwrap_or_default();
+                        eprintln!(";; {name}, {scheme}, seed {seed}: generalises\n{text}");
+                    }
                 }
             }
             let show = |m: Option<u64>| m.map_or_else(|| "-".to_string(), |v| v.to_string());

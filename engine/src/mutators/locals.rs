@@ -5,8 +5,9 @@ use crate::rng::Rng;
 use crate::typing::Typing;
 
 /// Works on locals: stores a new expression in a new local (of an i32, i64 or f64
-/// type; at most `max_new` beyond the params) or in an existing one, or inserts a
-/// `local.tee` of a local of the type on top of the stack.
+/// type; at most `max_new` beyond the params) or in an existing one, inserts a
+/// `local.tee` of a local of the type on top of the stack, or swaps two locals of one
+/// type (`local.get x local.get y local.set x local.set y`).
 pub struct Locals {
     /// The stored expressions.
     pub fresh: Fresh,
@@ -37,6 +38,36 @@ impl Mutator for Locals {
                 .collect();
             let (at, k) = super::pick(&sites, rng)?;
             out.ops.insert(at, Op::LocalTee(k));
+            return Some(out);
+        }
+        if rng.chance(0.2) {
+            // a swap of two locals of one type (Euclid's step is a store and a swap)
+            let typed: Vec<(u32, Ty)> = g
+                .local_types
+                .iter()
+                .enumerate()
+                .filter_map(|(k, t)| Some((k as u32, (*t)?)))
+                .collect();
+            let pairs: Vec<(u32, u32)> = typed
+                .iter()
+                .flat_map(|&(x, tx)| {
+                    typed
+                        .iter()
+                        .filter(move |&&(y, ty)| y > x && ty == tx)
+                        .map(move |&(y, _)| (x, y))
+                })
+                .collect();
+            let (x, y) = super::pick(&pairs, rng)?;
+            let at = super::pick(&super::live_points(&t), rng)?;
+            out.ops.splice(
+                at..at,
+                [
+                    Op::LocalGet(x),
+                    Op::LocalGet(y),
+                    Op::LocalSet(x),
+                    Op::LocalSet(y),
+                ],
+            );
             return Some(out);
         }
         let at = super::pick(&super::live_points(&t), rng)?;

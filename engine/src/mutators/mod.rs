@@ -247,7 +247,7 @@ fn pick<T: Copy>(items: &[T], rng: &mut Rng) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genome::NumOp;
+    use crate::genome::{BlockTy, NumOp};
 
     fn valid(g: &Genome) -> bool {
         runtime::validate(&runtime::Policy::default_policy(), &g.encode()).admitted
@@ -294,6 +294,99 @@ mod tests {
         );
         assert!(Neutral.mutate(&empty, &mut rng).is_none());
         assert!(crossover(&empty, &g, false, &mut rng).is_none());
+    }
+
+    /// Offspring of `m` on `g` (seeds 0..400) whose body holds `pattern` somewhere.
+    fn offspring_with(m: &dyn Mutator, g: &Genome, pattern: &[Op]) -> Vec<Genome> {
+        (0..400)
+            .filter_map(|seed| m.mutate(g, &mut Rng::new(seed)))
+            .filter(|c| c.ops.windows(pattern.len()).any(|w| w == pattern))
+            .collect()
+    }
+
+    #[test]
+    fn wrap_makes_while_loops_that_test_before_the_body() {
+        // local 0 - local 1, with `local 0 += 1` as the piece to wrap
+        use Op::*;
+        let g = Genome::new(
+            &[Ty::I64, Ty::I64],
+            Ty::I64,
+            vec![
+                LocalGet(0),
+                I64Const(1),
+                Num(NumOp::I64Add),
+                LocalSet(0),
+                LocalGet(0),
+                LocalGet(1),
+                Num(NumOp::I64Sub),
+            ],
+        );
+        let fresh = Fresh {
+            max_depth: 1,
+            consts: Arc::new(Constants::default()),
+        };
+        let head = [Block(BlockTy::Empty), Loop(BlockTy::Empty)];
+        let found = offspring_with(&Wrap(fresh), &g, &head);
+        assert!(!found.is_empty(), "no while loop in 400 offspring");
+        let policy = runtime::Policy::default_policy();
+        for c in &found {
+            assert!(valid(c), "{:?}", c.ops);
+            // `block loop <cond> br_if 1 … br 0 end end`
+            let at = c.ops.windows(2).position(|w| w == head).expect("head");
+            let exit = c.ops[at..].iter().position(|o| *o == BrIf(1));
+            assert!(exit.is_some(), "{:?}", c.ops);
+            // the interpreter and the sandbox agree on it, loops included
+            let plan = crate::interp::Plan::new(c, &policy).expect("plan");
+            let args = [runtime::Value::I64(5), runtime::Value::I64(3)];
+            let fuel = 10_000;
+            let sb = runtime::Sandbox::new(policy.clone()).expect("sandbox");
+            let runtime::Admission::Admitted(agent) = sb.admit(&c.encode(), false).expect("admit")
+            else {
+                panic!("rejected: {:?}", c.ops);
+            };
+            let r = sb
+                .run_with_fuel(&agent, runtime::Input::Typed(args.to_vec()), fuel)
+                .expect("run");
+            let by_sandbox = match (r.outcome, r.result) {
+                (runtime::Outcome::Ok, Some(runtime::RunResult::Value(v))) => {
+                    crate::interp::Answer::Value(v)
+                }
+                (o, _) => crate::interp::Answer::Trap(o),
+            };
+            assert_eq!(plan.call(&args, fuel), by_sandbox, "{:?}", c.ops);
+        }
+    }
+
+    #[test]
+    fn locals_swaps_two_locals_of_one_type() {
+        use Op::*;
+        // local 0 - local 1: a swap before it gives local 1 - local 0
+        let g = Genome::new(
+            &[Ty::I64, Ty::I64],
+            Ty::I64,
+            vec![LocalGet(0), LocalGet(1), Num(NumOp::I64Sub)],
+        );
+        let m = Locals {
+            fresh: Fresh {
+                max_depth: 1,
+                consts: Arc::new(Constants::default()),
+            },
+            max_new: 0,
+        };
+        let swap = [LocalGet(0), LocalGet(1), LocalSet(0), LocalSet(1)];
+        let found = offspring_with(&m, &g, &swap);
+        let first = found
+            .iter()
+            .find(|c| c.ops.starts_with(&swap))
+            .expect("a swap at the start in 400 offspring");
+        assert!(valid(first));
+        let plan =
+            crate::interp::Plan::new(first, &runtime::Policy::default_policy()).expect("plan");
+        let (a, b) = (runtime::Value::I64(10), runtime::Value::I64(3));
+        assert_eq!(
+            plan.call(&[a, b], 1000),
+            crate::interp::Answer::Value(runtime::Value::I64(-7))
+        );
     }
 
     #[test]

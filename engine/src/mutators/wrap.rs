@@ -7,13 +7,16 @@ use crate::typing::Typing;
 /// Wraps a net-zero piece of the body (possibly empty) in a loop, a conditional or a
 /// block:
 /// - a do-while loop `loop piece <cond> br_if 0 end`;
+/// - a while loop `block loop <cond> br_if 1 piece br 0 end end` (the test first: a
+///   piece that must not run on some inputs, such as Euclid's remainder step);
 /// - a counted loop `<n> local.set c loop piece local.get c i64.const 1 i64.sub
 ///   local.tee c i64.const 0 i64.gt_s br_if 0 end` with a new i64 counter `c`
 ///   (PushGP's `exec_do*times`);
 /// - a conditional `<cond> if piece end`;
 /// - a block with an early exit `block <cond> br_if 0 piece end`.
 ///
-/// Branches in the piece that leave it are deepened by one, so they keep their targets.
+/// Branches in the piece that leave it are deepened by the frames around it, so they
+/// keep their targets.
 pub struct Wrap(pub Fresh);
 
 impl Mutator for Wrap {
@@ -23,7 +26,8 @@ impl Mutator for Wrap {
         let t = Typing::of(g);
         let a = super::pick(&super::live_points(&t), rng)?;
         let b = super::pick(&super::segments_from(g, &t, a), rng)?;
-        let piece = super::shift_branches(&g.ops[a..b], 1)?;
+        let ops = &g.ops[a..b];
+        let piece = super::shift_branches(ops, 1)?;
         let mut out = g.clone();
         let depth = self.0.depth(rng);
         let cond = |out: &mut Genome, rng: &mut Rng| {
@@ -31,13 +35,20 @@ impl Mutator for Wrap {
         };
         let mut seq = Vec::new();
         match rng.below(100) {
-            0..35 => {
+            0..30 => {
                 seq.push(Op::Loop(BlockTy::Empty));
                 seq.extend(piece);
                 seq.extend(cond(&mut out, rng));
                 seq.extend([Op::BrIf(0), Op::End]);
             }
-            35..60 => {
+            30..50 => {
+                seq.extend([Op::Block(BlockTy::Empty), Op::Loop(BlockTy::Empty)]);
+                seq.extend(cond(&mut out, rng));
+                seq.push(Op::BrIf(1));
+                seq.extend(super::shift_branches(ops, 2)?);
+                seq.extend([Op::Br(0), Op::End, Op::End]);
+            }
+            50..70 => {
                 let count = self.0.expr_at(Ty::I64, depth, &out.local_types, rng);
                 let c = out.add_local(Ty::I64);
                 seq.extend(count);
@@ -54,7 +65,7 @@ impl Mutator for Wrap {
                     Op::End,
                 ]);
             }
-            60..85 => {
+            70..88 => {
                 seq.extend(cond(&mut out, rng));
                 seq.push(Op::If(BlockTy::Empty));
                 seq.extend(piece);
