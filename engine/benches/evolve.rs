@@ -3,7 +3,9 @@
 //! configuration over seeds 1..=N (N = `BENCH_SEEDS`, default 20) and prints a table
 //! of evaluations per second, success rate and median generations to solve. The
 //! program-synthesis tasks have their own bench (`--bench psb`).
-//! Run with `cargo bench -p engine --bench evolve`.
+//! Run with `cargo bench -p engine --bench evolve`. `BENCH_GENOME=straight|control`
+//! forces a genome and `BENCH_SELECTION=SCHEME` a selection scheme for every task
+//! (default: each task's, `EvolveConfig::for_task`).
 
 use engine::evolve::{Evolution, EvolveConfig};
 use engine::store::FsStore;
@@ -40,9 +42,12 @@ fn main() {
     // The genome by task kind (EvolveConfig::for_task); BENCH_GENOME=straight or
     // BENCH_GENOME=control forces one for every task.
     let forced = std::env::var("BENCH_GENOME").ok().map(|v| v == "control");
+    let selection: Option<engine::evolve::Selection> = std::env::var("BENCH_SELECTION")
+        .ok()
+        .map(|v| v.parse().expect("a selection scheme"));
     let config = EvolveConfig::default();
     println!(
-        "population {}, generations {}, threads {}, seeds 1..={seeds}, genome {}",
+        "population {}, generations {}, threads {}, seeds 1..={seeds}, genome {}, selection {}",
         config.population,
         config.generations,
         config.threads,
@@ -50,7 +55,8 @@ fn main() {
             None => "by task kind",
             Some(true) => "control flow",
             Some(false) => "straight-line",
-        }
+        },
+        selection.map_or_else(|| "by task kind".to_string(), |s| s.to_string())
     );
     println!();
     println!("| task | evaluations/s | solved | median generations to solve | median wall (s) |");
@@ -76,6 +82,7 @@ fn main() {
                 EvolveConfig {
                     seed,
                     control_flow: forced.unwrap_or(EvolveConfig::for_task(&task).control_flow),
+                    selection: selection.unwrap_or(EvolveConfig::for_task(&task).selection),
                     ..config.clone()
                 },
                 vec![],

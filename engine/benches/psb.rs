@@ -8,7 +8,7 @@
 //!
 //! Run with `cargo bench -p engine --bench psb`. Knobs: `BENCH_SEEDS` (default 20),
 //! `BENCH_TASKS` (comma-separated name prefixes), `BENCH_SELECTION` (comma-separated
-//! schemes, default: the engine's default), `BENCH_POPULATION` (default 300),
+//! schemes, default: each task's, `EvolveConfig::for_task`), `BENCH_POPULATION` (default 300),
 //! `BENCH_GENERATIONS` (default 100), `BENCH_THREADS` (default: all cores), `BENCH_SHOW`
 //! (set: the text form of each task's first generalising champion on stderr).
 
@@ -59,12 +59,13 @@ fn main() {
         ..base
     };
     let show_champions = std::env::var_os("BENCH_SHOW").is_some();
-    let schemes: Vec<Selection> = match std::env::var("BENCH_SELECTION") {
+    // `None`: each task's own scheme (`EvolveConfig::for_task`).
+    let schemes: Vec<Option<Selection>> = match std::env::var("BENCH_SELECTION") {
         Ok(list) => list
             .split(',')
-            .map(|s| s.trim().parse().expect("a selection scheme"))
+            .map(|s| Some(s.trim().parse().expect("a selection scheme")))
             .collect(),
-        Err(_) => vec![base.selection],
+        Err(_) => vec![None],
     };
     let sandbox = Sandbox::with_config(
         Policy::default_policy(),
@@ -77,7 +78,10 @@ fn main() {
     );
     for scheme in schemes {
         println!();
-        println!("### selection: {scheme}");
+        match scheme {
+            Some(s) => println!("### selection: {s}"),
+            None => println!("### selection: each task's default (EvolveConfig::for_task)"),
+        }
         println!();
         println!(
             "| task | generalises | solved | median evaluations to solve | median program executions to solve | evaluations/s | PushGP (published) | source |"
@@ -99,7 +103,7 @@ fn main() {
                 let store = Arc::new(FsStore::open(dir.path().to_path_buf()).expect("store"));
                 let config = EvolveConfig {
                     seed,
-                    selection: scheme,
+                    selection: config_scheme(scheme, &task),
                     ..base.clone()
                 };
                 let t = Instant::now();
@@ -119,6 +123,7 @@ fn main() {
                     if show_champions && general == 1 {
                         let text = runtime::text_form(&Policy::default_policy(), &s.best_module)
                             .unwrap_or_default();
+                        let scheme = config_scheme(scheme, &task);
                         eprintln!(";; {name}, {scheme}, seed {seed}: generalises\n{text}");
                     }
                 }
@@ -147,4 +152,9 @@ fn main() {
             );
         }
     }
+}
+
+/// The scheme a task's runs use.
+fn config_scheme(scheme: Option<Selection>, task: &Task) -> Selection {
+    scheme.unwrap_or(EvolveConfig::for_task(task).selection)
 }

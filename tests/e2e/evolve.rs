@@ -135,6 +135,17 @@ fn quartic_is_solved_and_the_best_module_runs() {
     let list = json(&tdev(d, &["evolutions", "--json"]), "evolutions");
     assert_eq!(list["evolutions"][0]["evolution_id"], id);
     assert_eq!(list["evolutions"][0]["status"], "solved");
+    // a task with an f64: straight-line code and epsilon-lexicase by default
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join(format!(".tdev/evolution/checkpoints/{id}/config.json")))
+            .expect("config"),
+    )
+    .expect("config JSON");
+    assert_eq!(
+        (&config["selection"], &config["control_flow"]),
+        (&"epsilon-lexicase".into(), &false.into()),
+        "{config}"
+    );
     // the best's bytes, metadata and measured cost in the agents bucket
     let best = r["best"]["agent_id"].as_str().expect("id");
     let agents = d.join(".tdev/agents");

@@ -29,7 +29,8 @@ pub struct Args {
     #[arg(long)]
     population: Option<usize>,
     /// How parents are chosen: tournament, lexicase, epsilon-lexicase or
-    /// downsampled-lexicase (default: tournament).
+    /// downsampled-lexicase (default: lexicase for integer tasks, epsilon-lexicase for
+    /// tasks with an f64).
     #[arg(long)]
     selection: Option<engine::evolve::Selection>,
     /// The share of training cases down-sampled lexicase uses per generation, in
@@ -168,9 +169,6 @@ pub fn exec(args: Args) -> Result<u8> {
     if let Some(t) = args.threads {
         config.threads = t.max(1);
     }
-    if let Some(s) = args.selection {
-        config.selection = s;
-    }
     if let Some(d) = args.downsample {
         if !(d > 0.0 && d <= 1.0) {
             bail!("--downsample must be a share in (0, 1], not {d}");
@@ -210,7 +208,9 @@ pub fn exec(args: Args) -> Result<u8> {
         }
         (None, Some(task)) => {
             let task = Task::from_file(task).with_context(|| format!("task {}", task.display()))?;
-            config.control_flow = genome.unwrap_or(EvolveConfig::for_task(&task).control_flow);
+            let by_kind = EvolveConfig::for_task(&task);
+            config.control_flow = genome.unwrap_or(by_kind.control_flow);
+            config.selection = args.selection.unwrap_or(by_kind.selection);
             let seeds = args
                 .seed_agents
                 .iter()

@@ -51,16 +51,25 @@ fn unlimited() -> u32 {
 }
 
 impl EvolveConfig {
-    /// The default configuration for `task`: control flow for integer tasks (every
-    /// param and the result i64: the program-synthesis kind, where loops and branches
-    /// are what solutions need), straight-line code for tasks with an f64 (symbolic
-    /// regression, where measured loops only cost: quartic went from 19/20 solved to
-    /// unsolved at seed 1 with them).
+    /// The default configuration for `task`, by its kind (measured with the `evolve`
+    /// and `psb` benches, BENCHMARKS.md):
+    /// - integer tasks (every param and the result i64: the program-synthesis kind):
+    ///   control flow, where loops and branches are what solutions need, and lexicase
+    ///   selection (even-5-parity 13/20 against 1/20 with tournament, smallest 8/20
+    ///   against 0/20, max3 20/20 against 5/20);
+    /// - tasks with an f64 (symbolic regression): straight-line code (with loops,
+    ///   quartic went from solved to unsolved at seed 1) and epsilon-lexicase (quartic
+    ///   19/20 in a median of 3 generations, against 13 with tournament).
     pub fn for_task(task: &crate::task::Task) -> EvolveConfig {
         let integer = task.result == runtime::Param::I64
             && task.params.iter().all(|p| *p == runtime::Param::I64);
         EvolveConfig {
             control_flow: integer,
+            selection: if integer {
+                Selection::Lexicase
+            } else {
+                Selection::EpsilonLexicase
+            },
             ..EvolveConfig::default()
         }
     }
@@ -87,5 +96,47 @@ impl Default for EvolveConfig {
             downsample: default_downsample(),
             quarantine_per_outcome: 16,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Task;
+
+    /// A task of one case, every value 1.
+    fn task(params: &[&str], result: &str) -> Task {
+        let one = |t: &str| if t == "f64" { "1.0" } else { "1" };
+        let names: Vec<String> = params.iter().map(|p| format!("\"{p}\"")).collect();
+        let args: Vec<&str> = params.iter().map(|p| one(p)).collect();
+        Task::parse(
+            &format!(
+                "name = \"t\"\nparams = [{}]\nresult = \"{result}\"\nerror = \"abs\"\n\
+                 success_threshold = 0.0\ncases = [ {{ args = [{}], expect = {} }} ]\n",
+                names.join(", "),
+                args.join(", "),
+                one(result)
+            ),
+            false,
+        )
+        .expect("task")
+    }
+
+    #[test]
+    fn the_defaults_follow_the_task_kind() {
+        let int = EvolveConfig::for_task(&task(&["i64", "i64"], "i64"));
+        assert_eq!(
+            (int.control_flow, int.selection),
+            (true, Selection::Lexicase)
+        );
+        for (params, result) in [(&["f64"][..], "f64"), (&["i64", "f64"][..], "i64")] {
+            let real = EvolveConfig::for_task(&task(params, result));
+            assert_eq!(
+                (real.control_flow, real.selection),
+                (false, Selection::EpsilonLexicase)
+            );
+        }
+        // a run stored before the field existed keeps tournament
+        assert_eq!(EvolveConfig::default().selection, Selection::Tournament);
     }
 }
