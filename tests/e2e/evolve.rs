@@ -516,3 +516,41 @@ fn a_loop_task_is_solved_by_a_program_with_a_loop() {
 
 /// The loop task of the test above.
 const LOOP_TASK: &str = "even_5_parity";
+
+/// docs/evolution.md shows an evolved program: it is what `tdev evolve` breeds for the
+/// command the page gives, byte for byte, and it generalises.
+#[test]
+fn the_evolved_program_in_the_docs_is_what_evolve_breeds() {
+    let page = std::fs::read_to_string(crate::support::root().join("docs/evolution.md"))
+        .expect("docs/evolution.md");
+    let wat = page
+        .split("```wat\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a wat block");
+    let shown = wat::parse_str(wat).expect("the page's text form assembles");
+    assert!(page.contains(
+        "`tdev evolve --task fixtures/tasks/smallest.toml\n--seed 2 --generations 40 --out smallest.wasm`"
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let r = evolve_task(
+        d,
+        "smallest",
+        &[
+            "--seed",
+            "2",
+            "--generations",
+            "40",
+            "--out",
+            "smallest.wasm",
+        ],
+    );
+    assert_eq!(
+        (&r["solved"], &r["generalises"]),
+        (&true.into(), &true.into()),
+        "{r}"
+    );
+    let bred = std::fs::read(d.join("smallest.wasm")).expect("smallest.wasm");
+    assert_eq!(runtime::agent_id(&bred), runtime::agent_id(&shown));
+}
