@@ -30,6 +30,8 @@ mod id;
 pub mod interp;
 pub mod mutators;
 pub mod quarantine;
+#[cfg(feature = "aws")]
+pub mod queue;
 pub mod random;
 pub mod records;
 pub mod rng;

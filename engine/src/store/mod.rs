@@ -4,7 +4,7 @@
 
 mod fs;
 #[cfg(feature = "aws")]
-mod s3;
+pub(crate) mod s3;
 
 pub use fs::FsStore;
 #[cfg(feature = "aws")]

@@ -41,7 +41,7 @@ fn uri_err(uri: &str, reason: impl Into<String>) -> crate::Error {
 }
 
 /// A failed call `what` (the SDK's error as its source).
-fn remote(
+pub(crate) fn remote(
     what: impl Into<String>,
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> crate::Error {
@@ -82,6 +82,40 @@ fn valid_table(t: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_')
 }
 
+/// A current-thread runtime and the SDK configuration from the standard AWS
+/// environment, with a connect timeout, an operation timeout and a bounded number of
+/// retries on every call. `what` names the store or queue in errors.
+pub(crate) fn aws_sdk_config(
+    what: &str,
+) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| remote("cannot start the I/O runtime", e))?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(timeouts)
+            .retry_config(retry)
+            .load(),
+    );
+    if sdk.region().is_none() {
+        return Err(uri_err(what, "no AWS region: set AWS_REGION"));
+    }
+    Ok((rt, sdk))
+}
+
 impl S3Store {
     /// Opens the store of an `s3://` URI. Nothing is created: see [`S3Store::init`].
     pub fn open(uri: &str) -> Result<S3Store> {
@@ -110,31 +144,7 @@ impl S3Store {
         if !valid_table(&table) {
             return Err(uri_err(uri, format!("{table:?} is not a valid table name")));
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| remote("cannot start the I/O runtime", e))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .operation_attempt_timeout(Duration::from_secs(10))
-            .operation_timeout(Duration::from_secs(30))
-            .build();
-        let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
-        let sdk = rt.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(http)
-                .timeout_config(timeouts)
-                .retry_config(retry)
-                .load(),
-        );
-        if sdk.region().is_none() {
-            return Err(uri_err(uri, "no AWS region: set AWS_REGION"));
-        }
+        let (rt, sdk) = aws_sdk_config(uri)?;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(true)

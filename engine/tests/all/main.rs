@@ -4,5 +4,7 @@ mod interp;
 mod mutants;
 mod program;
 mod quarantine;
+#[cfg(feature = "aws")]
+mod queue;
 mod records;
 mod store;
