@@ -31,8 +31,9 @@ pub struct EvolveConfig {
     /// it resumes as it ran.
     #[serde(default)]
     pub control_flow: bool,
-    /// How parents are chosen. Default tournament (also for a run stored before the
-    /// field existed).
+    /// How parents are chosen. Tournament in `EvolveConfig::default()` and for a run
+    /// stored before the field existed; [`EvolveConfig::for_task`] (what `tdev evolve`
+    /// uses) picks lexicase or epsilon-lexicase by the task's kind.
     #[serde(default)]
     pub selection: Selection,
     /// The share of the training cases down-sampled lexicase filters through, drawn per
