@@ -71,6 +71,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings ||
 # The file-only build (no AWS SDK, no tokio in the engine) must stay warning-free too.
 cargo clippy -p engine --all-targets --no-default-features --locked -- -D warnings ||
   { echo "test.sh: clippy (engine, no default features) failed" >&2; lint_status=1; }
+# And a file-only tdev (the CLI without the AWS stack) must build.
+cargo clippy -p cli --no-default-features --locked -- -D warnings ||
+  { echo "test.sh: clippy (cli, no default features) failed" >&2; lint_status=1; }
 # The agents as they are built: no_std for wasm32.
 cargo clippy -p agent-sdk --examples --target wasm32-unknown-unknown --locked -- -D warnings ||
   { echo "test.sh: clippy (agent-sdk, wasm32) failed" >&2; lint_status=1; }
