@@ -132,6 +132,80 @@ impl Evolution {
         config: EvolveConfig,
         seeds: Vec<Vec<u8>>,
     ) -> Result<Evolution> {
+        let id = Evolution::new_id(&task, &config);
+        Evolution::start_as(sandbox, store, task, config, seeds, id)
+    }
+
+    /// A new evolution id for `task` and `config`: `evo-<task>-<12 hex digits>`, the
+    /// digits from the task, the seed, the time and the process.
+    pub fn new_id(task: &Task, config: &EvolveConfig) -> String {
+        let digest = AgentId::of(
+            format!(
+                "{}|{}|{}|{}",
+                task.name,
+                config.seed,
+                now_rfc3339(),
+                std::process::id()
+            )
+            .as_bytes(),
+        );
+        format!(
+            "evo-{}-{}",
+            task.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            digest.hex().get(..12).unwrap_or_default()
+        )
+    }
+
+    /// Writes the task and configuration of an evolution that is still to start
+    /// (`checkpoints/<id>/task.json`, `config.json`) under a new id, and returns it: a
+    /// job can then name the evolution alone, and any process start it with
+    /// [`Evolution::stored`] and [`Evolution::start_as`].
+    pub fn prepare(store: &dyn BlobStore, task: &Task, config: &EvolveConfig) -> Result<String> {
+        let id = Evolution::new_id(task, config);
+        store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{id}/task.json"),
+            &to_json("the task", &TaskRecord::from(task))?,
+        )?;
+        store.put(
+            Bucket::Evolution,
+            &format!("checkpoints/{id}/config.json"),
+            &to_json("the configuration", config)?,
+        )?;
+        Ok(id)
+    }
+
+    /// The task and configuration stored for evolution `id`.
+    pub fn stored(store: &dyn BlobStore, id: &str) -> Result<(Task, EvolveConfig)> {
+        crate::store::check_key(id)?;
+        let get = |key: String| -> Result<Vec<u8>> {
+            store
+                .get(Bucket::Evolution, &key)?
+                .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
+        };
+        let task_bytes = get(format!("checkpoints/{id}/task.json"))?;
+        let task = Task::parse(
+            std::str::from_utf8(&task_bytes).map_err(|e| ErrorKind::Corrupt {
+                key: "task.json".into(),
+                reason: e.to_string(),
+            })?,
+            true,
+        )?;
+        let config_key = format!("checkpoints/{id}/config.json");
+        let config: EvolveConfig = from_json(&config_key, &get(config_key.clone())?)?;
+        Ok((task, config))
+    }
+
+    /// [`Evolution::start`] under the given id (one of [`Evolution::new_id`]'s, as a
+    /// job names it).
+    pub fn start_as(
+        sandbox: Sandbox,
+        store: Arc<dyn BlobStore>,
+        task: Task,
+        config: EvolveConfig,
+        seeds: Vec<Vec<u8>>,
+        id: String,
+    ) -> Result<Evolution> {
         let params: Vec<Ty> = task.params.iter().map(|p| Ty::from(*p)).collect();
         let result = Ty::from(task.result);
         for (i, s) in seeds.iter().enumerate() {
@@ -146,22 +220,8 @@ impl Evolution {
         if !(config.downsample > 0.0 && config.downsample <= 1.0) {
             return Err(ErrorKind::Config("a down-sample share in (0, 1]").into());
         }
+        crate::store::check_key(&id)?;
         let mut rng = Rng::new(config.seed);
-        let digest = AgentId::of(
-            format!(
-                "{}|{}|{}|{}",
-                task.name,
-                config.seed,
-                now_rfc3339(),
-                std::process::id()
-            )
-            .as_bytes(),
-        );
-        let id = format!(
-            "evo-{}-{}",
-            task.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-            digest.hex().get(..12).unwrap_or_default()
-        );
         let consts = Arc::new(random::Constants::from_task(&task));
         let mut bytes: Vec<Vec<u8>> = seeds;
         while bytes.len() < config.population {
@@ -220,23 +280,13 @@ impl Evolution {
         generations: Option<u32>,
         threads: Option<usize>,
     ) -> Result<Evolution> {
-        crate::store::check_key(id)?;
+        let (task, mut config) = Evolution::stored(store.as_ref(), id)?;
         let get = |key: String| -> Result<Vec<u8>> {
             store
                 .get(Bucket::Evolution, &key)?
                 .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
         };
-        let task_bytes = get(format!("checkpoints/{id}/task.json"))?;
-        let task = Task::parse(
-            std::str::from_utf8(&task_bytes).map_err(|e| ErrorKind::Corrupt {
-                key: "task.json".into(),
-                reason: e.to_string(),
-            })?,
-            true,
-        )?;
         let consts = Arc::new(random::Constants::from_task(&task));
-        let config_key = format!("checkpoints/{id}/config.json");
-        let mut config: EvolveConfig = from_json(&config_key, &get(config_key.clone())?)?;
         if let Some(g) = generations {
             config.generations = g;
         }

@@ -175,3 +175,56 @@ fn the_shipped_tasks_parse_and_are_what_the_generator_writes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What a queued job will do: one process writes the task and the
+/// configuration under a new id, another reads them and starts the evolution under
+/// that id; the run is the one `start` would have made.
+#[test]
+fn a_prepared_evolution_started_elsewhere_is_the_one_start_makes() {
+    let task = Task::from_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/abs.toml"),
+    )
+    .expect("task");
+    let config = EvolveConfig {
+        seed: 7,
+        population: 40,
+        generations: 4,
+        threads: 1,
+        ..EvolveConfig::for_task(&task)
+    };
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    let (s1, _d1) = store();
+    let direct = Evolution::start(sandbox.clone(), s1, task.clone(), config.clone(), vec![])
+        .expect("start")
+        .run(|_| {})
+        .expect("run");
+    let (s2, _d2) = store();
+    let id = Evolution::prepare(s2.as_ref(), &task, &config).expect("prepare");
+    let (t, c) = Evolution::stored(s2.as_ref(), &id).expect("stored");
+    assert_eq!(
+        (t.cases.len(), c.seed, c.selection),
+        (task.cases.len(), 7, config.selection)
+    );
+    let queued = Evolution::start_as(sandbox.clone(), s2.clone(), t, c, vec![], id.clone())
+        .expect("start_as")
+        .run(|_| {})
+        .expect("run");
+    assert_eq!(queued.evolution_id, id);
+    assert_eq!(
+        (
+            &queued.best.agent_id,
+            queued.generations,
+            queued.evaluations
+        ),
+        (
+            &direct.best.agent_id,
+            direct.generations,
+            direct.evaluations
+        )
+    );
+    // ids are keys of the store: a hostile one is refused, a missing one not found
+    assert!(Evolution::stored(s2.as_ref(), "../../etc").is_err());
+    assert!(Evolution::stored(s2.as_ref(), "evo-none-000000000000").is_err());
+    let (t, c) = Evolution::stored(s2.as_ref(), &id).expect("stored");
+    assert!(Evolution::start_as(sandbox, s2, t, c, vec![], "../x".into()).is_err());
+}
