@@ -90,18 +90,8 @@ fn wasmi_cases(e: &wasmi::Engine, g: &Genome, task: &Task, fuel: u64, out: &mut 
     let act = instance.get_func(&store, "act").expect("act");
     for case in &task.cases {
         store.set_fuel(fuel).expect("fuel");
-        let args: Vec<wasmi::Val> = case
-            .args
-            .iter()
-            .map(|a| match a {
-                Value::I64(v) => wasmi::Val::I64(*v),
-                Value::F64(b) => wasmi::Val::F64(wasmi::F64::from_bits(*b)),
-            })
-            .collect();
-        let mut res = [match g.result {
-            Ty::F64 => wasmi::Val::F64(wasmi::F64::from_bits(0)),
-            _ => wasmi::Val::I64(0),
-        }];
+        let args = fuzzing::differential::wasmi_args(&case.args);
+        let mut res = [fuzzing::differential::wasmi_slot(task.result)];
         out.push(match act.call(&mut store, &args, &mut res) {
             Ok(()) => match res[0] {
                 wasmi::Val::I64(v) => End::Value(Value::I64(v)),
@@ -205,23 +195,21 @@ fn main() {
     }
     let interp = t.elapsed();
 
-    let t = Instant::now();
-    let mut by_wasmi = Vec::new();
-    for g in &planned {
-        let mut ends = Vec::with_capacity(task.cases.len());
-        wasmi_cases(&wasmi, g, &task, fuel, &mut ends);
-        by_wasmi.push(ends);
-    }
-    let wasmi_time = t.elapsed();
-
-    let t = Instant::now();
-    let mut by_sandbox = Vec::new();
-    for g in &planned {
-        let mut ends = Vec::with_capacity(task.cases.len());
-        sandbox_cases(&sb, g, &task, fuel, &mut ends);
-        by_sandbox.push(ends);
-    }
-    let sandbox_time = t.elapsed();
+    // Every planned offspring's cases by `score`, and the time it took.
+    let timed = |score: &dyn Fn(&Genome, &mut Vec<End>)| {
+        let t = Instant::now();
+        let by: Vec<Vec<End>> = planned
+            .iter()
+            .map(|g| {
+                let mut ends = Vec::with_capacity(task.cases.len());
+                score(g, &mut ends);
+                ends
+            })
+            .collect();
+        (by, t.elapsed())
+    };
+    let (by_wasmi, wasmi_time) = timed(&|g, ends| wasmi_cases(&wasmi, g, &task, fuel, ends));
+    let (by_sandbox, sandbox_time) = timed(&|g, ends| sandbox_cases(&sb, g, &task, fuel, ends));
 
     let cases = planned.len() * task.cases.len();
     let count = |by: &[Vec<End>]| {

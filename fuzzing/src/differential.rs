@@ -196,18 +196,8 @@ fn run_wasmi(policy: &Policy, case: &Case) -> Result<End, Side> {
     let Some(act) = instance.get_func(&store, "act") else {
         return Err(Side::Error("wasmi: no act export".into()));
     };
-    let params: Vec<wasmi::Val> = case
-        .args
-        .iter()
-        .map(|a| match a {
-            Value::I64(v) => wasmi::Val::I64(*v),
-            Value::F64(b) => wasmi::Val::F64(wasmi::F64::from_bits(*b)),
-        })
-        .collect();
-    let mut out = [match case.result {
-        Param::I64 => wasmi::Val::I64(0),
-        Param::F64 => wasmi::Val::F64(wasmi::F64::from_bits(0)),
-    }];
+    let params = wasmi_args(&case.args);
+    let mut out = [wasmi_slot(case.result)];
     match act.call(&mut store, &params, &mut out) {
         Ok(()) => match (&case.result, &out[0]) {
             (Param::I64, wasmi::Val::I64(v)) => Ok(End::Returned(Value::I64(*v))),
@@ -215,6 +205,24 @@ fn run_wasmi(policy: &Policy, case: &Case) -> Result<End, Side> {
             (_, other) => Err(Side::Error(format!("wasmi returned {other:?}"))),
         },
         Err(err) => wasmi_trap(&err),
+    }
+}
+
+/// The sandbox's typed arguments as wasmi's values.
+pub fn wasmi_args(args: &[Value]) -> Vec<wasmi::Val> {
+    args.iter()
+        .map(|a| match a {
+            Value::I64(v) => wasmi::Val::I64(*v),
+            Value::F64(b) => wasmi::Val::F64(wasmi::F64::from_bits(*b)),
+        })
+        .collect()
+}
+
+/// A wasmi result slot of type `ty`.
+pub fn wasmi_slot(ty: Param) -> wasmi::Val {
+    match ty {
+        Param::I64 => wasmi::Val::I64(0),
+        Param::F64 => wasmi::Val::F64(wasmi::F64::from_bits(0)),
     }
 }
 

@@ -14,6 +14,16 @@ pub(crate) fn serve(extra: &[&str]) -> Server {
     crate::server::start(extra, TOKEN)
 }
 
+/// `tdev serve EXTRA…` under a policy file of `policy` (TOML; unnamed limits keep
+/// their defaults). The folder holds the policy.
+pub(crate) fn serve_policy(policy: &str, extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = crate::support::write(dir.path(), "policy.toml", policy);
+    let mut args = extra.to_vec();
+    args.extend(["--policy", path.to_str().expect("path")]);
+    (serve(&args), dir)
+}
+
 /// One HTTP/1.1 request on a new connection; returns (status, head, body).
 pub(crate) fn http(
     addr: &str,

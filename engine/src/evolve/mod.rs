@@ -80,6 +80,17 @@ pub struct Summary {
     pub stopped: bool,
 }
 
+/// An evolution's id, task and configuration before it starts.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The evolution's id.
+    pub id: String,
+    /// Its task.
+    pub task: Task,
+    /// Its configuration.
+    pub config: EvolveConfig,
+}
+
 /// The running counts of an evolution, kept in its checkpoint.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Tally {
@@ -133,7 +144,7 @@ impl Evolution {
         seeds: Vec<Vec<u8>>,
     ) -> Result<Evolution> {
         let id = Evolution::new_id(&task, &config);
-        Evolution::start_as(sandbox, store, task, config, seeds, id)
+        Evolution::start_prepared(sandbox, store, Prepared { id, task, config }, seeds)
     }
 
     /// A new evolution id for `task` and `config`: `evo-<task>-<12 hex digits>`, the
@@ -159,7 +170,7 @@ impl Evolution {
     /// Writes the task and configuration of an evolution that is still to start
     /// (`checkpoints/<id>/task.json`, `config.json`) under a new id, and returns it: a
     /// job can then name the evolution alone, and any process start it with
-    /// [`Evolution::stored`] and [`Evolution::start_as`].
+    /// [`Evolution::stored`] and [`Evolution::start_prepared`].
     pub fn prepare(store: &dyn BlobStore, task: &Task, config: &EvolveConfig) -> Result<String> {
         let id = Evolution::new_id(task, config);
         store.put(
@@ -176,7 +187,7 @@ impl Evolution {
     }
 
     /// The task and configuration stored for evolution `id`.
-    pub fn stored(store: &dyn BlobStore, id: &str) -> Result<(Task, EvolveConfig)> {
+    pub fn stored(store: &dyn BlobStore, id: &str) -> Result<Prepared> {
         crate::store::check_key(id)?;
         let get = |key: String| -> Result<Vec<u8>> {
             store
@@ -193,19 +204,22 @@ impl Evolution {
         )?;
         let config_key = format!("checkpoints/{id}/config.json");
         let config: EvolveConfig = from_json(&config_key, &get(config_key.clone())?)?;
-        Ok((task, config))
+        Ok(Prepared {
+            id: id.to_string(),
+            task,
+            config,
+        })
     }
 
-    /// [`Evolution::start`] under the given id (one of [`Evolution::new_id`]'s, as a
-    /// job names it).
-    pub fn start_as(
+    /// [`Evolution::start`] of a prepared evolution, under its id (one of
+    /// [`Evolution::new_id`]'s, as a job names it).
+    pub fn start_prepared(
         sandbox: Sandbox,
         store: Arc<dyn BlobStore>,
-        task: Task,
-        config: EvolveConfig,
+        prepared: Prepared,
         seeds: Vec<Vec<u8>>,
-        id: String,
     ) -> Result<Evolution> {
+        let Prepared { id, task, config } = prepared;
         let params: Vec<Ty> = task.params.iter().map(|p| Ty::from(*p)).collect();
         let result = Ty::from(task.result);
         for (i, s) in seeds.iter().enumerate() {
@@ -280,7 +294,9 @@ impl Evolution {
         generations: Option<u32>,
         threads: Option<usize>,
     ) -> Result<Evolution> {
-        let (task, mut config) = Evolution::stored(store.as_ref(), id)?;
+        let Prepared {
+            task, mut config, ..
+        } = Evolution::stored(store.as_ref(), id)?;
         let get = |key: String| -> Result<Vec<u8>> {
             store
                 .get(Bucket::Evolution, &key)?

@@ -200,13 +200,18 @@ fn a_prepared_evolution_started_elsewhere_is_the_one_start_makes() {
         .expect("run");
     let (s2, _d2) = store();
     let id = Evolution::prepare(s2.as_ref(), &task, &config).expect("prepare");
-    let (t, c) = Evolution::stored(s2.as_ref(), &id).expect("stored");
+    let p = Evolution::stored(s2.as_ref(), &id).expect("stored");
     assert_eq!(
-        (t.cases.len(), c.seed, c.selection),
-        (task.cases.len(), 7, config.selection)
+        (
+            p.id.as_str(),
+            p.task.cases.len(),
+            p.config.seed,
+            p.config.selection
+        ),
+        (id.as_str(), task.cases.len(), 7, config.selection)
     );
-    let queued = Evolution::start_as(sandbox.clone(), s2.clone(), t, c, vec![], id.clone())
-        .expect("start_as")
+    let queued = Evolution::start_prepared(sandbox.clone(), s2.clone(), p, vec![])
+        .expect("start_prepared")
         .run(|_| {})
         .expect("run");
     assert_eq!(queued.evolution_id, id);
@@ -225,6 +230,7 @@ fn a_prepared_evolution_started_elsewhere_is_the_one_start_makes() {
     // ids are keys of the store: a hostile one is refused, a missing one not found
     assert!(Evolution::stored(s2.as_ref(), "../../etc").is_err());
     assert!(Evolution::stored(s2.as_ref(), "evo-none-000000000000").is_err());
-    let (t, c) = Evolution::stored(s2.as_ref(), &id).expect("stored");
-    assert!(Evolution::start_as(sandbox, s2, t, c, vec![], "../x".into()).is_err());
+    let mut p = Evolution::stored(s2.as_ref(), &id).expect("stored");
+    p.id = "../x".into();
+    assert!(Evolution::start_prepared(sandbox, s2, p, vec![]).is_err());
 }

@@ -2,8 +2,7 @@
 //! header count, read timeouts that cut off slow and idle clients, a write timeout
 //! that frees the slots of clients that never read, and malformed HTTP.
 
-use super::{auth, http, json, post_wasm, serve, wasm};
-use crate::support::write;
+use super::{auth, http, json, post_wasm, serve, serve_policy, wasm};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -209,18 +208,10 @@ fn clients_that_never_read_do_not_keep_healthz_from_being_answered() {
 
 #[test]
 fn a_newcomer_takes_the_place_of_an_idle_connection_never_of_one_at_work() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let slow = write(
-        dir.path(),
-        "slow.toml",
+    let (mut s, _policy) = serve_policy(
         "[limits]\nfuel_per_call = 1000000000000000\nwall_clock_ms = 1500\n",
+        &["--max-connections", "2"],
     );
-    let mut s = serve(&[
-        "--max-connections",
-        "2",
-        "--policy",
-        slow.to_str().expect("p"),
-    ]);
     let a = s.addr.clone();
     // the first place: a run that spins until its 1.5 s deadline
     let run = std::thread::spawn({

@@ -2,7 +2,7 @@
 //! once), agent threads whose stacks fit the policy's Wasm stack, the bound on runs in
 //! progress, exact answers under load, and the emergency stop.
 
-use super::{Server, TOKEN, call, http, json, ok_json, post_wasm, serve, wasm};
+use super::{Server, TOKEN, call, http, json, ok_json, post_wasm, serve, serve_policy, wasm};
 use crate::fixtures::is_right;
 use crate::load::{Plan, drive, hostile_cases};
 use crate::support::{fixture, tdev, write};
@@ -12,15 +12,10 @@ use std::time::Duration;
 /// `wall_ms`: a spinning module runs until its deadline or a stop. The folder holds
 /// the policy.
 fn serve_slow(wall_ms: u64, extra: &[&str]) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let slow = write(
-        dir.path(),
-        "slow.toml",
+    serve_policy(
         &format!("[limits]\nfuel_per_call = 1000000000000000\nwall_clock_ms = {wall_ms}\n"),
-    );
-    let mut args = extra.to_vec();
-    args.extend(["--policy", slow.to_str().expect("path")]);
-    (serve(&args), dir)
+        extra,
+    )
 }
 
 /// `POST /v1/run` of `module` on another thread.
@@ -183,22 +178,17 @@ fn concurrent_runs_with_hostile_modules_get_right_answers_and_healthz_stays_up()
     // another limit (none expects `deadline`), and 20,000 host calls of `log_flood`
     // share two cores with eleven other clients in a debug build.
     assert!(hostile_cases().iter().all(|c| c.outcome != "deadline"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = write(
-        dir.path(),
-        "policy.toml",
+    let (mut s, _policy) = serve_policy(
         "[limits]\nwall_clock_ms = 60000\n",
+        &[
+            "--max-runs",
+            "4",
+            "--token-rate",
+            "1000000",
+            "--token-burst",
+            "1000000",
+        ],
     );
-    let mut s = serve(&[
-        "--max-runs",
-        "4",
-        "--token-rate",
-        "1000000",
-        "--token-burst",
-        "1000000",
-        "--policy",
-        policy.to_str().expect("path"),
-    ]);
     let plan = Plan {
         clients: 12,
         requests: 300,
