@@ -80,6 +80,28 @@ pub struct Summary {
     pub stopped: bool,
 }
 
+/// Writes an evolution's task and configuration (`checkpoints/<id>/task.json`,
+/// `config.json`), once at its start.
+fn write_setup(store: &dyn BlobStore, id: &str, task: &Task, config: &EvolveConfig) -> Result<()> {
+    store.put(
+        Bucket::Evolution,
+        &format!("checkpoints/{id}/task.json"),
+        &to_json("the task", &TaskRecord::from(task))?,
+    )?;
+    store.put(
+        Bucket::Evolution,
+        &format!("checkpoints/{id}/config.json"),
+        &to_json("the configuration", config)?,
+    )
+}
+
+/// The object `key` of evolution `id`, which must exist.
+fn required(store: &dyn BlobStore, id: &str, key: &str) -> Result<Vec<u8>> {
+    store
+        .get(Bucket::Evolution, key)?
+        .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
+}
+
 /// An evolution's id, task and configuration before it starts.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -173,28 +195,14 @@ impl Evolution {
     /// [`Evolution::stored`] and [`Evolution::start_prepared`].
     pub fn prepare(store: &dyn BlobStore, task: &Task, config: &EvolveConfig) -> Result<String> {
         let id = Evolution::new_id(task, config);
-        store.put(
-            Bucket::Evolution,
-            &format!("checkpoints/{id}/task.json"),
-            &to_json("the task", &TaskRecord::from(task))?,
-        )?;
-        store.put(
-            Bucket::Evolution,
-            &format!("checkpoints/{id}/config.json"),
-            &to_json("the configuration", config)?,
-        )?;
+        write_setup(store, &id, task, config)?;
         Ok(id)
     }
 
     /// The task and configuration stored for evolution `id`.
     pub fn stored(store: &dyn BlobStore, id: &str) -> Result<Prepared> {
         crate::store::check_key(id)?;
-        let get = |key: String| -> Result<Vec<u8>> {
-            store
-                .get(Bucket::Evolution, &key)?
-                .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
-        };
-        let task_bytes = get(format!("checkpoints/{id}/task.json"))?;
+        let task_bytes = required(store, id, &format!("checkpoints/{id}/task.json"))?;
         let task = Task::parse(
             std::str::from_utf8(&task_bytes).map_err(|e| ErrorKind::Corrupt {
                 key: "task.json".into(),
@@ -203,7 +211,7 @@ impl Evolution {
             true,
         )?;
         let config_key = format!("checkpoints/{id}/config.json");
-        let config: EvolveConfig = from_json(&config_key, &get(config_key.clone())?)?;
+        let config: EvolveConfig = from_json(&config_key, &required(store, id, &config_key)?)?;
         Ok(Prepared {
             id: id.to_string(),
             task,
@@ -266,16 +274,7 @@ impl Evolution {
             stop: Arc::new(AtomicBool::new(false)),
             lexicase: Default::default(),
         };
-        evo.store.put(
-            Bucket::Evolution,
-            &format!("checkpoints/{}/task.json", evo.id),
-            &to_json("the task", &TaskRecord::from(&evo.task))?,
-        )?;
-        evo.store.put(
-            Bucket::Evolution,
-            &format!("checkpoints/{}/config.json", evo.id),
-            &to_json("the configuration", &evo.config)?,
-        )?;
+        write_setup(evo.store.as_ref(), &evo.id, &evo.task, &evo.config)?;
         let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
             bytes.into_iter().map(|b| (b, Vec::new())).collect();
         let n = individuals.len();
@@ -297,11 +296,6 @@ impl Evolution {
         let Prepared {
             task, mut config, ..
         } = Evolution::stored(store.as_ref(), id)?;
-        let get = |key: String| -> Result<Vec<u8>> {
-            store
-                .get(Bucket::Evolution, &key)?
-                .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}: {key}")).into())
-        };
         let consts = Arc::new(random::Constants::from_task(&task));
         if let Some(g) = generations {
             config.generations = g;
@@ -311,7 +305,7 @@ impl Evolution {
         }
         let head = head_generation(store.as_ref(), id)?;
         let cp_key = gen_key("checkpoints", id, head);
-        let cp: Checkpoint = from_json(&cp_key, &get(cp_key.clone())?)?;
+        let cp: Checkpoint = from_json(&cp_key, &required(store.as_ref(), id, &cp_key)?)?;
         let quarantine = Quarantine::new(store.clone());
         let pool = scoring_pool(config.threads, &sandbox)?;
         let mutators = mutators::all(&consts, config.control_flow);
@@ -342,7 +336,8 @@ impl Evolution {
             lexicase: Default::default(),
         };
         let record_key = gen_key("generations", id, head);
-        let record: GenerationRecord = from_json(&record_key, &get(record_key.clone())?)?;
+        let record: GenerationRecord =
+            from_json(&record_key, &required(store.as_ref(), id, &record_key)?)?;
         let mut modules: HashMap<AgentId, Vec<u8>> = HashMap::new();
         for m in record.population {
             // A module that does not hash to its id is read from `source/` instead.
