@@ -10,6 +10,7 @@ use crate::store::s3::{aws_sdk_config, remote};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The body of a job may not be longer than this (SQS's limit is 256 KiB; jobs carry
@@ -18,7 +19,8 @@ pub const MAX_JOB_BYTES: usize = 64 * 1024;
 
 /// A queue, by its URL.
 pub struct Queue {
-    rt: tokio::runtime::Runtime,
+    /// Shared by a queue and its dead-letter queue when [`Queue::create`] made both.
+    rt: Arc<tokio::runtime::Runtime>,
     client: aws_sdk_sqs::Client,
     url: String,
 }
@@ -68,7 +70,7 @@ impl Queue {
         }
         let (rt, sdk) = aws_sdk_config(url)?;
         Ok(Queue {
-            rt,
+            rt: Arc::new(rt),
             client: aws_sdk_sqs::Client::new(&sdk),
             url: url.to_string(),
         })
@@ -122,8 +124,13 @@ impl Queue {
             .map_err(|e| remote(format!("create queue {name}"), e))?
             .queue_url
             .ok_or_else(|| remote_shape(name, "no queue URL in the answer"))?;
-        drop(rt);
-        Ok((Queue::open(&url)?, Queue::open(&dead_url)?))
+        let rt = Arc::new(rt);
+        let dead = Queue {
+            rt: rt.clone(),
+            client: client.clone(),
+            url: dead_url,
+        };
+        Ok((Queue { rt, client, url }, dead))
     }
 
     /// The queue's URL.
@@ -185,12 +192,11 @@ impl Queue {
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| remote_shape(&self.url, "a message without its receive count"))?;
+        let missing = |what: &str| remote_shape(&self.url, &format!("a message without {what}"));
         Ok(Some(Received {
-            body: m.body.unwrap_or_default(),
-            receipt: m
-                .receipt_handle
-                .ok_or_else(|| remote_shape(&self.url, "a message without a receipt"))?,
-            message_id: m.message_id.unwrap_or_default(),
+            body: m.body.ok_or_else(|| missing("a body"))?,
+            receipt: m.receipt_handle.ok_or_else(|| missing("a receipt"))?,
+            message_id: m.message_id.ok_or_else(|| missing("an id"))?,
             receive_count: count,
         }))
     }
