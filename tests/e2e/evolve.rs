@@ -336,6 +336,13 @@ fn rollback_makes_an_old_generation_the_head() {
     assert_eq!(code(&out, "bad rollback"), 1);
     let out = tdev(d, &["rollback", "../../etc", "--generation", "0"]);
     assert_eq!(code(&out, "hostile id"), 1);
+    // a down-sample share outside (0, 1] is refused before anything runs
+    let sum = task("sum_range");
+    for share in ["0", "2", "nan"] {
+        let out = tdev(d, &["evolve", "--task", &sum, "--downsample", share]);
+        assert_eq!(code(&out, "bad share"), 1);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("down-sample share"));
+    }
 }
 
 #[test]

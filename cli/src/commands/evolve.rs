@@ -170,9 +170,7 @@ pub fn exec(args: Args) -> Result<u8> {
         config.threads = t.max(1);
     }
     if let Some(d) = args.downsample {
-        if !(d > 0.0 && d <= 1.0) {
-            bail!("--downsample must be a share in (0, 1], not {d}");
-        }
+        // `Evolution::start` refuses a share outside (0, 1].
         config.downsample = d;
     }
     let genome = if args.straight_line {
