@@ -5,5 +5,4 @@
 pub mod api;
 pub mod commands;
 pub mod common;
-pub mod control;
 pub mod report;

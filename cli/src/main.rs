@@ -59,12 +59,31 @@ enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
-    /// Emergency stop: every running evolve on the store halts.
+    /// Emergency stop: every running evolve on the store halts, and every worker
+    /// until `tdev resume`.
     Stop {
         /// The store (default file://.tdev).
         #[arg(long)]
         store: Option<String>,
     },
+    /// Let workers take jobs again after a stop.
+    Resume {
+        /// The store (default file://.tdev).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Create a job queue, or see how many jobs it holds.
+    #[cfg(feature = "aws")]
+    Queue {
+        #[command(subcommand)]
+        action: commands::fleet::QueueAction,
+    },
+    /// Prepare an evolution in the store and put its jobs on a queue; returns at once.
+    #[cfg(feature = "aws")]
+    Submit(commands::fleet::SubmitArgs),
+    /// Take jobs from a queue, one at a time, and run them.
+    #[cfg(feature = "aws")]
+    Worker(commands::fleet::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +114,13 @@ fn main() -> ExitCode {
             store,
         } => (false, commands::rollback(store.as_deref(), &id, generation)),
         Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
+        Command::Resume { store } => (false, commands::resume(store.as_deref())),
+        #[cfg(feature = "aws")]
+        Command::Queue { action } => (false, commands::fleet::queue(action)),
+        #[cfg(feature = "aws")]
+        Command::Submit(a) => (a.json, commands::fleet::submit(a)),
+        #[cfg(feature = "aws")]
+        Command::Worker(a) => (a.json, commands::fleet::worker(a)),
         Command::Store { action } => (false, commands::store(action)),
         Command::Serve(a) => (false, commands::serve::exec(a)),
         Command::Token(a) => (false, commands::token::exec(a)),

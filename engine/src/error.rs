@@ -140,6 +140,9 @@ pub enum ErrorKind {
     /// Evolution parameters that cannot work.
     #[error("evolution: {0}")]
     Config(&'static str),
+    /// A job on the queue that is not one.
+    #[error("not a job: {0}")]
+    Job(String),
     /// The sandbox scores the reported best of a generation differently from the
     /// evaluation (the screening interpreter and the sandbox disagree).
     #[error("the sandbox scores {agent_id} at {sandbox:?}, the evaluation said {evaluated}")]

@@ -22,8 +22,11 @@
 
 #![deny(missing_docs)]
 
+pub mod control;
 mod error;
 pub mod evolve;
+#[cfg(feature = "aws")]
+pub mod fleet;
 pub mod genome;
 mod guard;
 mod id;

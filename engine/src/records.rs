@@ -209,8 +209,17 @@ pub struct EvolutionEntry {
     pub head_generation: u32,
     /// The head's best train error.
     pub best_error: f64,
-    /// Its status (`stopped` when a stop request ended it at its head).
+    /// Its status (`stopped` when a stop request ended it at its head, `queued` when a
+    /// worker has yet to start it, `failed` when its last job failed).
     pub status: RunStatus,
+    /// The head's best agent (`null` before the first generation).
+    pub best_agent_id: Option<AgentId>,
+    /// The islands of an island evolution (left out for others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub islands: Option<u32>,
+    /// Why its last job failed, when its status is `failed` (left out otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Modules it quarantined, as of its head (not in the `--json` contract).
     #[serde(skip)]
     pub quarantined: u64,

@@ -63,6 +63,12 @@ words! {
         Finished = "finished",
         /// Stopped at its head by a stop request (never in a checkpoint).
         Stopped = "stopped",
+        /// Submitted to a queue; no worker has committed its first generation yet
+        /// (never in a checkpoint).
+        Queued = "queued",
+        /// Its last job failed; after the queue's maximum of deliveries the job is in
+        /// the dead-letter queue (never in a checkpoint).
+        Failed = "failed",
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn emergency_stop(
     st.inner.sandbox.stop_handle().stop();
     let store = st.store();
     blocking("the emergency stop", move || {
-        crate::control::request_stop(store.as_ref())
+        engine::control::request_stop(store.as_ref())
             .map_err(|e| ApiError::Internal(format!("the stop marker: {e:#}")))?;
         audit::record(
             store.as_ref(),

@@ -389,11 +389,12 @@ fn review_decisions_and_the_audit_log() {
         let (s, v) = call(&app, bare("POST", "/v1/emergency-stop")).await;
         assert_eq!((s, v), (StatusCode::OK, json!({"stopped": true})));
         assert!(
-            crate::control::stop_requested_at(
+            engine::control::stop_requested_at(
                 engine::store::open(&format!("file://{}", dir.path().display()))
                     .expect("store")
                     .as_ref()
             )
+            .expect("read the marker")
             .is_some()
         );
         let (_, v) = call(&app, get("/v1/audit", Some(TOKEN))).await;

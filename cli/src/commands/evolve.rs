@@ -14,18 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The parameters of a new evolution, shared by `tdev evolve` and `tdev submit`.
 #[derive(clap::Args)]
-pub struct Args {
-    /// The task (fixtures/tasks/*.toml or .json). Not needed with --resume.
-    #[arg(long)]
-    task: Option<PathBuf>,
+pub struct GaArgs {
     /// Seed of every random choice (default 1).
     #[arg(long)]
     seed: Option<u64>,
     /// Generations after the initial one.
     #[arg(long)]
     generations: Option<u32>,
-    /// Population size.
+    /// Population size (of each island, with --islands).
     #[arg(long)]
     population: Option<usize>,
     /// How parents are chosen: tournament, lexicase, epsilon-lexicase or
@@ -44,6 +42,56 @@ pub struct Args {
     /// Breed loops, conditionals and extra locals (the default for integer tasks).
     #[arg(long = "control-flow")]
     control_flow: bool,
+}
+
+impl GaArgs {
+    /// Whether a parameter that a resumed evolution keeps was given (all but the
+    /// generations).
+    fn fixes_the_run(&self) -> bool {
+        self.seed.is_some()
+            || self.population.is_some()
+            || self.selection.is_some()
+            || self.downsample.is_some()
+            || self.straight_line
+            || self.control_flow
+    }
+
+    /// The configuration for `task`: its kind's defaults, then what was given.
+    pub fn config(&self, task: &Task) -> Result<EvolveConfig> {
+        let mut config = EvolveConfig::for_task(task);
+        config.seed = self.seed.unwrap_or(1);
+        if let Some(g) = self.generations {
+            config.generations = g;
+        }
+        if let Some(p) = self.population {
+            if p < 2 {
+                bail!("--population must be at least 2");
+            }
+            config.population = p;
+        }
+        if let Some(s) = self.selection {
+            config.selection = s;
+        }
+        if let Some(d) = self.downsample {
+            // `Evolution::start` (and `submit`) refuse a share outside (0, 1].
+            config.downsample = d;
+        }
+        if self.straight_line {
+            config.control_flow = false;
+        } else if self.control_flow {
+            config.control_flow = true;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The task (fixtures/tasks/*.toml or .json). Not needed with --resume.
+    #[arg(long)]
+    task: Option<PathBuf>,
+    #[command(flatten)]
+    ga: GaArgs,
     /// A module to put in the initial population (typed act of the task's signature).
     #[arg(long = "seed-agent")]
     seed_agents: Vec<PathBuf>,
@@ -132,7 +180,10 @@ fn watch_stop(
 ) {
     std::thread::spawn(move || {
         while !done.load(Ordering::SeqCst) {
-            if crate::control::stop_requested_at(store.as_ref()).is_some_and(|at| at > since) {
+            // A read that fails is tried again at the next poll.
+            if let Ok(Some(at)) = engine::control::stop_requested_at(store.as_ref())
+                && at > since
+            {
                 flag.store(true, Ordering::SeqCst);
                 handle.stop();
                 return;
@@ -153,43 +204,9 @@ pub fn exec(args: Args) -> Result<u8> {
         runtime::Sandbox::with_config(policy, runtime::SandboxConfig::new().fast_compile(true))
             .context("cannot start the sandbox")?;
     let store = open_store(args.store.as_deref())?;
-    let mut config = EvolveConfig {
-        seed: args.seed.unwrap_or(1),
-        ..EvolveConfig::default()
-    };
-    if let Some(g) = args.generations {
-        config.generations = g;
-    }
-    if let Some(p) = args.population {
-        if p < 2 {
-            bail!("--population must be at least 2");
-        }
-        config.population = p;
-    }
-    if let Some(t) = args.threads {
-        config.threads = t.max(1);
-    }
-    if let Some(d) = args.downsample {
-        // `Evolution::start` refuses a share outside (0, 1].
-        config.downsample = d;
-    }
-    let genome = if args.straight_line {
-        Some(false)
-    } else if args.control_flow {
-        Some(true)
-    } else {
-        None
-    };
     let mut evo = match (&args.resume, &args.task) {
         (Some(id), _) => {
-            if args.task.is_some()
-                || args.seed.is_some()
-                || args.population.is_some()
-                || !args.seed_agents.is_empty()
-                || args.selection.is_some()
-                || args.downsample.is_some()
-                || genome.is_some()
-            {
+            if args.task.is_some() || args.ga.fixes_the_run() || !args.seed_agents.is_empty() {
                 bail!(
                     "--resume carries on with the evolution's own task, seed, population, \
                      selection and genome"
@@ -199,16 +216,17 @@ pub fn exec(args: Args) -> Result<u8> {
                 sandbox.clone(),
                 store.clone(),
                 id,
-                args.generations,
+                args.ga.generations,
                 args.threads,
             )
             .with_context(|| format!("cannot resume {}", runtime::escape(id)))?
         }
         (None, Some(task)) => {
             let task = Task::from_file(task).with_context(|| format!("task {}", task.display()))?;
-            let by_kind = EvolveConfig::for_task(&task);
-            config.control_flow = genome.unwrap_or(by_kind.control_flow);
-            config.selection = args.selection.unwrap_or(by_kind.selection);
+            let mut config = args.ga.config(&task)?;
+            if let Some(t) = args.threads {
+                config.threads = t.max(1);
+            }
             let seeds = args
                 .seed_agents
                 .iter()
@@ -347,7 +365,10 @@ fn short(v: f64) -> String {
 /// `tdev stop`: every running evolve on the store halts.
 pub fn stop(store: Option<&str>) -> Result<u8> {
     let store = open_store(store)?;
-    crate::control::request_stop(store.as_ref())?;
-    println!("stop requested: running evolutions halt after their current generation");
+    engine::control::request_stop(store.as_ref())?;
+    println!(
+        "stop requested: running evolutions halt after their current generation; \
+         workers take no job until `tdev resume`"
+    );
     Ok(0)
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod evolve;
+#[cfg(feature = "aws")]
+pub mod fleet;
 pub mod quarantine;
 pub mod run;
 pub mod serve;
@@ -82,5 +84,13 @@ pub fn store(action: StoreAction) -> Result<u8> {
             println!("copied {} objects and {} state rows", r.objects, r.states);
         }
     }
+    Ok(0)
+}
+
+/// `tdev resume [--store URI]`: lets workers take jobs again after a stop.
+pub fn resume(store: Option<&str>) -> Result<u8> {
+    let store = open_store(store)?;
+    engine::control::request_resume(store.as_ref())?;
+    println!("resumed: workers take jobs again");
     Ok(0)
 }

@@ -154,11 +154,16 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
             })
             .collect(),
     };
-    c.store.put(
-        Bucket::Evolution,
-        &gen_key("generations", &c.id, g),
-        &to_json("the generation", &record)?,
-    )?;
+    // Written once: a redo of the generation (a worker that died before its checkpoint,
+    // a twin) finds the same record and leaves it; one that differs is left from a run
+    // rolled back past it, and is replaced.
+    let key = gen_key("generations", &c.id, g);
+    let bytes = to_json("the generation", &record)?;
+    if !c.store.put_new(Bucket::Evolution, &key, &bytes)?
+        && c.store.get(Bucket::Evolution, &key)?.as_deref() != Some(bytes.as_slice())
+    {
+        c.store.put(Bucket::Evolution, &key, &bytes)?;
+    }
     c.store.put(
         Bucket::Evolution,
         &gen_key("fitness_logs", &c.id, g),

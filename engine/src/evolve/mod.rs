@@ -13,6 +13,8 @@
 mod breed;
 mod commit;
 mod config;
+pub mod islands;
+mod migrate;
 mod population;
 mod score;
 mod selection;
@@ -41,7 +43,9 @@ pub use commit::{metadata_key, performance_key};
 pub use config::EvolveConfig;
 pub use population::{Eval, Individual};
 pub use selection::Selection;
-pub use stored::{fitness_logs, head_generation, list, rollback};
+pub use stored::{
+    JobFailure, clear_failure, fitness_logs, head_generation, list, record_failure, rollback,
+};
 
 pub use crate::records::{
     Best, Checkpoint, EvolutionEntry, GenerationRecord, GenerationStats, Head, Member, Metadata,
@@ -397,16 +401,7 @@ impl Evolution {
     }
 
     fn best(&self) -> &Individual {
-        let p = self.config.parsimony;
-        self.population
-            .iter()
-            .min_by(|a, b| {
-                a.train_error()
-                    .total_cmp(&b.train_error())
-                    .then(a.fitness(p).total_cmp(&b.fitness(p)))
-                    .then(a.id.cmp(&b.id))
-            })
-            .unwrap_or(&self.population[0])
+        population::best_of(&self.population, self.config.parsimony).unwrap_or(&self.population[0])
     }
 
     fn solved(&self) -> bool {

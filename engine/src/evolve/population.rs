@@ -72,12 +72,16 @@ impl Individual {
     }
 }
 
-/// The best of `pop`: lowest train error, then fitness (with parsimony `p`), then id.
+/// How members rank, best first: lowest train error, then fitness (with parsimony `p`),
+/// then id.
+pub(super) fn rank(a: &Individual, b: &Individual, p: f64) -> std::cmp::Ordering {
+    a.train_error()
+        .total_cmp(&b.train_error())
+        .then(a.fitness(p).total_cmp(&b.fitness(p)))
+        .then(a.id.cmp(&b.id))
+}
+
+/// The best of `pop` by [`rank`].
 pub(super) fn best_of(pop: &[Individual], p: f64) -> Option<&Individual> {
-    pop.iter().min_by(|a, b| {
-        a.train_error()
-            .total_cmp(&b.train_error())
-            .then(a.fitness(p).total_cmp(&b.fitness(p)))
-            .then(a.id.cmp(&b.id))
-    })
+    pop.iter().min_by(|a, b| rank(a, b, p))
 }

@@ -1,10 +1,14 @@
 //! Reading stored evolutions: the head, rollback, the list and the fitness logs.
 
+use super::Evolution;
+use super::islands::{self, IslandPlan};
 use crate::error::{ErrorKind, Result, from_json, to_json};
 use crate::records::{Checkpoint, EvolutionEntry, GenerationStats, Head, Stopped};
 use crate::store::{BlobStore, Bucket};
 use crate::time::now_rfc3339;
 use crate::words::RunStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 pub(super) fn gen_key(prefix: &str, id: &str, g: u32) -> String {
     format!("{prefix}/{id}/{g:06}.json")
@@ -79,40 +83,209 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
     Ok(())
 }
 
-/// One line per evolution in a store (evolutions whose head cannot be read are left
-/// out).
+/// Why the last job of an evolution (or of one of its islands) failed:
+/// `checkpoints/<id>/failed.json`, `checkpoints/<id>/failed-island-<iii>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// The error.
+    pub error: String,
+    /// The job as it was received.
+    pub job: String,
+    /// Its deliveries so far.
+    pub receive_count: u32,
+    /// When it failed.
+    pub at: String,
+}
+
+fn failure_key(id: &str, island: Option<u32>) -> String {
+    match island {
+        None => format!("checkpoints/{id}/failed.json"),
+        Some(i) => format!("checkpoints/{id}/failed-island-{i:03}.json"),
+    }
+}
+
+/// Records why a job of evolution `id` (of one of its islands) failed.
+pub fn record_failure(
+    store: &dyn BlobStore,
+    id: &str,
+    island: Option<u32>,
+    failure: &JobFailure,
+) -> Result<()> {
+    crate::store::check_key(id)?;
+    store.put(
+        Bucket::Evolution,
+        &failure_key(id, island),
+        &to_json("the job failure", failure)?,
+    )
+}
+
+/// Removes the failure record of a job that has now succeeded.
+pub fn clear_failure(store: &dyn BlobStore, id: &str, island: Option<u32>) -> Result<()> {
+    crate::store::check_key(id)?;
+    store.delete(Bucket::Evolution, &failure_key(id, island))
+}
+
+/// The first failure recorded for evolution `id` or its islands.
+fn failure(store: &dyn BlobStore, id: &str) -> Result<Option<JobFailure>> {
+    for key in store.list(Bucket::Evolution, &format!("checkpoints/{id}/failed"))? {
+        if let Some(b) = store.get(Bucket::Evolution, &key)?
+            && let Ok(f) = serde_json::from_slice::<JobFailure>(&b)
+        {
+            return Ok(Some(f));
+        }
+    }
+    Ok(None)
+}
+
+/// The head checkpoint of evolution `id` and whether a stop request ended it there;
+/// `None` when it has none that can be read.
+fn head_checkpoint(store: &dyn BlobStore, id: &str) -> Result<Option<(u32, Checkpoint, bool)>> {
+    let head = match head_generation(store, id) {
+        Ok(h) => h,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(b) = store.get(Bucket::Evolution, &gen_key("checkpoints", id, head))? else {
+        return Ok(None);
+    };
+    let Ok(cp) = serde_json::from_slice::<Checkpoint>(&b) else {
+        return Ok(None);
+    };
+    let stopped = store
+        .get(Bucket::Evolution, &stopped_key(id))?
+        .and_then(|b| serde_json::from_slice::<Stopped>(&b).ok())
+        .is_some_and(|s| s.generation == head);
+    Ok(Some((head, cp, stopped)))
+}
+
+/// One line per evolution in a store: an island evolution is one line (its islands are
+/// not listed apart); an evolution submitted to a queue and not started yet is
+/// `queued`. Evolutions whose task or head cannot be read are left out.
 pub fn list(store: &dyn BlobStore) -> Result<Vec<EvolutionEntry>> {
+    let ids = crate::store::evolution_ids(store)?;
+    let mut plans: HashMap<String, IslandPlan> = HashMap::new();
+    for id in &ids {
+        if let Some(p) = islands::plan(store, id)? {
+            plans.insert(id.clone(), p);
+        }
+    }
     let mut out = Vec::new();
-    for id in crate::store::evolution_ids(store)? {
-        let Ok(head) = head_generation(store, &id) else {
+    for id in ids {
+        let parent = id.rsplit_once(".island-").map(|(p, _)| p);
+        if parent.is_some_and(|p| plans.contains_key(p)) {
+            continue;
+        }
+        let failure = failure(store, &id)?;
+        let entry = match plans.get(&id) {
+            Some(plan) => island_entry(store, &id, plan)?,
+            None => single_entry(store, &id)?,
+        };
+        let Some(mut entry) = entry else {
             continue;
         };
-        let Some(b) = store.get(Bucket::Evolution, &gen_key("checkpoints", &id, head))? else {
-            continue;
-        };
-        let Ok(cp) = serde_json::from_slice::<Checkpoint>(&b) else {
-            continue;
-        };
-        let stopped_at_head = store
-            .get(Bucket::Evolution, &stopped_key(&id))?
-            .and_then(|b| serde_json::from_slice::<Stopped>(&b).ok())
-            .is_some_and(|s| s.generation == head);
-        let status = if stopped_at_head && cp.status == RunStatus::Running {
-            RunStatus::Stopped
-        } else {
-            cp.status
-        };
-        out.push(EvolutionEntry {
-            evolution_id: id,
-            task: cp.task,
-            head_generation: head,
-            best_error: cp.best.train_error,
-            status,
-            quarantined: cp.quarantined,
-            quarantine_withheld: cp.quarantine_withheld,
-        });
+        if let Some(f) = failure
+            && matches!(entry.status, RunStatus::Running | RunStatus::Queued)
+        {
+            entry.status = RunStatus::Failed;
+            entry.error = Some(f.error);
+        }
+        out.push(entry);
     }
     Ok(out)
+}
+
+/// The line of an evolution of one population.
+fn single_entry(store: &dyn BlobStore, id: &str) -> Result<Option<EvolutionEntry>> {
+    let Some((head, cp, stopped)) = head_checkpoint(store, id)? else {
+        // Submitted, not started: its task is there.
+        return Ok(Evolution::stored(store, id).ok().map(|p| EvolutionEntry {
+            evolution_id: id.to_string(),
+            task: p.task.name,
+            head_generation: 0,
+            best_error: f64::INFINITY,
+            status: RunStatus::Queued,
+            best_agent_id: None,
+            islands: None,
+            error: None,
+            quarantined: 0,
+            quarantine_withheld: 0,
+        }));
+    };
+    let status = if stopped && cp.status == RunStatus::Running {
+        RunStatus::Stopped
+    } else {
+        cp.status
+    };
+    Ok(Some(EvolutionEntry {
+        evolution_id: id.to_string(),
+        task: cp.task,
+        head_generation: head,
+        best_error: cp.best.train_error,
+        status,
+        best_agent_id: Some(cp.best.agent_id),
+        islands: None,
+        error: None,
+        quarantined: cp.quarantined,
+        quarantine_withheld: cp.quarantine_withheld,
+    }))
+}
+
+/// The line of an island evolution: its result once it has ended; until then the
+/// lowest head generation of its islands and the best of their heads.
+fn island_entry(
+    store: &dyn BlobStore,
+    id: &str,
+    plan: &IslandPlan,
+) -> Result<Option<EvolutionEntry>> {
+    let Ok(prepared) = Evolution::stored(store, id) else {
+        return Ok(None);
+    };
+    let mut entry = EvolutionEntry {
+        evolution_id: id.to_string(),
+        task: prepared.task.name,
+        head_generation: 0,
+        best_error: f64::INFINITY,
+        status: RunStatus::Queued,
+        best_agent_id: None,
+        islands: Some(plan.islands),
+        error: None,
+        quarantined: 0,
+        quarantine_withheld: 0,
+    };
+    let mut lowest: Option<u32> = None;
+    let mut any_stopped = false;
+    for i in 0..plan.islands {
+        let Some((head, cp, stopped)) = head_checkpoint(store, &islands::island_id(id, i))? else {
+            lowest = Some(0);
+            continue;
+        };
+        entry.status = RunStatus::Running;
+        lowest = Some(lowest.map_or(head, |l| l.min(head)));
+        any_stopped |= stopped;
+        entry.quarantined += cp.quarantined;
+        entry.quarantine_withheld += cp.quarantine_withheld;
+        let better = entry.best_agent_id.as_ref().is_none_or(|a| {
+            cp.best
+                .train_error
+                .total_cmp(&entry.best_error)
+                .then_with(|| cp.best.agent_id.cmp(a))
+                .is_lt()
+        });
+        if better {
+            entry.best_error = cp.best.train_error;
+            entry.best_agent_id = Some(cp.best.agent_id);
+        }
+    }
+    entry.head_generation = lowest.unwrap_or(0);
+    if let Some(r) = islands::result(store, id)? {
+        entry.head_generation = r.generation;
+        entry.best_error = r.best_error;
+        entry.best_agent_id = Some(r.best_agent_id);
+        entry.status = r.status;
+    } else if any_stopped {
+        entry.status = RunStatus::Stopped;
+    }
+    Ok(Some(entry))
 }
 
 /// The fitness logs of an evolution up to its head, by generation.
