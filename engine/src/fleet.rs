@@ -11,7 +11,7 @@
 //! queue.
 
 use crate::control;
-use crate::error::{ErrorKind, Result, panic_message};
+use crate::error::{ErrorKind, Result, chain, panic_message};
 use crate::evolve::islands::{self, EpochEnd, IslandPlan};
 use crate::evolve::{self, Evolution, EvolveConfig, JobFailure};
 use crate::queue::{Queue, Received};
@@ -439,7 +439,7 @@ impl Worker {
                 Ok(h)
             }
             Ok(Handled::Failed(e)) => self.fail(job, msg, e),
-            Err(e) => self.fail(job, msg, format!("{e}")),
+            Err(e) => self.fail(job, msg, chain(&e)),
         }
     }
 
@@ -450,19 +450,25 @@ impl Worker {
             receive_count: msg.receive_count,
             at: now_rfc3339(),
         };
+        // Recorded with an evolution that is in the store (one whose task or setup does
+        // not read included); a job naming none gets no record (the error is still the
+        // worker's report, and the job still ends in the dead-letter queue).
         if let Some(job) = job
             && crate::store::check_key(job.evolution_id()).is_ok()
+            && !self
+                .store
+                .list(
+                    crate::store::Bucket::Evolution,
+                    &format!("checkpoints/{}/", job.evolution_id()),
+                )?
+                .is_empty()
         {
-            // An evolution that is not in the store gets no record (its id is not
-            // one to write under); the error is still the worker's report.
-            if Evolution::stored(self.store.as_ref(), job.evolution_id()).is_ok() {
-                evolve::record_failure(
-                    self.store.as_ref(),
-                    job.evolution_id(),
-                    job.island(),
-                    &failure,
-                )?;
-            }
+            evolve::record_failure(
+                self.store.as_ref(),
+                job.evolution_id(),
+                job.island(),
+                &failure,
+            )?;
         }
         // Back soon rather than after the whole visibility timeout.
         self.queue.extend(&msg.receipt, self.config.retry_delay)?;

@@ -14,7 +14,7 @@ const WATCHDOG: Duration = Duration::from_secs(300);
 
 static N: AtomicU32 = AtomicU32::new(0);
 
-fn s3_uri(dir: &std::path::Path) -> String {
+pub(crate) fn s3_uri(dir: &std::path::Path) -> String {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh"

@@ -8,6 +8,8 @@ mod dashboard;
 mod deploy;
 mod evolve;
 mod fixtures;
+#[cfg(feature = "aws")]
+mod fleet;
 mod guide;
 mod hostile;
 mod http;

@@ -206,14 +206,14 @@ impl Evolution {
     /// The task and configuration stored for evolution `id`.
     pub fn stored(store: &dyn BlobStore, id: &str) -> Result<Prepared> {
         crate::store::check_key(id)?;
-        let task_bytes = required(store, id, &format!("checkpoints/{id}/task.json"))?;
-        let task = Task::parse(
-            std::str::from_utf8(&task_bytes).map_err(|e| ErrorKind::Corrupt {
-                key: "task.json".into(),
-                reason: e.to_string(),
-            })?,
-            true,
-        )?;
+        let task_key = format!("checkpoints/{id}/task.json");
+        let task_bytes = required(store, id, &task_key)?;
+        let corrupt = |reason: String| ErrorKind::Corrupt {
+            key: task_key.clone(),
+            reason,
+        };
+        let text = std::str::from_utf8(&task_bytes).map_err(|e| corrupt(e.to_string()))?;
+        let task = Task::parse(text, true).map_err(|e| corrupt(crate::error::chain(&e)))?;
         let config_key = format!("checkpoints/{id}/config.json");
         let config: EvolveConfig = from_json(&config_key, &required(store, id, &config_key)?)?;
         Ok(Prepared {

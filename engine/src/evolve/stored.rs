@@ -180,9 +180,24 @@ pub fn list(store: &dyn BlobStore) -> Result<Vec<EvolutionEntry>> {
             Some(plan) => island_entry(store, &id, plan)?,
             None => single_entry(store, &id)?,
         };
-        let Some(mut entry) = entry else {
-            continue;
+        let entry = match (entry, &failure) {
+            (Some(e), _) => e,
+            // An evolution whose setup does not read shows with the job's error.
+            (None, Some(_)) => EvolutionEntry {
+                evolution_id: id.clone(),
+                task: String::new(),
+                head_generation: 0,
+                best_error: f64::INFINITY,
+                status: RunStatus::Queued,
+                best_agent_id: None,
+                islands: None,
+                error: None,
+                quarantined: 0,
+                quarantine_withheld: 0,
+            },
+            (None, None) => continue,
         };
+        let mut entry = entry;
         if let Some(f) = failure
             && matches!(entry.status, RunStatus::Running | RunStatus::Queued)
         {

@@ -1,6 +1,7 @@
 //! Integration tests of the engine crate.
 
 mod interp;
+mod islands;
 mod mutants;
 mod program;
 mod quarantine;

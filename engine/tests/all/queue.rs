@@ -127,3 +127,67 @@ fn bad_urls_and_oversized_jobs_are_clear_errors() {
     let gone = Queue::open(&format!("{}-gone", q.url())).expect("open");
     assert!(gone.send("x", Duration::ZERO).is_err());
 }
+
+#[test]
+fn a_body_that_is_not_a_job_fails_each_delivery_then_goes_to_the_dead_letter_queue() {
+    use engine::fleet::{Handled, Step, Worker, WorkerConfig};
+    let (q, dead) = queues(2);
+    let url = q.url().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = engine::store::open(&format!("file://{}", dir.path().display())).expect("store");
+    q.send(
+        r#"{"kind":"evolution","evolution_id":"../../etc"}"#,
+        Duration::ZERO,
+    )
+    .expect("send");
+    q.send("not json", Duration::ZERO).expect("send");
+    let sandbox = runtime::Sandbox::new(runtime::Policy::default_policy()).expect("sandbox");
+    let worker = Worker::new(
+        sandbox,
+        store.clone(),
+        Queue::open(&url).expect("open"),
+        WorkerConfig {
+            wait: Duration::from_secs(1),
+            retry_delay: Duration::ZERO,
+            ..WorkerConfig::default()
+        },
+    );
+    let until = Instant::now() + Duration::from_secs(120);
+    let mut failures: Vec<(Option<engine::fleet::Job>, String)> = Vec::new();
+    loop {
+        match worker.step().expect("step") {
+            Step::Job(r) => match r.handled {
+                Handled::Failed(e) => failures.push((r.job, e)),
+                other => panic!("{other:?}"),
+            },
+            Step::Idle => {
+                if dead.depth().expect("depth").waiting == 2 {
+                    break;
+                }
+            }
+            Step::Halted(_) => panic!("halted"),
+        }
+        assert!(Instant::now() < until, "{failures:?}");
+    }
+    // each job failed once per delivery the queue allows, with its reason
+    assert_eq!(failures.len(), 4, "{failures:?}");
+    assert!(
+        failures
+            .iter()
+            .any(|(j, e)| j.is_none() && e.starts_with("not a job"))
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|(j, e)| j.is_some() && e.contains("../../etc"))
+    );
+    // nothing was written for them
+    assert!(
+        store
+            .list(engine::store::Bucket::Evolution, "")
+            .expect("list")
+            .is_empty()
+    );
+    let left = q.depth().expect("depth");
+    assert_eq!((left.waiting, left.in_flight), (0, 0));
+}
