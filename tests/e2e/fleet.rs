@@ -401,3 +401,69 @@ fn a_poison_job_lands_in_the_dead_letter_queue_and_shows_its_error() {
         assert!(t.elapsed() < WATCHDOG, "{on_dead} {left}");
     }
 }
+
+#[test]
+fn a_stop_halts_the_workers_and_leaves_the_job_until_resume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (q, _dead) = queue(d, 5);
+    let store = format!("file://{}", d.join("shared").display());
+    let sum = task("sum_range");
+    let id = submit(
+        d,
+        &[
+            "--task",
+            &sum,
+            "--queue",
+            &q,
+            "--store",
+            &store,
+            "--seed",
+            "2",
+            "--population",
+            "100",
+            "--generations",
+            "100000",
+        ],
+    );
+    let mut worker = spawn_worker(d, &["--queue", &q, "--store", &store, "--retry-delay", "1"]);
+    let wait_for = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let t = Instant::now();
+        loop {
+            let e = entry(d, &store, &id);
+            if ok(&e) {
+                return e;
+            }
+            assert!(t.elapsed() < WATCHDOG, "{what}: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("a generation", &|e| {
+        e["head_generation"].as_u64() >= Some(1)
+    });
+    assert_eq!(code(&tdev(d, &["stop", "--store", &store]), "stop"), 0);
+    let t = Instant::now();
+    let stopped = wait_for("the stop", &|e| e["status"] == "stopped");
+    eprintln!(
+        "the worker's evolution stopped {:?} after `tdev stop`",
+        t.elapsed()
+    );
+    // the job is back on the queue, and no worker takes it while the store is stopped
+    std::thread::sleep(Duration::from_secs(3));
+    let still = entry(d, &store, &id);
+    assert_eq!(still["head_generation"], stopped["head_generation"]);
+    assert_eq!(still["status"], "stopped");
+    let depth = tdev_json(d, &["queue", "status", "--queue", &q, "--json"], 0);
+    assert_eq!(
+        (depth["waiting"].as_u64(), depth["in_flight"].as_u64()),
+        (Some(1), Some(0)),
+        "{depth}"
+    );
+    // after a resume the worker carries on from the head
+    assert_eq!(code(&tdev(d, &["resume", "--store", &store]), "resume"), 0);
+    let head = stopped["head_generation"].as_u64().expect("head");
+    wait_for("the resumed run", &|e| {
+        e["status"] == "running" && e["head_generation"].as_u64() > Some(head)
+    });
+    worker.kill();
+}

@@ -82,6 +82,8 @@ pub(crate) fn base64(b: &[u8]) -> String {
 }
 
 mod conn;
+#[cfg(feature = "aws")]
+mod replicas;
 mod requests;
 mod review;
 mod runs;

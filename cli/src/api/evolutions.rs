@@ -91,9 +91,12 @@ pub async fn emergency_stop(
     eprintln!("tdev serve: token {} pulls the emergency stop", caller.0);
     st.inner.sandbox.stop_handle().stop();
     let store = st.store();
+    let state = st.clone();
     blocking("the emergency stop", move || {
-        engine::control::request_stop(store.as_ref())
+        let at = engine::control::request_stop(store.as_ref())
             .map_err(|e| ApiError::Internal(format!("the stop marker: {e:#}")))?;
+        // This server has stopped its runs already: its watcher leaves this stop be.
+        state.see_stop(at);
         audit::record(
             store.as_ref(),
             ServerAction::EmergencyStop,

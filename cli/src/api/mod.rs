@@ -93,6 +93,9 @@ struct Inner {
     runs: Arc<tokio::sync::Semaphore>,
     limits: ServerLimits,
     metrics: std::sync::Mutex<metrics::Metrics>,
+    /// The newest stop marker this server has acted on (its own stops included), so
+    /// that [`AppState::watch_stops`] acts on each stop once.
+    stop_seen: std::sync::Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -111,8 +114,50 @@ impl AppState {
                 runs: Arc::new(tokio::sync::Semaphore::new(limits.max_runs.max(1))),
                 limits,
                 metrics: std::sync::Mutex::new(metrics::Metrics::default()),
+                stop_seen: std::sync::Mutex::new(None),
             }),
         }
+    }
+
+    /// Marks a stop marker as acted on; true when it is newer than any before.
+    fn see_stop(&self, at: String) -> bool {
+        let mut seen = self
+            .inner
+            .stop_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.as_ref().is_some_and(|s| *s >= at) {
+            return false;
+        }
+        *seen = Some(at);
+        true
+    }
+
+    /// Polls the store's stop marker every `every` on a thread of its own and
+    /// interrupts this server's runs when a stop is asked for through another replica
+    /// (or `tdev stop`): several servers on one store stop as one. A stop older than
+    /// the server is not acted on.
+    pub fn watch_stops(&self, every: std::time::Duration) -> std::io::Result<()> {
+        if let Ok(Some(at)) = engine::control::stop_requested_at(self.inner.store.as_ref()) {
+            self.see_stop(at);
+        }
+        let state = self.clone();
+        std::thread::Builder::new()
+            .name("tdev-stop-watch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    // A read that fails is tried again at the next poll.
+                    if let Ok(Some(at)) =
+                        engine::control::stop_requested_at(state.inner.store.as_ref())
+                        && state.see_stop(at.clone())
+                    {
+                        eprintln!("tdev serve: the stop of {at} on the store interrupts this server's runs");
+                        state.inner.sandbox.stop_handle().stop();
+                    }
+                }
+            })
+            .map(|_| ())
     }
 
     /// The counters; they are plain numbers, so a lock left poisoned by a panic still

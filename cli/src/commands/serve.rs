@@ -120,6 +120,9 @@ pub fn exec(args: Args) -> Result<u8> {
         write_timeout: std::time::Duration::from_millis(args.write_timeout_ms),
     };
     let state = crate::api::AppState::new(sandbox, store, tokens, limits.clone());
+    state
+        .watch_stops(std::time::Duration::from_millis(200))
+        .context("cannot start the stop watcher")?;
     // Agents run on the blocking threads of this runtime: their stacks are sized from
     // the policy, so the Wasm stack limit traps before the host stack runs out.
     let rt = tokio::runtime::Builder::new_multi_thread()
