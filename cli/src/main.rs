@@ -43,12 +43,15 @@ enum Command {
     Rollback {
         /// The evolution id.
         id: String,
-        /// The generation.
+        /// The generation (for an island evolution, the end of one of its epochs).
         #[arg(long)]
         generation: u32,
         /// The store (default file://.tdev).
         #[arg(long)]
         store: Option<String>,
+        /// The queue to send an island evolution's next epochs to.
+        #[arg(long)]
+        queue: Option<String>,
     },
     /// Serve the operator HTTP API.
     Serve(commands::serve::Args),
@@ -112,7 +115,11 @@ fn main() -> ExitCode {
             id,
             generation,
             store,
-        } => (false, commands::rollback(store.as_deref(), &id, generation)),
+            queue,
+        } => (
+            false,
+            commands::rollback(store.as_deref(), &id, generation, queue.as_deref()),
+        ),
         Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
         Command::Resume { store } => (false, commands::resume(store.as_deref())),
         #[cfg(feature = "aws")]

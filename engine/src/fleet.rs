@@ -108,7 +108,8 @@ pub fn submit(
     }
 }
 
-fn send_epoch(
+/// Sends the job of epoch `epoch` of island `island`, unless it was sent already.
+pub fn send_epoch(
     store: &dyn BlobStore,
     queue: &Queue,
     id: &str,

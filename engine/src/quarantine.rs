@@ -550,6 +550,9 @@ mod tests {
         fn get_states(&self, id: &str) -> Result<Vec<StateItem>> {
             self.0.get_states(id)
         }
+        fn delete_state(&self, id: &str, g: u32) -> Result<()> {
+            self.0.delete_state(id, g)
+        }
         fn get(&self, b: Bucket, key: &str) -> Result<Option<Vec<u8>>> {
             self.0.get(b, key)
         }

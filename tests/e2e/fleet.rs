@@ -467,3 +467,94 @@ fn a_stop_halts_the_workers_and_leaves_the_job_until_resume() {
     });
     worker.kill();
 }
+
+#[test]
+fn an_island_evolution_rolls_back_as_one_and_breeds_the_same_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (q, _dead) = queue(d, 5);
+    let store = format!("file://{}", d.join("shared").display());
+    let sum = task("sum_range");
+    let id = submit(
+        d,
+        &[
+            "--task",
+            &sum,
+            "--queue",
+            &q,
+            "--store",
+            &store,
+            "--seed",
+            "4",
+            "--population",
+            "60",
+            "--generations",
+            "12",
+            "--islands",
+            "2",
+            "--epoch-generations",
+            "4",
+            "--migrants",
+            "2",
+            "--selection",
+            "tournament",
+        ],
+    );
+    let work = || {
+        let out = spawn_worker(
+            d,
+            &[
+                "--queue",
+                &q,
+                "--store",
+                &store,
+                "--idle-exit",
+                "4",
+                "--retry-delay",
+                "1",
+            ],
+        )
+        .finish(WATCHDOG, "worker");
+        assert_eq!(
+            code(&out, "worker"),
+            0,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    work();
+    let first = entry(d, &store, &id);
+    assert_eq!(first["status"], "finished", "{first}");
+    assert_eq!(first["head_generation"], 12);
+    let rollback = |args: &[&str]| {
+        let mut all = vec!["rollback"];
+        all.extend(args);
+        all.extend(["--store", store.as_str(), "--queue", q.as_str()]);
+        tdev(d, &all)
+    };
+    // refused while workers may run it, mid-epoch, and for one island alone
+    let out = rollback(&[&id, "--generation", "4"]);
+    assert_eq!(code(&out, "rollback while running"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tdev stop"));
+    assert_eq!(code(&tdev(d, &["stop", "--store", &store]), "stop"), 0);
+    assert_eq!(code(&rollback(&[&id, "--generation", "3"]), "mid-epoch"), 1);
+    let one = format!("{id}.island-000");
+    let out = rollback(&[&one, "--generation", "4"]);
+    assert_eq!(code(&out, "one island"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("every island"));
+    let out = rollback(&[&id, "--generation", "4"]);
+    assert_eq!(
+        code(&out, "rollback"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = entry(d, &store, &id);
+    assert_eq!(back["head_generation"], 4, "{back}");
+    assert_eq!(back["status"], "running");
+    // the epochs after it run again, to the same end
+    assert_eq!(code(&tdev(d, &["resume", "--store", &store]), "resume"), 0);
+    work();
+    let again = entry(d, &store, &id);
+    assert_eq!(again, first);
+}

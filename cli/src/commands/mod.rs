@@ -11,7 +11,7 @@ pub mod validate;
 
 use crate::common::{open_store, print_json};
 use crate::report::EvolutionList;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 /// `tdev store init` and `tdev store copy`.
@@ -54,9 +54,22 @@ pub fn evolutions(store: Option<&str>, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// `tdev rollback ID --generation N [--store URI]`
-pub fn rollback(store: Option<&str>, id: &str, generation: u32) -> Result<u8> {
+/// `tdev rollback ID --generation N [--store URI] [--queue URL]`
+pub fn rollback(store: Option<&str>, id: &str, generation: u32, queue: Option<&str>) -> Result<u8> {
     let store = open_store(store)?;
+    engine::store::check_key(id).with_context(|| format!("evolution {}", runtime::escape(id)))?;
+    if let Some(plan) = engine::evolve::islands::plan(store.as_ref(), id)? {
+        return rollback_islands(store.as_ref(), id, generation, queue, &plan);
+    }
+    if let Some((parent, _)) = id.rsplit_once(".island-")
+        && engine::evolve::islands::plan(store.as_ref(), parent)?.is_some()
+    {
+        bail!(
+            "{} is one island of {}: roll back the island evolution, every island at once",
+            runtime::escape(id),
+            runtime::escape(parent)
+        );
+    }
     engine::evolve::rollback(store.as_ref(), id, generation)
         .with_context(|| format!("cannot roll {} back", runtime::escape(id)))?;
     println!(
@@ -93,4 +106,48 @@ pub fn resume(store: Option<&str>) -> Result<u8> {
     engine::control::request_resume(store.as_ref())?;
     println!("resumed: workers take jobs again");
     Ok(0)
+}
+
+/// The rollback of an island evolution: only while the store is stopped (no worker may
+/// be running one of its epochs); the next epochs are sent to `queue`.
+fn rollback_islands(
+    store: &dyn engine::store::BlobStore,
+    id: &str,
+    generation: u32,
+    queue: Option<&str>,
+    plan: &engine::evolve::islands::IslandPlan,
+) -> Result<u8> {
+    if engine::control::halted_since(store)?.is_none() {
+        bail!(
+            "an island evolution is rolled back while no worker runs it: `tdev stop` first, \
+             then roll back, then `tdev resume`"
+        );
+    }
+    let Some(queue) = queue else {
+        bail!("give --queue URL: the island evolution's next epochs are sent there");
+    };
+    #[cfg(feature = "aws")]
+    {
+        let q = engine::queue::Queue::open(queue)?;
+        let next = engine::evolve::islands::rollback_islands(store, id, generation)
+            .with_context(|| format!("cannot roll {} back", runtime::escape(id)))?;
+        if let Some(e) = next {
+            for island in 0..plan.islands {
+                engine::fleet::send_epoch(store, &q, id, island, e)
+                    .with_context(|| format!("cannot send epoch {e} of island {island}"))?;
+            }
+        }
+        println!(
+            "{} now resumes from generation {generation}: {} islands, epoch {} sent to {queue}",
+            runtime::escape(id),
+            plan.islands,
+            next.map_or_else(|| "none".to_string(), |e| e.to_string())
+        );
+        Ok(0)
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = (queue, generation, plan);
+        bail!("this tdev is built without AWS support: no queue to send the next epochs to")
+    }
 }

@@ -260,11 +260,8 @@ pub fn run_epoch(
     if solved_epoch(store.as_ref(), id)?.is_some_and(|s| s < epoch) {
         return Ok(EpochEnd::Ended);
     }
-    if let Some(row) = store
-        .get_states(&rows_id(id, island))?
-        .into_iter()
-        .find(|r| r.generation == epoch)
-    {
+    let rows = store.get_states(&rows_id(id, island))?;
+    if let Some(row) = rows.iter().find(|r| r.generation == epoch) {
         // Committed by an earlier delivery: what follows the commit is made sure of.
         let solved = row.fitness_score <= threshold;
         if solved {
@@ -275,6 +272,11 @@ pub fn run_epoch(
             solved,
             next: next(solved, store.as_ref())?,
         });
+    }
+    // A job of a later epoch (one sent before a rollback) waits for the island's own
+    // previous epoch.
+    if epoch > 0 && !rows.iter().any(|r| r.generation == epoch - 1) {
+        return Ok(EpochEnd::Waiting);
     }
     let migrants = if epoch == 0 {
         Vec::new()
@@ -449,4 +451,77 @@ pub fn finish(store: &dyn BlobStore, id: &str) -> Result<Option<IslandResult>> {
         return self::result(store, id);
     }
     Ok(Some(result))
+}
+
+/// Rolls island evolution `id` back to the end of the epoch that ends at `generation`
+/// (a multiple of the epoch's generations; 0 for the start): every island is rolled
+/// back to that generation, and the later epochs' rows, migrants, markers and result
+/// are moved under `islands/<id>/abandoned/<time>/` (rows under
+/// `<id>.island-<iii>.epochs.abandoned-<time>`), so the next epochs are run and
+/// committed anew. Returns the first epoch to run again, `None` when none is left.
+///
+/// No worker may be running the evolution meanwhile: stop the store first.
+pub fn rollback_islands(store: &dyn BlobStore, id: &str, generation: u32) -> Result<Option<u32>> {
+    check_key(id)?;
+    let plan =
+        plan(store, id)?.ok_or_else(|| ErrorKind::NotFound(format!("the island plan of {id}")))?;
+    let total = Evolution::stored(store, id)?.config.generations;
+    if generation % plan.epoch_generations != 0 || generation > total {
+        return Err(ErrorKind::Config(
+            "an island evolution rolls back to the end of an epoch: a multiple of its \
+             generations per epoch",
+        )
+        .into());
+    }
+    let next = generation / plan.epoch_generations;
+    // Every island must have the generation before any is moved.
+    for i in 0..plan.islands {
+        let key = super::stored::gen_key("checkpoints", &island_id(id, i), generation);
+        if store.get(Bucket::Evolution, &key)?.is_none() {
+            return Err(ErrorKind::NotFound(format!(
+                "generation {generation} of island {i} of {id}"
+            ))
+            .into());
+        }
+    }
+    let stamp = now_rfc3339().replace([':', '.'], "-");
+    for i in 0..plan.islands {
+        super::stored::rollback(store, &island_id(id, i), generation)?;
+        let rows = rows_id(id, i);
+        for mut row in store.get_states(&rows)? {
+            if row.generation < next {
+                continue;
+            }
+            let epoch = row.generation;
+            row.evolution_id = format!("{rows}.abandoned-{stamp}");
+            store.put_state(&row)?;
+            store.delete_state(&rows, epoch)?;
+        }
+    }
+    let abandon = |key: &str| -> Result<()> {
+        if let Some(bytes) = store.get(Bucket::Evolution, key)? {
+            let rest = key.trim_start_matches(&format!("islands/{id}/"));
+            store.put(
+                Bucket::Evolution,
+                &format!("islands/{id}/abandoned/{stamp}/{rest}"),
+                &bytes,
+            )?;
+            store.delete(Bucket::Evolution, key)?;
+        }
+        Ok(())
+    };
+    for what in ["migrants", "solved", "enqueued"] {
+        let prefix = format!("islands/{id}/{what}/");
+        for key in store.list(Bucket::Evolution, &prefix)? {
+            let epoch: Option<u32> = key
+                .strip_prefix(&prefix)
+                .and_then(|r| r.split('/').next())
+                .and_then(|e| e.parse().ok());
+            if epoch.is_some_and(|e| e >= next) {
+                abandon(&key)?;
+            }
+        }
+    }
+    abandon(&result_key(id))?;
+    Ok((next < plan.epochs(total)).then_some(next))
 }

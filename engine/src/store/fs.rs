@@ -158,6 +158,17 @@ impl BlobStore for FsStore {
         Ok(out)
     }
 
+    fn delete_state(&self, evolution_id: &str, generation: u32) -> Result<()> {
+        let key = format!("{evolution_id}/{generation:06}.json");
+        check_key(&key)?;
+        let path = self.root.join("state").join(&key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(bucket, key)?;
         match fs::read(&path) {

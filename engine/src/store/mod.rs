@@ -130,6 +130,8 @@ pub trait BlobStore: Send + Sync {
     fn put_state(&self, item: &StateItem) -> Result<bool>;
     /// The state rows of an evolution, by generation.
     fn get_states(&self, evolution_id: &str) -> Result<Vec<StateItem>>;
+    /// Deletes a state row; deleting a missing row is not an error.
+    fn delete_state(&self, evolution_id: &str, generation: u32) -> Result<()>;
     /// Reads an object; `None` when there is none.
     fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Vec<u8>>>;
     /// Reads an object with its version, for a later [`BlobStore::put_if`].

@@ -542,6 +542,19 @@ impl BlobStore for S3Store {
         }
     }
 
+    fn delete_state(&self, evolution_id: &str, generation: u32) -> Result<()> {
+        self.block(
+            self.ddb
+                .delete_item()
+                .table_name(&self.table)
+                .key("evolution_id", AttributeValue::S(evolution_id.to_string()))
+                .key("generation", AttributeValue::N(generation.to_string()))
+                .send(),
+        )
+        .map_err(|e| remote("delete state", e))?;
+        Ok(())
+    }
+
     fn get_states(&self, evolution_id: &str) -> Result<Vec<StateItem>> {
         let mut items = self
             .ddb

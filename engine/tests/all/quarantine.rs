@@ -492,6 +492,9 @@ impl BlobStore for Around {
     fn get_states(&self, id: &str) -> engine::Result<Vec<store::StateItem>> {
         self.inner.get_states(id)
     }
+    fn delete_state(&self, id: &str, g: u32) -> engine::Result<()> {
+        self.inner.delete_state(id, g)
+    }
     fn get(&self, b: store::Bucket, key: &str) -> engine::Result<Option<Vec<u8>>> {
         self.inner.get(b, key)
     }
