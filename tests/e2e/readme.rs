@@ -229,3 +229,53 @@ fn readme_api_commands_work_when_pasted() {
         answers[2]
     );
 }
+
+/// The README's fleet section, pasted into a shell against the S3, DynamoDB and SQS
+/// server on loopback that scripts/test.sh starts.
+#[cfg(feature = "aws")]
+#[test]
+fn readme_fleet_commands_work_when_pasted() {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh"
+    );
+    let section = section("## Running on many machines (SQS workers)");
+    let mut script = String::from("set -e\n");
+    let mut in_block = false;
+    for line in section.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            script.push_str(line);
+            script.push('\n');
+        }
+    }
+    script.push_str("wait\n");
+    assert!(
+        script.contains("tdev submit") && script.contains("tdev worker"),
+        "{script}"
+    );
+    let dir = checkout();
+    let out = sh(dir.path(), &script);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(code(&out, "the fleet section"), 0, "{text}");
+    let listed = text
+        .lines()
+        .find(|l| l.contains("task sum_range"))
+        .unwrap_or_else(|| panic!("no evolution listed: {text}"));
+    assert!(listed.contains("(4 islands)"), "{listed}");
+    assert!(
+        listed.contains("  solved") || listed.contains("  finished"),
+        "{listed}"
+    );
+    assert!(
+        text.contains("stop requested") && text.contains("resumed"),
+        "{text}"
+    );
+}

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 /// `tdev queue create` and `tdev queue status`.
 #[derive(clap::Subcommand)]
 pub enum QueueAction {
-    /// Create (or find) a job queue and its dead-letter queue `NAME-dead`; print their
-    /// URLs.
+    /// Create (or find) a job queue and its dead-letter queue `NAME-dead`; print the
+    /// queue's URL (and the dead-letter queue's on stderr, or both with --json).
     Create {
         /// The queue's name.
         name: String,
@@ -87,8 +87,12 @@ pub fn queue(action: QueueAction) -> Result<u8> {
                     dead_letter_url: dead.url().to_string(),
                 })?;
             } else {
-                println!("queue:             {}", q.url());
-                println!("dead-letter queue: {}", dead.url());
+                // The URL alone on stdout, for `QUEUE=$(tdev queue create NAME)`.
+                println!("{}", q.url());
+                eprintln!(
+                    "tdev: dead-letter queue {} (after {max_receives} deliveries)",
+                    dead.url()
+                );
             }
         }
         QueueAction::Status { queue, json } => {

@@ -45,8 +45,15 @@ pub fn evolutions(store: Option<&str>, json: bool) -> Result<u8> {
         println!("no evolutions");
     } else {
         for e in &list {
+            let islands = e
+                .islands
+                .map_or_else(String::new, |n| format!("  ({n} islands)"));
+            let error = e
+                .error
+                .as_deref()
+                .map_or_else(String::new, |m| format!(": {}", runtime::escape(m)));
             println!(
-                "{}  task {}  generation {}  best error {}  {}",
+                "{}  task {}  generation {}  best error {}  {}{error}{islands}",
                 e.evolution_id, e.task, e.head_generation, e.best_error, e.status
             );
         }

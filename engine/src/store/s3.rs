@@ -182,7 +182,21 @@ impl S3Store {
             match self.block(self.s3.head_bucket().bucket(b).send()) {
                 Ok(_) => done.push(format!("bucket {b}: present")),
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-                    self.block(self.s3.create_bucket().bucket(b).send())
+                    // Outside us-east-1 S3 wants the region named as the bucket's
+                    // location.
+                    let mut req = self.s3.create_bucket().bucket(b);
+                    if let Some(region) = self.s3.config().region().map(|r| r.as_ref())
+                        && region != "us-east-1"
+                    {
+                        req = req.create_bucket_configuration(
+                            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                                .location_constraint(
+                                    aws_sdk_s3::types::BucketLocationConstraint::from(region),
+                                )
+                                .build(),
+                        );
+                    }
+                    self.block(req.send())
                         .map_err(|e| remote(format!("create bucket {b}"), e))?;
                     done.push(format!("bucket {b}: created"));
                 }
