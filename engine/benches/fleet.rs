@@ -267,7 +267,16 @@ fn main() {
     println!("| island epoch ({pop} × {k} generations) | ms |");
     println!("|---|---:|");
     println!("| compute alone, file store (median) | {compute_ms:.1} |");
+    println!("| on S3 + DynamoDB, no queue (median) | {stored_ms:.1} |");
     println!("| as a job on S3 + DynamoDB + SQS, 1 worker (median) | {job1:.1} |");
+    println!(
+        "| of which the store: K generation commits, the epoch's reads and writes | {:.1} |",
+        stored_ms - compute_ms
+    );
+    println!(
+        "| of which the queue: receive, extend, send the next, delete | {:.1} |",
+        job1 - stored_ms
+    );
     println!(
         "| job overhead (job − compute) | {:.1} |",
         job1 - compute_ms

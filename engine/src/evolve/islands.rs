@@ -466,7 +466,7 @@ pub fn rollback_islands(store: &dyn BlobStore, id: &str, generation: u32) -> Res
     let plan =
         plan(store, id)?.ok_or_else(|| ErrorKind::NotFound(format!("the island plan of {id}")))?;
     let total = Evolution::stored(store, id)?.config.generations;
-    if generation % plan.epoch_generations != 0 || generation > total {
+    if !generation.is_multiple_of(plan.epoch_generations) || generation > total {
         return Err(ErrorKind::Config(
             "an island evolution rolls back to the end of an epoch: a multiple of its \
              generations per epoch",
