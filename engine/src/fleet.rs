@@ -219,6 +219,9 @@ pub struct Worker {
     sandbox: Sandbox,
     store: Arc<dyn BlobStore>,
     queue: Queue,
+    /// The watcher's own client of the queue (the job's thread is busy with the
+    /// other), shared by the watchers of every job.
+    watch_queue: Arc<Queue>,
     config: WorkerConfig,
 }
 
@@ -229,13 +232,15 @@ impl Worker {
         store: Arc<dyn BlobStore>,
         queue: Queue,
         config: WorkerConfig,
-    ) -> Worker {
-        Worker {
+    ) -> Result<Worker> {
+        let watch_queue = Arc::new(Queue::open(queue.url())?);
+        Ok(Worker {
             sandbox,
             store,
             queue,
+            watch_queue,
             config,
-        }
+        })
     }
 
     /// Takes at most one job and deals with it, unless the store is stopped.
@@ -277,14 +282,14 @@ impl Worker {
             let (done, attached, stopped) = (done.clone(), attached.clone(), stopped.clone());
             let store = self.store.clone();
             let handle = self.sandbox.stop_handle();
-            let url = self.queue.url().to_string();
+            let queue = self.watch_queue.clone();
             let receipt = msg.receipt.clone();
             let visibility = self.config.visibility;
             std::thread::Builder::new()
                 .name("tdev-job-watch".into())
                 .spawn(move || {
                     watch(
-                        store, handle, url, receipt, visibility, done, attached, stopped,
+                        store, handle, queue, receipt, visibility, done, attached, stopped,
                     )
                 })
                 .map_err(|source| ErrorKind::ThreadStart {
@@ -484,15 +489,13 @@ impl Worker {
 fn watch(
     store: Arc<dyn BlobStore>,
     handle: runtime::StopHandle,
-    url: String,
+    queue: Arc<Queue>,
     receipt: String,
     visibility: Duration,
     done: Arc<AtomicBool>,
     attached: Arc<Mutex<Option<Arc<AtomicBool>>>>,
     stopped: Arc<AtomicBool>,
 ) {
-    // Its own client: the worker's is busy with the job's thread.
-    let queue = Queue::open(&url);
     let every = visibility / 3;
     let mut extended = Instant::now();
     while !done.load(Ordering::SeqCst) {
@@ -510,13 +513,8 @@ fn watch(
             }
         }
         if extended.elapsed() >= every {
-            match &queue {
-                Ok(q) => {
-                    if let Err(e) = q.extend(&receipt, visibility) {
-                        eprintln!("tdev worker: cannot extend the job's visibility: {e}");
-                    }
-                }
-                Err(e) => eprintln!("tdev worker: cannot extend the job's visibility: {e}"),
+            if let Err(e) = queue.extend(&receipt, visibility) {
+                eprintln!("tdev worker: cannot extend the job's visibility: {e}");
             }
             extended = Instant::now();
         }

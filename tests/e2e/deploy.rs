@@ -1,4 +1,5 @@
-//! deploy/main.tf parses as HCL2 and declares the AWS set-up (scripts/check_deploy.py).
+//! deploy/ parses as HCL2 and declares the AWS set-up: the store, the fleet and its
+//! image (scripts/check_deploy.py).
 
 use crate::support::root;
 
@@ -8,7 +9,7 @@ fn terraform_file_declares_the_aws_set_up() {
         .expect("TDEV_PYTHON is not set: run the tests through scripts/test.sh");
     let out = std::process::Command::new(python)
         .arg(root().join("scripts/check_deploy.py"))
-        .arg(root().join("deploy/main.tf"))
+        .arg(root().join("deploy"))
         .output()
         .expect("python");
     let text = String::from_utf8_lossy(&out.stdout);

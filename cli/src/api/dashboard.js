@@ -71,7 +71,8 @@ let shownAgent = null;
 async function showEvolution(id, tr) {
   shownEvolution = id;
   select("#evolutions", tr);
-  const e = await api("/v1/evolutions/" + encodeURIComponent(id));
+  // A queued, failed or island evolution has no generations of its own to chart.
+  const e = await api("/v1/evolutions/" + encodeURIComponent(id)).catch(() => ({}));
   chart(e.generations || []);
 }
 
@@ -145,7 +146,8 @@ async function refresh() {
     const ev = await api("/v1/evolutions");
     const tb = $("#evolutions tbody");
     renderRows(tb, ev.evolutions, (e) => e.evolution_id,
-      (e) => [e.evolution_id, e.task, e.head_generation, fmt(e.best_error), e.status],
+      (e) => [e.evolution_id, e.task, e.head_generation, fmt(e.best_error),
+        e.status + (e.islands ? ` (${e.islands} islands)` : "") + (e.error ? `: ${e.error}` : "")],
       showEvolution, "no evolutions in this store");
     if (!ev.evolutions.some((e) => e.evolution_id === shownEvolution)) shownEvolution = null;
     if (ev.evolutions.length) {

@@ -481,3 +481,51 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn queued_and_failed_evolutions_are_listed_with_their_error() {
+    rt().block_on(async {
+        let (st, dir) = state();
+        let store =
+            engine::store::open(&format!("file://{}", dir.path().display())).expect("store");
+        let task = engine::task::Task::from_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/abs.toml"),
+        )
+        .expect("task");
+        let config = engine::evolve::EvolveConfig::for_task(&task);
+        let id =
+            engine::evolve::Evolution::prepare(store.as_ref(), &task, &config).expect("prepare");
+        let app = app(st);
+        let (s, v) = call(&app, get("/v1/evolutions", Some(TOKEN))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let e = &v["evolutions"][0];
+        assert_eq!(
+            (&e["evolution_id"], &e["status"], &e["best_agent_id"]),
+            (&json!(id), &json!("queued"), &Value::Null),
+            "{v}"
+        );
+        assert!(e.get("error").is_none(), "{v}");
+        engine::evolve::record_failure(
+            store.as_ref(),
+            &id,
+            None,
+            &engine::evolve::JobFailure {
+                error: "corrupt stored object checkpoints/x/task.json: invalid".into(),
+                job: format!(r#"{{"kind":"evolution","evolution_id":"{id}"}}"#),
+                receive_count: 2,
+                at: engine::time::now_rfc3339(),
+            },
+        )
+        .expect("record");
+        let (_, v) = call(&app, get("/v1/evolutions", Some(TOKEN))).await;
+        let e = &v["evolutions"][0];
+        assert_eq!(e["status"], "failed", "{v}");
+        assert!(
+            e["error"].as_str().is_some_and(|m| m.contains("task.json")),
+            "{v}"
+        );
+        // it has no generation to show yet
+        let (s, _) = call(&app, get(&format!("/v1/evolutions/{id}"), Some(TOKEN))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    });
+}

@@ -300,7 +300,8 @@ pub fn worker(args: WorkerArgs) -> Result<u8> {
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             ),
         },
-    );
+    )
+    .context("cannot start the worker")?;
     let mut idle_since = Instant::now();
     let mut jobs = 0u64;
     let mut halted_shown = false;

@@ -151,7 +151,8 @@ fn a_body_that_is_not_a_job_fails_each_delivery_then_goes_to_the_dead_letter_que
             retry_delay: Duration::ZERO,
             ..WorkerConfig::default()
         },
-    );
+    )
+    .expect("worker");
     let until = Instant::now() + Duration::from_secs(120);
     let mut failures: Vec<(Option<engine::fleet::Job>, String)> = Vec::new();
     loop {
