@@ -299,4 +299,57 @@ fn main() {
             one.as_secs_f64() / wall.as_secs_f64()
         );
     }
+
+    // 4. a stop: from the request to the worker's job halted and sent back
+    let stops = env("BENCH_STOPS", 5);
+    let mut took = Vec::new();
+    for _ in 0..stops {
+        let store = s3_store();
+        let (q, _dead) = Queue::create(&tag(), 5, Duration::from_secs(60)).expect("queue");
+        let config = EvolveConfig {
+            generations: 1_000_000,
+            population: pop,
+            threads: 1,
+            ..EvolveConfig::for_task(&task())
+        };
+        let id = engine::fleet::submit(store.as_ref(), &q, &task(), &config, None).expect("submit");
+        let w = Worker::new(
+            sandbox(),
+            store.clone(),
+            Queue::open(q.url()).expect("open"),
+            WorkerConfig {
+                wait: Duration::from_secs(1),
+                threads: Some(1),
+                ..WorkerConfig::default()
+            },
+        )
+        .expect("worker");
+        let halted = std::thread::scope(|s| {
+            let worker = s.spawn(|| {
+                loop {
+                    if let Step::Job(r) = w.step().expect("step") {
+                        assert_eq!(r.handled, Handled::Stopped, "{r:?}");
+                        return Instant::now();
+                    }
+                }
+            });
+            while engine::evolve::head_generation(store.as_ref(), &id).map_or(true, |h| h < 1) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let asked = Instant::now();
+            engine::control::request_stop(store.as_ref()).expect("stop");
+            worker.join().expect("worker") - asked
+        });
+        took.push(halted);
+    }
+    let worst = took.iter().max().copied().unwrap_or_default();
+    println!();
+    println!("| stop (population {pop}, {stops} stops) | ms |");
+    println!("|---|---:|");
+    println!(
+        "| request to the job halted and sent back, median | {:.1} |",
+        median_ms(took)
+    );
+    println!("| the same, largest | {:.1} |", worst.as_secs_f64() * 1e3);
 }
