@@ -345,3 +345,45 @@ fn dashboard_in_headless_chromium_shows_the_chart_and_quarantine_and_stops() {
     // the server is still up
     assert_eq!(http(a, "GET", "/v1/healthz", &[], b"").0, 200);
 }
+
+#[test]
+fn dashboard_shows_a_failed_evolution_with_its_error() {
+    let s = serve(&[]);
+    let store = engine::store::open(&format!("file://{}", s.dir.path().join(".tdev").display()))
+        .expect("store");
+    let task = engine::task::Task::from_file(&fixture("tasks/abs.toml")).expect("task");
+    let config = engine::evolve::EvolveConfig::for_task(&task);
+    let id = engine::evolve::Evolution::prepare(store.as_ref(), &task, &config).expect("prepare");
+    engine::evolve::record_failure(
+        store.as_ref(),
+        &id,
+        None,
+        &engine::evolve::JobFailure {
+            error: "corrupt stored object <b>task.json</b>".into(),
+            job: format!(r#"{{"kind":"evolution","evolution_id":"{id}"}}"#),
+            receive_count: 5,
+            at: engine::time::now_rfc3339(),
+        },
+    )
+    .expect("record the failure");
+    let b = Browser::start();
+    b.go(&format!("http://{}/#token={TOKEN}", s.addr));
+    b.wait_for(
+        "return document.querySelectorAll('#evolutions tr[data-id]').length === 1",
+        "the evolution row",
+    );
+    let row = b.js(
+        "return [...document.querySelectorAll('#evolutions tr[data-id] td')].map(c => c.textContent)",
+    );
+    assert_eq!(row[0], json!(id), "{row}");
+    // the error is shown as text, never as markup
+    assert_eq!(
+        row[4],
+        json!("failed: corrupt stored object <b>task.json</b>"),
+        "{row}"
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('#evolutions b').length"),
+        json!(0)
+    );
+}

@@ -154,7 +154,7 @@ fn rollback_islands(
     }
     #[cfg(not(feature = "aws"))]
     {
-        let _ = (queue, generation, plan);
+        let _ = (queue, generation, plan, id);
         bail!("this tdev is built without AWS support: no queue to send the next epochs to")
     }
 }
