@@ -1,5 +1,6 @@
 //! Typed form: integer division that panics on a zero divisor. A panic in an agent
-//! becomes a trap (`unreachable`), never a hang.
+//! is logged and becomes a trap (`unreachable`), never a hang; built with the SDK's
+//! `panic-message` feature, the log line says where and why.
 #![no_std]
 
 agent_sdk::act! {

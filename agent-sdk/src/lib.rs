@@ -29,7 +29,8 @@
 //!
 //! Build for `wasm32-unknown-unknown`; on any other target the host functions are
 //! served by an in-memory host ([`testing`]) so agents can be unit-tested natively.
-//! A panic in an agent becomes a trap (`unreachable`), never a hang.
+//! A panic in an agent is logged (`panicked at FILE:LINE: MESSAGE`) and becomes a trap
+//! (`unreachable`), never a hang.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -362,8 +363,131 @@ macro_rules! act {
     };
 }
 
+/// The log line of a panic: `panicked at FILE:LINE: MESSAGE`, cut to 256 bytes. Built
+/// by hand rather than with `core::fmt`, which would add kilobytes to every agent; a
+/// message with arguments (`panic!("{x}")`) is logged in full only with the `fmt`
+/// feature (which brings `core::fmt` anyway), else its place is named.
+#[cfg(any(feature = "panic-message", not(target_arch = "wasm32")))]
+#[doc(hidden)]
+pub struct PanicLine {
+    buf: [u8; 256],
+    len: usize,
+}
+
+#[cfg(any(feature = "panic-message", not(target_arch = "wasm32")))]
+impl PanicLine {
+    /// The line of a panic at `file:line` with `message` (`None`: a formatted one).
+    pub fn new(location: Option<(&str, u32)>, message: Option<&str>) -> PanicLine {
+        let mut l = PanicLine {
+            buf: [0; 256],
+            len: 0,
+        };
+        l.push(b"panicked");
+        if let Some((file, line)) = location {
+            l.push(b" at ");
+            l.push(file.as_bytes());
+            l.push(b":");
+            let mut digits = [0u8; 10];
+            let mut n = line;
+            let mut i = digits.len();
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            l.push(&digits[i..]);
+        }
+        if let Some(m) = message {
+            l.push(b": ");
+            l.push(m.as_bytes());
+        }
+        l
+    }
+
+    /// Appends what fits.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    /// The line so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+#[cfg(feature = "fmt")]
+#[cfg(any(feature = "panic-message", not(target_arch = "wasm32")))]
+impl core::fmt::Write for PanicLine {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The log line of a panic, from its info (the handler's, and the testing support's
+/// on native targets).
+#[cfg(any(feature = "panic-message", not(target_arch = "wasm32")))]
+#[doc(hidden)]
+pub fn panic_line(info: &core::panic::PanicInfo<'_>) -> PanicLine {
+    let location = info.location().map(|l| (l.file(), l.line()));
+    let message = info.message();
+    match message.as_str() {
+        Some(m) => PanicLine::new(location, Some(m)),
+        None => {
+            let mut l = PanicLine::new(location, None);
+            #[cfg(feature = "fmt")]
+            {
+                let _ = core::fmt::Write::write_fmt(&mut l, format_args!(": {message}"));
+            }
+            #[cfg(not(feature = "fmt"))]
+            l.push(b": (a formatted message: the SDK's `fmt` feature logs it)");
+            l
+        }
+    }
+}
+
+/// Logs the panic through `agent.log` (the host shows it: `tdev run` prints it under
+/// `log:`), then traps with `unreachable`. With the `panic-message` feature the line
+/// says where and why (`panicked at FILE:LINE: MESSAGE`); without it, only that the
+/// agent panicked: reading the panic's location keeps every panic site's message and
+/// its formatting code in the module, about 2.6 KB (docs/writing-agents.md).
 #[cfg(all(target_arch = "wasm32", feature = "panic-handler"))]
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    #[cfg(feature = "panic-message")]
+    log_bytes(panic_line(info).as_bytes());
+    #[cfg(not(feature = "panic-message"))]
+    {
+        let _ = info;
+        log_bytes(b"panicked");
+    }
     core::arch::wasm32::unreachable()
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::PanicLine;
+
+    #[test]
+    fn a_panic_line_names_the_file_line_and_message_and_is_cut_at_256_bytes() {
+        let line = |loc, msg| PanicLine::new(loc, msg).as_bytes().to_vec();
+        assert_eq!(
+            line(Some(("src/lib.rs", 0)), Some("boom")),
+            b"panicked at src/lib.rs:0: boom"
+        );
+        assert_eq!(
+            line(Some(("a.rs", u32::MAX)), None),
+            b"panicked at a.rs:4294967295"
+        );
+        assert_eq!(line(None, Some("x")), b"panicked: x");
+        let long = "y".repeat(300);
+        let cut = line(Some(("f.rs", 12)), Some(&long));
+        assert_eq!(cut.len(), 256);
+        assert!(cut.starts_with(b"panicked at f.rs:12: yyy"));
+    }
 }

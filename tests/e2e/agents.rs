@@ -21,6 +21,7 @@ fn rebuilt() -> &'static Path {
         for extra in [
             &["--examples"][..],
             &["--example", "greet", "--features", "fmt,alloc"],
+            &["--example", "divide", "--features", "panic-message"],
         ] {
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["build", "-p", "agent-sdk"])
@@ -159,6 +160,21 @@ fn a_panic_in_an_agent_is_a_trap() {
         let r = json(&out, "panic");
         assert_eq!(r["outcome"], "unreachable");
         assert_eq!(r["quarantined"], false);
+        // the panic handler logged where and why (feature panic-message)
+        assert_eq!(
+            r["logs"],
+            serde_json::json!([
+                "panicked at agent-sdk/examples/divide.rs:10: division by zero or overflow"
+            ]),
+            "{path}: {r}"
+        );
+        let text = tdev(dir.path(), &["run", &path, "--args", "1,0"]);
+        assert!(
+            String::from_utf8_lossy(&text.stdout)
+                .contains("log:        panicked at agent-sdk/examples/divide.rs:10"),
+            "{}",
+            String::from_utf8_lossy(&text.stdout)
+        );
     }
 }
 
