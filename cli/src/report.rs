@@ -109,6 +109,9 @@ pub struct RunReport {
     pub result_bits: Option<String>,
     /// The output bytes in hex.
     pub output_hex: String,
+    /// The output as text, when it is UTF-8 (left out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_text: Option<String>,
     /// Fuel the run used.
     pub fuel_used: u64,
     /// Wall time in microseconds.
@@ -143,6 +146,7 @@ impl RunReport {
             result,
             result_bits,
             output_hex: runtime::to_hex(&r.output),
+            output_text: String::from_utf8(r.output.clone()).ok(),
             fuel_used: r.fuel_used,
             wall_us: u64::try_from(r.wall.as_micros()).unwrap_or(u64::MAX),
             quarantined: run.quarantined,

@@ -521,3 +521,93 @@ fn a_log_line_of_hostile_bytes_is_within_the_cap_as_shown() {
         "{line}"
     );
 }
+
+#[test]
+fn output_is_shown_a_screenful_at_a_time_and_whole_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let text: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    let input = write(d, "in.txt", &text);
+    let (echo, input) = (agent("echo.wat"), input.to_string_lossy().into_owned());
+    // text mode: 40 lines at most, and what was left out
+    let out = tdev(d, &["run", &echo, "--input", &input]);
+    assert_eq!(code(&out, "run"), 0);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("line 39\n") && !shown.contains("line 40\n"),
+        "{shown}"
+    );
+    let rest = text.len() - text.find("line 40").expect("line 40") + 1;
+    assert!(
+        shown.contains(&format!(
+            "… {rest} more bytes not shown: --output-file FILE or --raw"
+        )),
+        "{shown}"
+    );
+    assert!(shown.len() < 4096 + 1024, "{} bytes printed", shown.len());
+    // --raw: the output alone on stdout, the report on stderr
+    let out = tdev(d, &["run", &echo, "--input", &input, "--raw"]);
+    assert_eq!(code(&out, "raw"), 0);
+    assert_eq!(out.stdout, text.as_bytes());
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        report.contains(&format!("output:     {} bytes, on stdout", text.len())),
+        "{report}"
+    );
+    // --output-file: the bytes in the file, their size in the report
+    let out = tdev(
+        d,
+        &["run", &echo, "--input", &input, "--output-file", "out.bin"],
+    );
+    assert_eq!(code(&out, "output file"), 0);
+    assert_eq!(
+        std::fs::read(d.join("out.bin")).expect("out.bin"),
+        text.as_bytes()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("written to out.bin"));
+    // --json: the output as text when it is UTF-8, and not otherwise
+    let r = tdev_json(d, &["run", &echo, "--input", &input, "--json"], 0);
+    assert_eq!(r["output_text"], text.as_str());
+    let out = tdev_stdin(d, &["run", &echo, "--input", "-", "--json"], b"\xff\xfe");
+    let r = json(&out, "binary");
+    assert!(r.get("output_text").is_none(), "{r}");
+    assert_eq!(r["output_hex"], "fffe");
+    // --raw takes no --json
+    assert_eq!(
+        code(&tdev(d, &["run", &echo, "--raw", "--json"]), "raw json"),
+        1
+    );
+}
+
+#[test]
+fn fail_on_status_makes_a_non_zero_status_exit_4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // echo answers status 1 when its input does not fit in one read
+    let big = write(d, "big.txt", &"x".repeat(65_000));
+    let (echo, big) = (agent("echo.wat"), big.to_string_lossy().into_owned());
+    let out = tdev(d, &["run", &echo, "--input", &big]);
+    assert_eq!(code(&out, "status 1"), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status:     1"));
+    let out = tdev(d, &["run", &echo, "--input", &big, "--fail-on-status"]);
+    assert_eq!(code(&out, "status 1, failing"), 4);
+    let out = tdev(
+        d,
+        &["run", &echo, "--input", &big, "--fail-on-status", "--json"],
+    );
+    assert_eq!(code(&out, "status 1, failing, json"), 4);
+    assert_eq!(json(&out, "json")["result"], 1);
+    // status 0 still exits 0
+    let small = write(d, "small.txt", "hi");
+    let out = tdev(
+        d,
+        &[
+            "run",
+            &echo,
+            "--input",
+            &small.to_string_lossy(),
+            "--fail-on-status",
+        ],
+    );
+    assert_eq!(code(&out, "status 0"), 0);
+}

@@ -8,7 +8,7 @@ use crate::report::{GroupReport, MemberReport, Refusal, RejectedReport, RunRepor
 use anyhow::{Context, Result, bail};
 use engine::{Gate, GroupMember, Guard, Quarantine};
 use runtime::{ActForm, Agent, Input, RunResult, Value, parse_args};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,9 +29,15 @@ pub struct Args {
     /// agent is named by its file stem; the group runs in rounds until no mail is left.
     #[arg(long = "peer")]
     peers: Vec<PathBuf>,
-    /// Write the raw output bytes to this file.
+    /// Write the raw output bytes to this file (text mode then shows only their size).
     #[arg(long)]
     output_file: Option<PathBuf>,
+    /// Write the raw output bytes to stdout, and the report to stderr.
+    #[arg(long, conflicts_with_all = ["json", "output_file", "peers"])]
+    raw: bool,
+    /// A bytes-form agent's non-zero status exits 4, as a trap does.
+    #[arg(long = "fail-on-status")]
+    fail_on_status: bool,
     /// Where quarantined modules go (default file://.tdev).
     #[arg(long)]
     store: Option<String>,
@@ -140,13 +146,42 @@ pub fn exec(args: Args) -> Result<u8> {
         std::fs::write(path, &run.report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let trapped = run.report.outcome != runtime::Outcome::Ok;
+    let failed = run.report.outcome != runtime::Outcome::Ok
+        || (args.fail_on_status
+            && matches!(run.report.result, Some(RunResult::Status(s)) if s != 0));
     if args.json {
         print_json(&RunReport::new(&agent, &run))?;
+    } else if args.raw {
+        print_human(
+            &mut std::io::stderr().lock(),
+            &agent,
+            &run,
+            Shown::Elsewhere(None),
+        )?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&run.report.output)
+            .and_then(|()| out.flush())
+            .context("cannot write the output to stdout")?;
     } else {
-        print_human(&agent, &run);
+        let shown = match &args.output_file {
+            Some(p) => Shown::Elsewhere(Some(p.as_path())),
+            None => Shown::Screenful,
+        };
+        print_human(&mut std::io::stdout().lock(), &agent, &run, shown)?;
     }
-    Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
+    Ok(if failed { EXIT_TRAPPED } else { EXIT_OK })
+}
+
+/// Output lines and bytes text mode shows at most, unless `--output-file` or `--raw`.
+const SCREEN_LINES: usize = 40;
+const SCREEN_BYTES: usize = 4096;
+
+/// Where a run's output goes in text mode.
+enum Shown<'a> {
+    /// A screenful of it in the report.
+    Screenful,
+    /// Written elsewhere: to this file, or to stdout by `--raw`.
+    Elsewhere(Option<&'a Path>),
 }
 
 /// Reads `--input` (a file, or `-` for stdin) without ever holding more than
@@ -285,6 +320,7 @@ fn run_group(
                 "stopped at limits.max_rounds"
             }
         );
+        let mut out = std::io::stdout().lock();
         for ((m, j), a) in group.members.iter().zip(&judged).zip(&agents) {
             println!();
             println!(
@@ -294,49 +330,96 @@ fn run_group(
                 m.messages_sent,
                 m.messages_received
             );
-            print_human(a, j);
+            print_human(&mut out, a, j, Shown::Screenful)?;
         }
     }
     Ok(if trapped { EXIT_TRAPPED } else { EXIT_OK })
 }
 
-fn print_human(agent: &Agent, run: &engine::GuardedRun) {
+fn print_human(
+    out: &mut dyn std::io::Write,
+    agent: &Agent,
+    run: &engine::GuardedRun,
+    shown: Shown<'_>,
+) -> Result<()> {
     let r = &run.report;
-    println!("agent:      {}", agent.id());
-    match &r.trap_message {
-        Some(m) => println!("outcome:    {} ({m})", r.outcome),
-        None => println!("outcome:    {}", r.outcome),
-    }
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(text, "agent:      {}", agent.id());
+    let _ = match &r.trap_message {
+        Some(m) => writeln!(text, "outcome:    {} ({m})", r.outcome),
+        None => writeln!(text, "outcome:    {}", r.outcome),
+    };
     match r.result {
-        Some(RunResult::Status(s)) => println!("status:     {s}"),
-        Some(RunResult::Value(v)) => println!("result:     {}", value_text(v)),
+        Some(RunResult::Status(s)) => {
+            let _ = writeln!(text, "status:     {s}");
+        }
+        Some(RunResult::Value(v)) => {
+            let _ = writeln!(text, "result:     {}", value_text(v));
+        }
         None => {}
     }
-    println!(
+    let _ = writeln!(
+        text,
         "fuel used:  {}   wall: {} us   score: {}",
         r.fuel_used,
         r.wall.as_micros(),
         run.safety_score
     );
     for line in &r.logs {
-        println!("log:        {line}");
+        let _ = writeln!(text, "log:        {line}");
     }
     if r.logs_dropped > 0 {
-        println!("log:        ({} more lines dropped)", r.logs_dropped);
+        let _ = writeln!(text, "log:        ({} more lines dropped)", r.logs_dropped);
     }
     if !r.output.is_empty() {
-        println!("output ({} bytes):", r.output.len());
-        let lines: Vec<String> = r
-            .output
-            .split(|b| *b == b'\n')
-            .map(runtime::escape_bytes)
-            .collect();
-        println!("{}", lines.join("\n"));
+        match shown {
+            Shown::Elsewhere(Some(path)) => {
+                let _ = writeln!(
+                    text,
+                    "output:     {} bytes, written to {}",
+                    r.output.len(),
+                    path.display()
+                );
+            }
+            Shown::Elsewhere(None) => {
+                let _ = writeln!(text, "output:     {} bytes, on stdout", r.output.len());
+            }
+            Shown::Screenful => {
+                let _ = writeln!(text, "output ({} bytes):", r.output.len());
+                let mut end = r.output.len().min(SCREEN_BYTES);
+                if let Some((i, _)) = r
+                    .output
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .nth(SCREEN_LINES - 1)
+                {
+                    end = end.min(i);
+                }
+                let lines: Vec<String> = r.output[..end]
+                    .split(|b| *b == b'\n')
+                    .map(runtime::escape_bytes)
+                    .collect();
+                let _ = writeln!(text, "{}", lines.join("\n"));
+                if end < r.output.len() {
+                    let _ = writeln!(
+                        text,
+                        "… {} more bytes not shown: --output-file FILE or --raw for all of it",
+                        r.output.len() - end
+                    );
+                }
+            }
+        }
     }
     if run.quarantined {
-        println!(
+        let _ = writeln!(
+            text,
             "quarantine: quarantined — see `tdev quarantine show {}`",
             agent.id()
         );
     }
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write the report")
 }
