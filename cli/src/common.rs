@@ -41,7 +41,12 @@ pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
 /// Loads the policy: `--policy FILE` or the default.
 pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     match path {
-        Some(p) => Policy::from_file(p).with_context(|| format!("policy {}", p.display())),
+        // A file that cannot be read is named by the error itself; one that does not
+        // parse is named here.
+        Some(p) => Policy::from_file(p).map_err(|e| match e.kind() {
+            runtime::ErrorKind::PolicyIo { .. } => anyhow::Error::new(e),
+            _ => anyhow::Error::new(e).context(format!("policy {}", p.display())),
+        }),
         None => Ok(Policy::default_policy()),
     }
 }
@@ -103,5 +108,30 @@ pub fn print_findings(findings: &[Finding]) {
 /// Opens the store of `--store` (default `./.tdev`).
 pub fn open_store(uri: Option<&str>) -> Result<std::sync::Arc<dyn engine::store::BlobStore>> {
     let uri = uri.unwrap_or(engine::store::DEFAULT_STORE);
-    engine::store::open(uri).with_context(|| format!("cannot open store {uri}"))
+    engine::store::open(uri).map_err(|e| store_error(e, "cannot open store", uri))
+}
+
+/// An error of the store at `uri`: named by the error itself when the URI is bad, by
+/// `doing` otherwise.
+pub fn store_error(e: engine::Error, doing: &str, uri: &str) -> anyhow::Error {
+    match e.kind() {
+        engine::ErrorKind::StoreUri { .. } => anyhow::Error::new(e),
+        _ => anyhow::Error::new(e).context(format!("{doing} {uri}")),
+    }
+}
+
+/// An error and its causes on one line, `outer: inner: …`; a cause whose message the
+/// line already ends with is not repeated.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let next = cause.to_string().replace('\n', " ");
+        if text.is_empty() {
+            text = next;
+        } else if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+    }
+    text
 }

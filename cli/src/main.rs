@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let message = format!("{err:#}").replace('\n', " ");
+            let message = cli::common::error_line(&err);
             eprintln!("tdev: {message}");
             if json
                 && let Err(e) =

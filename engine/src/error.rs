@@ -119,6 +119,9 @@ pub enum ErrorKind {
     /// A task file that cannot be used.
     #[error("invalid task: {0}")]
     Task(String),
+    /// A task file that cannot be read.
+    #[error("cannot read the file")]
+    TaskRead(#[source] std::io::Error),
     /// A task file that is not valid JSON of a task's shape.
     #[error("invalid task")]
     TaskJson(#[source] serde_json::Error),

@@ -125,10 +125,8 @@ impl Task {
 
     /// Reads a task file (`.toml`, or `.json`).
     pub fn from_file(path: &Path) -> Result<Task> {
-        let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        // The caller names the file (`task FILE: cannot read the file: …`).
+        let text = std::fs::read_to_string(path).map_err(ErrorKind::TaskRead)?;
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));

@@ -19,7 +19,7 @@ pub struct Error {
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The policy file could not be read.
-    #[error("cannot read policy {path}: {source}")]
+    #[error("cannot read policy {path}")]
     PolicyIo {
         /// The file.
         path: String,
@@ -31,14 +31,14 @@ pub enum ErrorKind {
     #[error("invalid policy: {0}")]
     Policy(String),
     /// The policy is not TOML, or not of the policy's shape.
-    #[error("invalid policy: {source}")]
+    #[error("invalid policy")]
     PolicyToml {
         /// What the TOML reader said.
         #[source]
         source: toml::de::Error,
     },
     /// A pattern's regex does not compile (or is over the regex size limits).
-    #[error("invalid policy: patterns `{pattern}`.regex: invalid regex: {source}")]
+    #[error("invalid policy: patterns `{pattern}`.regex: invalid regex")]
     PolicyRegex {
         /// The pattern's name.
         pattern: String,
@@ -71,7 +71,7 @@ pub enum ErrorKind {
     #[error("bad arguments: {0}")]
     Args(String),
     /// An argument of `--args` text is not a number of its parameter's type.
-    #[error("bad arguments: argument {index} {:?} is not an {param}: {source}", escape(.text))]
+    #[error("bad arguments: argument {index} {:?} is not an {param}", escape(.text))]
     ArgValue {
         /// Its position, from 1.
         index: usize,

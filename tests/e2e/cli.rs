@@ -611,3 +611,99 @@ fn fail_on_status_makes_a_non_zero_status_exit_4() {
     );
     assert_eq!(code(&out, "status 0"), 0);
 }
+
+#[test]
+fn errors_name_what_is_at_fault_once_with_the_right_category() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write(d, "bad.toml", "garbage = [\n");
+    let (echo, add, abs) = (
+        agent("echo.wat"),
+        agent("add.wat"),
+        fixture_arg("tasks/abs.toml"),
+    );
+    // (command, what must be named once, words of the category)
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["validate", "missing.wasm"],
+            "missing.wasm",
+            "cannot read",
+        ),
+        (
+            vec!["run", &echo, "--input", "missing.txt"],
+            "missing.txt",
+            "cannot read",
+        ),
+        (
+            vec!["run", &echo, "--policy", "missing.toml"],
+            "missing.toml",
+            "cannot read policy",
+        ),
+        (
+            vec!["run", &echo, "--policy", "bad.toml"],
+            "bad.toml",
+            "invalid policy",
+        ),
+        (
+            vec!["evolve", "--task", "missing.toml"],
+            "missing.toml",
+            "cannot read the file",
+        ),
+        (
+            vec!["evolve", "--task", "bad.toml"],
+            "bad.toml",
+            "invalid task",
+        ),
+        (
+            vec!["evolve", "--task", &abs, "--seed-agent", "gone.wasm"],
+            "gone.wasm",
+            "cannot read",
+        ),
+        (
+            vec!["evolve", "--task", &abs, "--store", "ftp://x"],
+            "ftp://x",
+            "bad store URI",
+        ),
+        (
+            vec!["evolutions", "--store", "s3://"],
+            "s3://",
+            "bad store URI",
+        ),
+        (vec!["run", &add, "--args", "1,x"], "\"x\"", "bad arguments"),
+        (
+            vec!["evolve", "--resume", "evo-none"],
+            "evo-none",
+            "cannot resume",
+        ),
+        (
+            vec!["run", &echo, "--bogus"],
+            "--bogus",
+            "unexpected argument",
+        ),
+        (
+            vec!["evolve", "--task", &abs, "--population", "x"],
+            "'x'",
+            "invalid value",
+        ),
+    ];
+    for (args, named, category) in cases {
+        let out = tdev(d, &args);
+        let what = args.join(" ");
+        assert_eq!(code(&out, &what), 1, "`tdev {what}`");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("tdev: "), "`tdev {what}`: {err}");
+        assert_eq!(first.matches(named).count(), 1, "`tdev {what}`: {first}");
+        assert!(first.contains(category), "`tdev {what}`: {first}");
+        // no cause is said twice
+        let parts: Vec<&str> = first.split(": ").filter(|p| p.len() > 8).collect();
+        for p in &parts {
+            assert_eq!(
+                first.matches(p).count(),
+                1,
+                "`tdev {what}` repeats {p:?}: {first}"
+            );
+        }
+        assert!(!first.contains("store I/O"), "`tdev {what}`: {first}");
+    }
+}

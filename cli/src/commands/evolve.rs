@@ -219,7 +219,13 @@ pub fn exec(args: Args) -> Result<u8> {
                 args.ga.generations,
                 args.threads,
             )
-            .with_context(|| format!("cannot resume {}", runtime::escape(id)))?
+            .map_err(|e| match e.kind() {
+                // It names the evolution and the store.
+                engine::ErrorKind::NotFound(_) => anyhow::Error::new(e).context("cannot resume"),
+                _ => {
+                    anyhow::Error::new(e).context(format!("cannot resume {}", runtime::escape(id)))
+                }
+            })?
         }
         (None, Some(task)) => {
             let task = Task::from_file(task).with_context(|| format!("task {}", task.display()))?;

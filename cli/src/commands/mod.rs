@@ -91,12 +91,15 @@ pub fn store(action: StoreAction) -> Result<u8> {
     match action {
         StoreAction::Init { store } => {
             let uri = store.as_deref().unwrap_or(engine::store::DEFAULT_STORE);
-            for line in engine::store::init(uri).with_context(|| format!("cannot set up {uri}"))? {
+            for line in engine::store::init(uri)
+                .map_err(|e| crate::common::store_error(e, "cannot set up", uri))?
+            {
                 println!("{line}");
             }
         }
         StoreAction::Copy { from, to } => {
-            engine::store::init(&to).with_context(|| format!("cannot set up {to}"))?;
+            engine::store::init(&to)
+                .map_err(|e| crate::common::store_error(e, "cannot set up", &to))?;
             let src = open_store(Some(&from))?;
             let dst = open_store(Some(&to))?;
             let r = engine::store::copy(src.as_ref(), dst.as_ref())

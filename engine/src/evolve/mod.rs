@@ -207,7 +207,17 @@ impl Evolution {
     pub fn stored(store: &dyn BlobStore, id: &str) -> Result<Prepared> {
         crate::store::check_key(id)?;
         let task_key = format!("checkpoints/{id}/task.json");
-        let task_bytes = required(store, id, &task_key)?;
+        let Some(task_bytes) = store.get(Bucket::Evolution, &task_key)? else {
+            let nothing = store
+                .list(Bucket::Evolution, &format!("checkpoints/{id}/"))?
+                .is_empty();
+            return Err(ErrorKind::NotFound(if nothing {
+                format!("evolution {id} in {}", store.describe())
+            } else {
+                format!("evolution {id}: {task_key}")
+            })
+            .into());
+        };
         let corrupt = |reason: String| ErrorKind::Corrupt {
             key: task_key.clone(),
             reason,
