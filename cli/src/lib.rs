@@ -5,4 +5,5 @@
 pub mod api;
 pub mod commands;
 pub mod common;
+pub mod plot;
 pub mod report;

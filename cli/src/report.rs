@@ -360,6 +360,10 @@ pub struct GenerationRow {
     /// Mean train error (null when not finite).
     #[serde(default)]
     pub mean_error: Option<f64>,
+    /// Median train error (null when not finite, or in a log written before it was
+    /// kept).
+    #[serde(default)]
+    pub median_error: Option<f64>,
     /// Culled, by outcome word.
     #[serde(default)]
     pub culled: Option<BTreeMap<engine::words::Cull, u64>>,

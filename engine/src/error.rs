@@ -120,8 +120,8 @@ pub enum ErrorKind {
     #[error("invalid task: {0}")]
     Task(String),
     /// A task file that cannot be read.
-    #[error("cannot read the file")]
-    TaskRead(#[source] std::io::Error),
+    #[error("cannot read the file: {0}")]
+    TaskRead(std::io::Error),
     /// A task file that is not valid JSON of a task's shape.
     #[error("invalid task")]
     TaskJson(#[source] serde_json::Error),

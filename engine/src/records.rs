@@ -31,6 +31,10 @@ pub struct GenerationStats {
     pub best_error: f64,
     /// Mean train error of the scored individuals.
     pub mean_error: f64,
+    /// Median train error of the scored individuals: unlike the mean, not swayed by a
+    /// few huge errors (absent in logs written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_error: Option<f64>,
     /// Id of the best individual.
     pub best_id: AgentId,
     /// Size of the best individual.

@@ -18,33 +18,32 @@ pub struct Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The policy file could not be read.
-    #[error("cannot read policy {path}")]
+    /// The policy file could not be read. (Causes are part of these messages, not
+    /// sources, so that each is said once.)
+    #[error("cannot read policy {path}: {error}")]
     PolicyIo {
         /// The file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The policy is not valid: unknown field, wrong type or impossible value; the
     /// message names the field.
     #[error("invalid policy: {0}")]
     Policy(String),
     /// The policy is not TOML, or not of the policy's shape.
-    #[error("invalid policy")]
+    #[error("invalid policy: {error}")]
     PolicyToml {
         /// What the TOML reader said.
-        #[source]
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
     /// A pattern's regex does not compile (or is over the regex size limits).
-    #[error("invalid policy: patterns `{pattern}`.regex: invalid regex")]
+    #[error("invalid policy: patterns `{pattern}`.regex: invalid regex: {error}")]
     PolicyRegex {
         /// The pattern's name.
         pattern: String,
         /// What the regex compiler said.
-        #[source]
-        source: regex::Error,
+        error: regex::Error,
     },
     /// wasmtime refused the configuration derived from the policy.
     #[error("cannot build the sandbox engine: {0}")]
@@ -71,7 +70,7 @@ pub enum ErrorKind {
     #[error("bad arguments: {0}")]
     Args(String),
     /// An argument of `--args` text is not a number of its parameter's type.
-    #[error("bad arguments: argument {index} {:?} is not an {param}", escape(.text))]
+    #[error("bad arguments: argument {index} {:?} is not an {param}: {error}", escape(.text))]
     ArgValue {
         /// Its position, from 1.
         index: usize,
@@ -80,8 +79,7 @@ pub enum ErrorKind {
         /// The parameter's type.
         param: Param,
         /// Why it does not parse.
-        #[source]
-        source: ArgParseError,
+        error: ArgParseError,
     },
     /// The input is larger than the policy allows.
     #[error("input of {bytes} bytes is over `limits.input_bytes` = {cap}")]

@@ -331,23 +331,23 @@ impl Policy {
 
     /// Reads a policy file.
     pub fn from_file(path: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(path).map_err(|source| ErrorKind::PolicyIo {
+        let text = std::fs::read_to_string(path).map_err(|error| ErrorKind::PolicyIo {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Policy::from_toml(&text)
     }
 
     /// Parses a policy; settings left out take their default value.
     pub fn from_toml(text: &str) -> Result<Policy> {
-        let base: RawPolicy = toml::from_str(DEFAULT_POLICY_TOML)
-            .map_err(|source| ErrorKind::PolicyToml { source })?;
+        let base: RawPolicy =
+            toml::from_str(DEFAULT_POLICY_TOML).map_err(|error| ErrorKind::PolicyToml { error })?;
         Policy::from_toml_with_base(text, Some(base))
     }
 
     fn from_toml_with_base(text: &str, base: Option<RawPolicy>) -> Result<Policy> {
         let raw: RawPolicy =
-            toml::from_str(text).map_err(|source| ErrorKind::PolicyToml { source })?;
+            toml::from_str(text).map_err(|error| ErrorKind::PolicyToml { error })?;
         let (b_min, b_limits, b_imports, b_features, b_weights, b_trap, b_patterns) = match base {
             Some(b) => (
                 b.min_safety_score,
@@ -396,9 +396,9 @@ impl Policy {
                 .size_limit(1 << 20)
                 .dfa_size_limit(1 << 22)
                 .build()
-                .map_err(|source| ErrorKind::PolicyRegex {
+                .map_err(|error| ErrorKind::PolicyRegex {
                     pattern: p.name.clone(),
-                    source,
+                    error,
                 })?;
             patterns.push(Pattern {
                 name: p.name,

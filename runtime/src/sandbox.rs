@@ -186,12 +186,12 @@ pub fn parse_args(params: &[Param], text: &str) -> Result<Vec<Value>> {
                     .map(|f| Value::F64(f.to_bits()))
                     .map_err(ArgParseError::from),
             };
-            value.map_err(|source| {
+            value.map_err(|error| {
                 ErrorKind::ArgValue {
                     index: i + 1,
                     text: s.to_string(),
                     param: *p,
-                    source,
+                    error,
                 }
                 .into()
             })

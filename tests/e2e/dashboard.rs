@@ -280,9 +280,18 @@ fn dashboard_in_headless_chromium_shows_the_chart_and_quarantine_and_stops() {
     let n = points.as_str().expect("points").split(' ').count() as u64;
     assert_eq!(n, generations + 1, "{points}");
     let mean = b.js(
-        "return document.querySelector('#chart polyline.mean_error').getAttribute('data-points')",
+        "return document.querySelector('#chart polyline.median_error').getAttribute('data-points')",
     );
     assert_eq!(mean, json!((generations + 1).to_string()));
+    // labelled axes: decades and generations, as the evolve plot draws them
+    let ticks = b.js(
+        "return [document.querySelectorAll('#chart .ytick').length, \
+         document.querySelectorAll('#chart .xtick').length]",
+    );
+    assert!(
+        ticks[0].as_u64() >= Some(2) && ticks[1].as_u64() >= Some(2),
+        "{ticks}"
+    );
     // the drawn line has a real extent on screen
     let width = b.js(
         "return document.querySelector('#chart polyline.best_error').getBoundingClientRect().width",

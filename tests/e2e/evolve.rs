@@ -122,11 +122,18 @@ fn quartic_is_solved_and_the_best_module_runs() {
     );
     let y = out["result"].as_f64().expect("f64");
     assert!((y - 0.9375).abs() < 0.05, "q(0.5) = {y}");
-    assert!(
-        std::fs::read_to_string(d.join("best.svg"))
-            .expect("plot")
-            .contains("<polyline")
-    );
+    // the plot: best and median lines on labelled axes
+    let plot = std::fs::read_to_string(d.join("best.svg")).expect("plot");
+    for part in [
+        r#"<polyline class="best""#,
+        r#"<polyline class="median""#,
+        r#"class="xtick">0</text>"#,
+        r#"class="ytick""#,
+        ">generation</text>",
+        ">train error (log scale)</text>",
+    ] {
+        assert!(plot.contains(part), "{part}: {plot}");
+    }
     let id = r["evolution_id"].as_str().expect("id");
     assert_eq!(
         assert_store_intact(&d.join(".tdev"), id),

@@ -256,26 +256,20 @@ fn three_workers_one_killed_breed_what_one_worker_breeds() {
         "--threads",
         "1",
     ];
+    // The doomed worker starts alone and is killed once it has committed its island's
+    // generation 0: it is then inside that island's first epoch (4 more generations).
     let mut doomed = spawn_worker(d, &worker_args);
-    let others: Vec<Reaped> = (0..2).map(|_| spawn_worker(d, &worker_args)).collect();
-    // Killed once an island has committed a generation past its first epoch's start:
-    // the fleet is then busy, and the doomed worker is inside a job.
     let t = Instant::now();
     loop {
-        let gens = tdev(d, &["evolutions", "--store", &uri, "--json"]);
-        let list = json(&gens, "list");
-        if list["evolutions"][0]["head_generation"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1
-        {
+        let list = json(&tdev(d, &["evolutions", "--store", &uri, "--json"]), "list");
+        if list["evolutions"][0]["status"] == "running" {
             break;
         }
         assert!(t.elapsed() < WATCHDOG, "no generation committed");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
     doomed.kill();
+    let others: Vec<Reaped> = (0..2).map(|_| spawn_worker(d, &worker_args)).collect();
     let mut lines = Vec::new();
     for w in others {
         let out = w.finish(WATCHDOG, "a worker");

@@ -41,20 +41,36 @@ function fmt(v) { return typeof v === "number" ? (Math.abs(v) >= 1e4 || (v !== 0
 function chart(gens) {
   const box = $("#chart"); box.replaceChildren();
   const usable = (v) => typeof v === "number" && isFinite(v) && v < 1e29;
-  const vals = gens.flatMap((g) => [g.best_error, g.mean_error]).filter(usable);
+  // The median (the mean in logs written before it was kept) is not swayed by the
+  // huge errors of a few failed individuals.
+  gens = gens.map((g) => ({ ...g, median_error: usable(g.median_error) ? g.median_error : g.mean_error }));
+  const vals = gens.flatMap((g) => [g.best_error, g.median_error]).filter(usable);
   $("#chart-caption").textContent = gens.length ? `${gens.length} generations` : "no generations yet";
   if (!vals.length) return;
-  const lg = (v) => Math.log10(Math.max(v, 0) + 1e-12);
-  let lo = Math.min(...vals.map(lg)), hi = Math.max(...vals.map(lg));
+  // Decades of a log axis, as the evolve plot draws them; a zero sits on the bottom line.
+  const pos = vals.filter((v) => v > 0), zeros = vals.some((v) => v === 0);
+  let lo = pos.length ? Math.floor(Math.log10(Math.min(...pos))) : -1;
+  let hi = pos.length ? Math.ceil(Math.log10(Math.max(...pos))) : 1;
+  if (zeros) lo -= 1;
   if (hi <= lo) hi = lo + 1;
+  const lg = (v) => (v > 0 ? Math.log10(v) : lo);
   const last = Math.max(...gens.map((g) => g.generation), 1);
   const x = (g) => 60 + 520 * g / last, y = (v) => 240 - 220 * (lg(v) - lo) / (hi - lo);
+  const label = (k) => (zeros && k === lo ? "0" : k >= -3 && k <= 4 ? String(10 ** k) : `1e${k}`);
+  const every = Math.max(1, Math.ceil((hi - lo) / 6));
+  for (let k = lo; k <= hi; k += every) {
+    box.appendChild(svg("line", { x1: 60, x2: 580, y1: y(10 ** k), y2: y(10 ** k), stroke: "#ddd" }));
+    box.appendChild(svg("text", { x: 56, y: y(10 ** k) + 4, "text-anchor": "end", "font-size": 11, class: "ytick" }, label(k)));
+  }
+  const raw = last / 8, mag = 10 ** Math.floor(Math.log10(Math.max(raw, 1)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || 10 * mag;
+  for (let g = 0; g <= last; g += Math.max(1, step)) {
+    box.appendChild(svg("text", { x: x(g), y: 256, "text-anchor": "middle", "font-size": 11, class: "xtick" }, String(g)));
+  }
   box.appendChild(svg("path", { d: "M60 20 V240 H580", stroke: "#333", fill: "none" }));
-  box.appendChild(svg("text", { x: 56, y: 24, "text-anchor": "end", "font-size": 11 }, fmt(10 ** hi)));
-  box.appendChild(svg("text", { x: 56, y: 240, "text-anchor": "end", "font-size": 11 }, fmt(Math.max(10 ** lo - 1e-12, 0))));
-  box.appendChild(svg("text", { x: 60, y: 256, "font-size": 11 }, "0"));
-  box.appendChild(svg("text", { x: 580, y: 256, "text-anchor": "end", "font-size": 11 }, `generation ${last}`));
-  for (const [key, color] of [["mean_error", "#d33"], ["best_error", "#23d"]]) {
+  box.appendChild(svg("text", { x: 320, y: 274, "text-anchor": "middle", "font-size": 11 }, "generation"));
+  box.appendChild(svg("text", { x: 580, y: 14, "text-anchor": "end", "font-size": 11 }, "best (blue) · median (red), log scale"));
+  for (const [key, color] of [["median_error", "#d33"], ["best_error", "#23d"]]) {
     const points = gens.filter((g) => usable(g[key])).map((g) => `${x(g.generation).toFixed(1)},${y(g[key]).toFixed(1)}`);
     box.appendChild(svg("polyline", { points: points.join(" "), fill: "none", stroke: color, "stroke-width": 2, class: "series " + key, "data-points": points.length }));
   }

@@ -200,7 +200,7 @@ impl From<runtime::Error> for ApiError {
     fn from(e: runtime::Error) -> Self {
         match e.kind() {
             runtime::ErrorKind::Args(_) | runtime::ErrorKind::ArgValue { .. } => {
-                ApiError::BadRequest(runtime::escape(&chain(&e)))
+                ApiError::BadRequest(runtime::escape(&e.to_string()))
             }
             _ => ApiError::Internal(chain(&e)),
         }

@@ -115,61 +115,6 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The error plot of an evolution: best and mean error per generation, log scale.
-/// Hand-written: two polylines and their axes, where a plotting crate would bring a
-/// renderer and fonts.
-fn svg_plot(history: &[(f64, f64)]) -> String {
-    let (w, h, pad) = (640.0, 360.0, 40.0);
-    let ys: Vec<f64> = history
-        .iter()
-        .flat_map(|(b, m)| [*b, *m])
-        .filter(|v| v.is_finite())
-        .map(|v| (v + 1e-12).log10())
-        .collect();
-    let (lo, hi) = ys
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-            (l.min(*v), h.max(*v))
-        });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        (lo, hi)
-    } else {
-        (-1.0, 1.0)
-    };
-    let n = history.len().max(2) as f64 - 1.0;
-    let line = |pick: fn(&(f64, f64)) -> f64| -> String {
-        history
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| pick(p).is_finite())
-            .map(|(i, p)| {
-                let x = pad + (w - 2.0 * pad) * i as f64 / n;
-                let y = h - pad - (h - 2.0 * pad) * (((pick(p) + 1e-12).log10() - lo) / (hi - lo));
-                format!("{x:.1},{y:.1}")
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="black"/>
-<text x="{pad}" y="20">error per generation (log scale: 1e{lo:.1} to 1e{hi:.1})</text>
-<text x="{r}" y="{t}" text-anchor="end">generation {last}</text>
-<polyline fill="none" stroke="#d33" stroke-width="2" points="{mean}"/>
-<polyline fill="none" stroke="#23d" stroke-width="2" points="{best}"/>
-<text x="{r}" y="20" text-anchor="end"><tspan fill="#23d">best</tspan> / <tspan fill="#d33">mean</tspan></text>
-</svg>
-"##,
-        b = h - pad,
-        r = w - pad,
-        t = h - 10.0,
-        last = history.len().saturating_sub(1),
-        mean = line(|p| p.1),
-        best = line(|p| p.0),
-    )
-}
-
 /// Watches the store for a stop request newer than `since`.
 fn watch_stop(
     store: Arc<dyn BlobStore>,
@@ -283,7 +228,9 @@ pub fn exec(args: Args) -> Result<u8> {
         eprintln!();
     }
     let summary = summary?;
-    let plot = svg_plot(&summary.history);
+    let logs = engine::evolve::fitness_logs(store.as_ref(), &summary.evolution_id)
+        .context("cannot read the fitness logs for the plot")?;
+    let plot = crate::plot::svg(&logs);
     let plot_key = format!("fitness_logs/{}/plot.svg", summary.evolution_id);
     store.put(Bucket::Evolution, &plot_key, plot.as_bytes())?;
     if let Some(out) = &args.out {

@@ -168,6 +168,15 @@ impl Evolution {
         } else {
             errors.iter().sum::<f64>() / errors.len() as f64
         };
+        let median_error = {
+            let mut sorted = errors.clone();
+            sorted.sort_by(f64::total_cmp);
+            match sorted.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(sorted[n / 2]),
+                n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+            }
+        };
         let mean_size =
             pop.iter().map(|i| i.bytes.len() as f64).sum::<f64>() / pop.len().max(1) as f64;
         let best = best_of(&pop, self.config.parsimony)
@@ -176,6 +185,7 @@ impl Evolution {
             generation: self.generation + u32::from(!self.population.is_empty()),
             best_error: best.train_error(),
             mean_error,
+            median_error,
             best_id: best.id.clone(),
             best_size: best.bytes.len(),
             evaluations: self.tally.evaluations,
