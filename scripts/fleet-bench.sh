@@ -11,7 +11,7 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   "$venv/bin/pip" install --quiet 'moto[s3,dynamodb,server]==5.2.5' flask==3.1.3 flask-cors==6.0.5
 fi
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto-bench.log" 2>&1 &
+"$venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto-bench.log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 "$venv/bin/python" - "$port" <<'PY'

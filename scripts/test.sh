@@ -42,7 +42,8 @@ fi
 # tests/e2e/deploy.rs checks deploy/main.tf with this interpreter
 export TDEV_PYTHON="$venv/bin/python"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto.log" 2>&1 &
+# moto with atomic S3 conditional writes (see the script)
+"$venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto.log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 python3 - "$port" <<'PY'
