@@ -129,8 +129,12 @@ impl Guard {
         input: Input,
         purges_seen: u64,
     ) -> Result<GuardedRun> {
+        let input_bytes = match &input {
+            Input::Bytes(b) => b.len() as u64,
+            Input::Typed(_) => 0,
+        };
         let report = self.sandbox.run(agent, input)?;
-        self.judge(bytes, agent, report, purges_seen)
+        self.judge(bytes, agent, report, purges_seen, input_bytes)
     }
 
     /// Runs admitted bytes-form agents as a group that talks through `send`/`recv`;
@@ -139,6 +143,7 @@ impl Guard {
         let bytes: Vec<Vec<u8>> = members.iter().map(|m| m.bytes.clone()).collect();
         let seen: Vec<u64> = members.iter().map(|m| m.purges_seen).collect();
         let agents: Vec<Arc<Agent>> = members.iter().map(|m| m.agent.clone()).collect();
+        let inputs: Vec<u64> = members.iter().map(|m| m.input.len() as u64).collect();
         let group = self.sandbox.run_group(
             members
                 .into_iter()
@@ -150,20 +155,28 @@ impl Guard {
                 .collect(),
         )?;
         let mut judged = Vec::with_capacity(group.members.len());
-        for (((b, agent), m), seen) in bytes.iter().zip(&agents).zip(&group.members).zip(seen) {
-            judged.push(self.judge(b, agent, m.report.clone(), seen)?);
+        for ((((b, agent), m), seen), input_bytes) in bytes
+            .iter()
+            .zip(&agents)
+            .zip(&group.members)
+            .zip(seen)
+            .zip(inputs)
+        {
+            judged.push(self.judge(b, agent, m.report.clone(), seen, input_bytes)?);
         }
         Ok((group, judged))
     }
 
     /// Scores a finished run and quarantines the module when a limit hit brings its
-    /// score below the minimum.
+    /// score below the minimum and the policy's `[quarantine]` rules let that hit
+    /// quarantine (given the run's input size).
     fn judge(
         &self,
         bytes: &[u8],
         agent: &Agent,
         report: RunReport,
         purges_seen: u64,
+        input_bytes: u64,
     ) -> Result<GuardedRun> {
         let policy = self.sandbox.policy();
         let verdict = agent.verdict();
@@ -176,7 +189,14 @@ impl Guard {
                 .chain(std::iter::once(trap_weight)),
         );
         let mut quarantined = false;
-        if report.outcome.is_limit() && score < policy.min_safety_score {
+        if report.outcome.is_limit()
+            && score < policy.min_safety_score
+            && policy.quarantine.may_quarantine(
+                report.outcome,
+                input_bytes,
+                policy.limits.output_bytes,
+            )
+        {
             let trap = TrapEvent {
                 at: now_rfc3339(),
                 outcome: report.outcome.to_string(),
@@ -248,6 +268,58 @@ mod tests {
         assert!(run.safety_score < 1.0);
         assert!(!run.quarantined);
         assert!(q.get(&AgentId::of(&wasm)).expect("get").is_none());
+    }
+
+    /// Writes 70,000 bytes of output: over the default 64 KiB cap.
+    const FLOOD: &str = r#"(module
+      (import "agent" "write_output" (func $w (param i32 i32) (result i32)))
+      (memory (export "memory") 2)
+      (func (export "act") (result i32)
+        (drop (call $w (i32.const 0) (i32.const 70000)))
+        i32.const 0))"#;
+
+    /// (outcome, quarantined) of one run of `wasm` on `input` under `policy`, on a
+    /// fresh store.
+    fn judged(policy: Policy, wasm: &[u8], input: usize) -> (Outcome, bool) {
+        let (guard, q, _dir) = gate(policy);
+        let (agent, seen, _) = admitted(&guard, wasm);
+        let run = guard
+            .run(wasm, &agent, Input::Bytes(vec![b'x'; input]), seen)
+            .expect("run");
+        let held = q.get(&AgentId::of(wasm)).expect("get").is_some();
+        assert_eq!(run.quarantined, held);
+        (run.report.outcome, run.quarantined)
+    }
+
+    #[test]
+    fn the_policy_says_which_limit_hits_quarantine() {
+        let flood = wat::parse_str(FLOOD).expect("wat");
+        let cap = Policy::default_policy().limits.output_bytes as usize;
+        // an output flood on a small input: the agent's doing
+        assert_eq!(
+            judged(Policy::default_policy(), &flood, 10),
+            (Outcome::OutputLimit, true)
+        );
+        // on an input as large as the output cap: the caller's, an outcome
+        assert_eq!(
+            judged(Policy::default_policy(), &flood, cap),
+            (Outcome::OutputLimit, false)
+        );
+        // unless the policy says otherwise
+        let strict = Policy::from_toml("[quarantine]\noutput_limit_from_large_input = true\n")
+            .expect("policy");
+        assert_eq!(judged(strict, &flood, cap), (Outcome::OutputLimit, true));
+        // a limit the policy lets through is an outcome, whatever the score
+        let mut lenient = Policy::from_toml("[quarantine]\nout_of_fuel = false\n").expect("policy");
+        lenient.limits.fuel_per_call = 10_000;
+        assert_eq!(judged(lenient, &looping(), 0), (Outcome::OutOfFuel, false));
+        assert_eq!(
+            judged(small_fuel(), &looping(), 0),
+            (Outcome::OutOfFuel, true)
+        );
+        // an unknown rule is named
+        let e = Policy::from_toml("[quarantine]\nnever = true\n").expect_err("unknown");
+        assert!(e.to_string().contains("quarantine.never"), "{e}");
     }
 
     #[test]

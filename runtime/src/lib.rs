@@ -64,7 +64,8 @@ pub use error::{ArgParseError, Error, ErrorKind, Result};
 pub use hub::{GroupReport, Member, MemberReport};
 pub use outcome::Outcome;
 pub use policy::{
-    DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, Scope, TrapWeights, Weights,
+    DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, QuarantineRules, Scope, TrapWeights,
+    Weights,
 };
 pub use sandbox::{
     Admission, Agent, Allocation, DEFAULT_HOST_STACK_MARGIN, EPOCH_THREAD, Input, RunReport,

@@ -33,6 +33,8 @@ pub struct Policy {
     pub weights: Weights,
     /// Weight added by a run that hits each limit.
     pub trap_weights: TrapWeights,
+    /// Which limit hits may quarantine a module.
+    pub quarantine: QuarantineRules,
     /// Named regex patterns.
     pub patterns: Vec<Pattern>,
 }
@@ -232,6 +234,49 @@ impl TrapWeights {
     }
 }
 
+/// Which limit hits may quarantine a module (`[quarantine]`): a hit that may not still
+/// ends the run with its outcome word, and its trap weight still lowers the score
+/// reported, but the module is not held.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineRules {
+    /// `out_of_fuel` may quarantine. Default true.
+    pub out_of_fuel: bool,
+    /// `deadline` may quarantine. Default true.
+    pub deadline: bool,
+    /// `memory_limit` may quarantine. Default true.
+    pub memory_limit: bool,
+    /// `table_limit` may quarantine. Default true.
+    pub table_limit: bool,
+    /// `stack_overflow` may quarantine. Default true.
+    pub stack_overflow: bool,
+    /// `output_limit` may quarantine. Default true.
+    pub output_limit: bool,
+    /// An `output_limit` hit of a run whose input was at least `limits.output_bytes`
+    /// may quarantine too: an agent that transforms its input cannot keep a large one
+    /// under the cap, so by default (false) that hit is the caller's doing, an outcome.
+    pub output_limit_from_large_input: bool,
+}
+
+impl QuarantineRules {
+    /// Whether a run that ended `outcome` after reading `input_bytes` of input may
+    /// quarantine its module, under an output cap of `output_cap` bytes.
+    pub fn may_quarantine(&self, outcome: Outcome, input_bytes: u64, output_cap: u64) -> bool {
+        match outcome {
+            Outcome::OutOfFuel => self.out_of_fuel,
+            Outcome::Deadline => self.deadline,
+            Outcome::MemoryLimit => self.memory_limit,
+            Outcome::TableLimit => self.table_limit,
+            Outcome::StackOverflow => self.stack_overflow,
+            Outcome::OutputLimit => {
+                self.output_limit
+                    && (input_bytes < output_cap || self.output_limit_from_large_input)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Where a pattern looks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,6 +309,7 @@ struct RawPolicy {
     features: Option<toml::Table>,
     weights: Option<toml::Table>,
     trap_weights: Option<toml::Table>,
+    quarantine: Option<toml::Table>,
     patterns: Option<Vec<RawPattern>>,
 }
 
@@ -348,6 +394,13 @@ impl Policy {
     fn from_toml_with_base(text: &str, base: Option<RawPolicy>) -> Result<Policy> {
         let raw: RawPolicy =
             toml::from_str(text).map_err(|error| ErrorKind::PolicyToml { error })?;
+        let (base, b_quarantine) = match base {
+            Some(mut b) => {
+                let q = b.quarantine.take();
+                (Some(b), q)
+            }
+            None => (None, None),
+        };
         let (b_min, b_limits, b_imports, b_features, b_weights, b_trap, b_patterns) = match base {
             Some(b) => (
                 b.min_safety_score,
@@ -384,6 +437,11 @@ impl Policy {
             b_trap.clone().or(raw.trap_weights.clone()),
             raw.trap_weights,
         )?;
+        let quarantine: QuarantineRules = section(
+            "quarantine",
+            b_quarantine.clone().or(raw.quarantine.clone()),
+            raw.quarantine,
+        )?;
         let imports = raw
             .imports
             .or(b_imports)
@@ -414,6 +472,7 @@ impl Policy {
             features,
             weights,
             trap_weights,
+            quarantine,
             patterns,
         };
         policy.check()?;

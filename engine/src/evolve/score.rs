@@ -85,7 +85,11 @@ impl Evolution {
                     let score = v.safety_score;
                     Some((Cull::Rejected, v, score, None))
                 }
-                (Eval::Culled(o), Some((_, msg))) if o.is_limit() => {
+                // Typed input: no input size to blame an output limit on.
+                (Eval::Culled(o), Some((_, msg)))
+                    if o.is_limit()
+                        && self.sandbox.policy().quarantine.may_quarantine(*o, 0, 1) =>
+                {
                     let v = self.sandbox.validate(bytes);
                     let policy = self.sandbox.policy();
                     let score = runtime::safety_score(
