@@ -57,6 +57,19 @@ fn spawn_worker(d: &Path, args: &[&str]) -> Reaped {
     Reaped::new(child)
 }
 
+/// Waits for a worker to end by itself (`--idle-exit`, `--max-jobs`); checks it
+/// exited 0 and returns what it printed.
+fn finished(w: Reaped) -> std::process::Output {
+    let out = w.finish(WATCHDOG, "a worker");
+    assert_eq!(
+        code(&out, "worker"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The job lines a worker printed.
 fn job_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -108,14 +121,10 @@ fn a_submitted_evolution_is_the_one_evolve_breeds() {
     let e = entry(d, &uri, &id);
     assert_eq!(e["status"], "queued", "{e}");
     assert_eq!(e["best_agent_id"], serde_json::Value::Null);
-    let out = spawn_worker(d, &["--queue", &q, "--store", &uri, "--max-jobs", "1"])
-        .finish(WATCHDOG, "worker");
-    assert_eq!(
-        code(&out, "worker"),
-        0,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = finished(spawn_worker(
+        d,
+        &["--queue", &q, "--store", &uri, "--max-jobs", "1"],
+    ));
     let lines = job_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["outcome"], "evolved", "{lines:?}");
@@ -204,7 +213,7 @@ fn three_workers_one_killed_breed_what_one_worker_breeds() {
     let uri1 = s3_uri(d);
     let (q1, _) = queue(d, 5);
     let id1 = run(&uri1, &q1);
-    let out = spawn_worker(
+    finished(spawn_worker(
         d,
         &[
             "--queue",
@@ -216,14 +225,7 @@ fn three_workers_one_killed_breed_what_one_worker_breeds() {
             "--retry-delay",
             "1",
         ],
-    )
-    .finish(WATCHDOG, "the lone worker");
-    assert_eq!(
-        code(&out, "worker"),
-        0,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let alone = entry(d, &uri1, &id1);
     assert!(
         matches!(alone["status"].as_str(), Some("solved" | "finished")),
@@ -272,13 +274,7 @@ fn three_workers_one_killed_breed_what_one_worker_breeds() {
     let others: Vec<Reaped> = (0..2).map(|_| spawn_worker(d, &worker_args)).collect();
     let mut lines = Vec::new();
     for w in others {
-        let out = w.finish(WATCHDOG, "a worker");
-        assert_eq!(
-            code(&out, "worker"),
-            0,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = finished(w);
         lines.extend(job_lines(&out));
     }
     let fleet = entry(d, &uri, &id);
@@ -338,7 +334,7 @@ fn a_poison_job_lands_in_the_dead_letter_queue_and_shows_its_error() {
         b"{ not json",
     )
     .expect("break the task");
-    let out = spawn_worker(
+    let out = finished(spawn_worker(
         d,
         &[
             "--queue",
@@ -350,14 +346,7 @@ fn a_poison_job_lands_in_the_dead_letter_queue_and_shows_its_error() {
             "--retry-delay",
             "0",
         ],
-    )
-    .finish(WATCHDOG, "worker");
-    assert_eq!(
-        code(&out, "worker"),
-        0,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let lines = job_lines(&out);
     assert_eq!(
         lines.len(),
@@ -495,7 +484,7 @@ fn an_island_evolution_rolls_back_as_one_and_breeds_the_same_again() {
         ],
     );
     let work = || {
-        let out = spawn_worker(
+        finished(spawn_worker(
             d,
             &[
                 "--queue",
@@ -507,14 +496,7 @@ fn an_island_evolution_rolls_back_as_one_and_breeds_the_same_again() {
                 "--retry-delay",
                 "1",
             ],
-        )
-        .finish(WATCHDOG, "worker");
-        assert_eq!(
-            code(&out, "worker"),
-            0,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ));
     };
     work();
     let first = entry(d, &store, &id);

@@ -180,24 +180,12 @@ pub fn list(store: &dyn BlobStore) -> Result<Vec<EvolutionEntry>> {
             Some(plan) => island_entry(store, &id, plan)?,
             None => single_entry(store, &id)?,
         };
-        let entry = match (entry, &failure) {
+        let mut entry = match (entry, &failure) {
             (Some(e), _) => e,
             // An evolution whose setup does not read shows with the job's error.
-            (None, Some(_)) => EvolutionEntry {
-                evolution_id: id.clone(),
-                task: String::new(),
-                head_generation: 0,
-                best_error: f64::INFINITY,
-                status: RunStatus::Queued,
-                best_agent_id: None,
-                islands: None,
-                error: None,
-                quarantined: 0,
-                quarantine_withheld: 0,
-            },
+            (None, Some(_)) => queued_entry(&id, String::new(), None),
             (None, None) => continue,
         };
-        let mut entry = entry;
         if let Some(f) = failure
             && matches!(entry.status, RunStatus::Running | RunStatus::Queued)
         {
@@ -209,22 +197,29 @@ pub fn list(store: &dyn BlobStore) -> Result<Vec<EvolutionEntry>> {
     Ok(out)
 }
 
+/// The line of an evolution no worker has started: no generation, no best yet.
+fn queued_entry(id: &str, task: String, islands: Option<u32>) -> EvolutionEntry {
+    EvolutionEntry {
+        evolution_id: id.to_string(),
+        task,
+        head_generation: 0,
+        best_error: f64::INFINITY,
+        status: RunStatus::Queued,
+        best_agent_id: None,
+        islands,
+        error: None,
+        quarantined: 0,
+        quarantine_withheld: 0,
+    }
+}
+
 /// The line of an evolution of one population.
 fn single_entry(store: &dyn BlobStore, id: &str) -> Result<Option<EvolutionEntry>> {
     let Some((head, cp, stopped)) = head_checkpoint(store, id)? else {
         // Submitted, not started: its task is there.
-        return Ok(Evolution::stored(store, id).ok().map(|p| EvolutionEntry {
-            evolution_id: id.to_string(),
-            task: p.task.name,
-            head_generation: 0,
-            best_error: f64::INFINITY,
-            status: RunStatus::Queued,
-            best_agent_id: None,
-            islands: None,
-            error: None,
-            quarantined: 0,
-            quarantine_withheld: 0,
-        }));
+        return Ok(Evolution::stored(store, id)
+            .ok()
+            .map(|p| queued_entry(id, p.task.name, None)));
     };
     let status = if stopped && cp.status == RunStatus::Running {
         RunStatus::Stopped
@@ -255,18 +250,7 @@ fn island_entry(
     let Ok(prepared) = Evolution::stored(store, id) else {
         return Ok(None);
     };
-    let mut entry = EvolutionEntry {
-        evolution_id: id.to_string(),
-        task: prepared.task.name,
-        head_generation: 0,
-        best_error: f64::INFINITY,
-        status: RunStatus::Queued,
-        best_agent_id: None,
-        islands: Some(plan.islands),
-        error: None,
-        quarantined: 0,
-        quarantine_withheld: 0,
-    };
+    let mut entry = queued_entry(id, prepared.task.name, Some(plan.islands));
     let mut lowest: Option<u32> = None;
     let mut any_stopped = false;
     for i in 0..plan.islands {
