@@ -82,6 +82,8 @@ fn built() -> &'static Path {
         for extra in [
             &["--examples"][..],
             &["--example", "greet", "--features", "fmt,alloc"],
+            // its required feature: `--examples` leaves it out
+            &["--example", "divide", "--features", "panic-message"],
         ] {
             let out = Command::new(&cargo)
                 .args(["build", "-p", "agent-sdk"])

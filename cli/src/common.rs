@@ -96,12 +96,11 @@ pub fn print_findings(findings: &[Finding]) {
     }
     println!("findings:");
     for f in findings {
-        println!(
-            "  {:<28} weight {:<5} {}",
-            f.kind.to_string(),
-            f.weight,
-            f.detail
-        );
+        let kind = f.kind.to_string();
+        println!("  {:<28} weight {:<5} {}", kind, f.weight, f.detail);
+        if let Some(remedy) = runtime::remedy(&kind, &f.detail) {
+            println!("  {:<28} remedy: {remedy}", "");
+        }
     }
 }
 
@@ -134,4 +133,79 @@ pub fn error_line(err: &anyhow::Error) -> String {
         }
     }
     text
+}
+
+/// The alerts of a command: `--alerts FILE`, else the file `$TDEV_ALERTS` names, else
+/// none. The returned guard waits for the alerts still queued when it is dropped, so a
+/// command's last alerts go out before it exits.
+pub fn alerts(flag: Option<&Path>) -> Result<AlertsGuard> {
+    let path = match flag {
+        Some(p) => Some(p.to_path_buf()),
+        None => std::env::var_os("TDEV_ALERTS")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from),
+    };
+    let alerts = path
+        .map(|p| engine::alerts::Alerts::load(&p).map(std::sync::Arc::new))
+        .transpose()?;
+    Ok(AlertsGuard(alerts))
+}
+
+/// A command's alerts (see [`alerts`]).
+pub struct AlertsGuard(pub Option<std::sync::Arc<engine::alerts::Alerts>>);
+
+impl AlertsGuard {
+    /// The alerts, if any.
+    pub fn get(&self) -> Option<&engine::alerts::Alerts> {
+        self.0.as_deref()
+    }
+}
+
+impl Drop for AlertsGuard {
+    fn drop(&mut self) {
+        if let Some(a) = &self.0 {
+            let left = a.flush();
+            if left > 0 {
+                eprintln!("tdev: {left} alert(s) not delivered before exit");
+            }
+        }
+    }
+}
+
+/// The alert of a module put in quarantine: its id, short name, where it came from,
+/// why and its score.
+pub fn quarantine_alert(
+    source: &str,
+    agent_id: &str,
+    origin: &engine::Origin,
+    reason: &str,
+    safety_score: f64,
+) -> engine::alerts::Event {
+    let name = if origin.name.is_empty() {
+        agent_id.chars().skip(7).take(12).collect()
+    } else {
+        origin.name.clone()
+    };
+    engine::alerts::Event::new(
+        engine::alerts::EventKind::Quarantine,
+        source,
+        format!("module {name} quarantined: {reason} (safety score {safety_score})"),
+        serde_json::json!({
+            "agent_id": agent_id,
+            "name": name,
+            "origin": origin,
+            "reason": reason,
+            "safety_score": safety_score,
+        }),
+    )
+}
+
+/// The alert of an emergency stop, pulled by `by`.
+pub fn stop_alert(source: &str, by: &str, at: &str) -> engine::alerts::Event {
+    engine::alerts::Event::new(
+        engine::alerts::EventKind::EmergencyStop,
+        source,
+        format!("emergency stop by {by}"),
+        serde_json::json!({ "by": by, "stop_at": at }),
+    )
 }

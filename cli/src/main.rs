@@ -55,6 +55,8 @@ enum Command {
     },
     /// Serve the operator HTTP API.
     Serve(commands::serve::Args),
+    /// Write a new agent crate that builds for wasm32 and runs under `tdev run` as written.
+    New(commands::new::Args),
     /// Make the entries of a tokens file for `tdev serve --tokens`.
     Token(commands::token::Args),
     /// Set up a store, or copy one into another.
@@ -68,6 +70,9 @@ enum Command {
         /// The store (default file://.tdev).
         #[arg(long)]
         store: Option<String>,
+        /// Send an emergency_stop alert as this file's rules say (default: $TDEV_ALERTS).
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<std::path::PathBuf>,
     },
     /// Let workers take jobs again after a stop.
     Resume {
@@ -120,7 +125,10 @@ fn main() -> ExitCode {
             false,
             commands::rollback(store.as_deref(), &id, generation, queue.as_deref()),
         ),
-        Command::Stop { store } => (false, commands::evolve::stop(store.as_deref())),
+        Command::Stop { store, alerts } => (
+            false,
+            commands::evolve::stop(store.as_deref(), alerts.as_deref()),
+        ),
         Command::Resume { store } => (false, commands::resume(store.as_deref())),
         #[cfg(feature = "aws")]
         Command::Queue { action } => (false, commands::fleet::queue(action)),
@@ -131,6 +139,7 @@ fn main() -> ExitCode {
         Command::Store { action } => (false, commands::store(action)),
         Command::Serve(a) => (false, commands::serve::exec(a)),
         Command::Token(a) => (false, commands::token::exec(a)),
+        Command::New(a) => (false, commands::new::exec(a)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -181,6 +181,7 @@ mod tests {
             culled: Default::default(),
             mean_size: 0.0,
             quarantine_withheld: Default::default(),
+            quarantined: 0,
         }
     }
 

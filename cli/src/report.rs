@@ -15,18 +15,47 @@ pub struct FindingReport {
     pub detail: String,
     /// Its weight in the safety score.
     pub weight: f64,
+    /// What an author can do about it, where there is something to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<&'static str>,
 }
 
 /// The findings, as reported.
 pub fn findings(findings: &[Finding]) -> Vec<FindingReport> {
     findings
         .iter()
-        .map(|f| FindingReport {
-            kind: f.kind.to_string(),
-            detail: f.detail.clone(),
-            weight: f.weight,
+        .map(|f| {
+            let kind = f.kind.to_string();
+            FindingReport {
+                remedy: runtime::remedy(&kind, &f.detail),
+                kind,
+                detail: f.detail.clone(),
+                weight: f.weight,
+            }
         })
         .collect()
+}
+
+/// A module's quarantine record, in short: `validate` reports a held module as held.
+#[derive(Debug, Serialize)]
+pub struct HeldReport {
+    /// `quarantined` (held) or `released`.
+    pub status: Status,
+    /// Why it was quarantined.
+    pub reason: String,
+    /// The record's safety score.
+    pub safety_score: f64,
+}
+
+impl HeldReport {
+    /// The short form of a record.
+    pub fn new(r: &Record) -> Self {
+        HeldReport {
+            status: r.status,
+            reason: r.reason.clone(),
+            safety_score: r.safety_score,
+        }
+    }
 }
 
 /// The `validate --json` object and the answer of `POST /v1/validate`.
@@ -44,18 +73,28 @@ pub struct ValidateReport {
     pub min_safety_score: f64,
     /// What the validator found.
     pub findings: Vec<FindingReport>,
+    /// Whether the store holds it in quarantine (then it is not admitted, whatever
+    /// the validator says).
+    pub held: bool,
+    /// Its quarantine record, when it has one that is not purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<HeldReport>,
 }
 
 impl ValidateReport {
-    /// The report of a verdict under a policy.
-    pub fn new(v: &Verdict, policy: &Policy) -> Self {
+    /// The report of a verdict under a policy, given the module's quarantine record.
+    pub fn new(v: &Verdict, policy: &Policy, record: Option<&Record>) -> Self {
+        let record = record.filter(|r| r.status != Status::Purged);
+        let held = record.is_some_and(|r| r.status == Status::Quarantined);
         ValidateReport {
             agent_id: v.agent_id.clone(),
             size_bytes: v.size_bytes,
-            admitted: v.admitted,
+            admitted: v.admitted && !held,
             safety_score: v.safety_score,
             min_safety_score: policy.min_safety_score,
             findings: findings(&v.findings),
+            held,
+            quarantine: record.map(HeldReport::new),
         }
     }
 }
@@ -200,10 +239,14 @@ pub struct RejectedReport {
     pub quarantined: bool,
     /// The static findings.
     pub findings: Vec<FindingReport>,
-    /// Its static safety score.
+    /// Its safety score: the quarantine record's for a held module (what put it
+    /// there), the static one for a module the validator rejects now.
     pub safety_score: f64,
     /// Why it did not run.
     pub rejected_because: Refusal,
+    /// Why its record holds it: `static`, or the outcome word of the run that put it
+    /// in quarantine.
+    pub quarantine_reason: String,
 }
 
 impl RejectedReport {
@@ -220,8 +263,12 @@ impl RejectedReport {
             wall_us: 0,
             quarantined: record.status == Status::Quarantined,
             findings: findings(&verdict.findings),
-            safety_score: verdict.safety_score,
+            safety_score: match reason {
+                Refusal::Quarantined => record.safety_score,
+                Refusal::Static => verdict.safety_score,
+            },
             rejected_because: reason,
+            quarantine_reason: record.reason.clone(),
         }
     }
 }
@@ -264,6 +311,10 @@ pub struct QuarantineItem {
     pub agent_id: AgentId,
     /// Its state.
     pub status: Status,
+    /// A short name to tell it by (from its origin; the id's first 12 digits without).
+    pub name: String,
+    /// Where it came from, when the record says.
+    pub origin: Option<engine::Origin>,
     /// Why it was quarantined.
     pub reason: String,
     /// The score that put it there.
@@ -294,6 +345,8 @@ impl QuarantineList {
                 .map(|r| QuarantineItem {
                     agent_id: r.agent_id.clone(),
                     status: r.status,
+                    name: short_name(r),
+                    origin: r.origin.clone(),
                     reason: r.reason.clone(),
                     safety_score: r.safety_score,
                     quarantined_at: r.quarantined_at.clone(),
@@ -303,6 +356,14 @@ impl QuarantineList {
                 })
                 .collect(),
         }
+    }
+}
+
+/// A record's short name: its origin's, else the first 12 digits of its id.
+pub fn short_name(r: &Record) -> String {
+    match &r.origin {
+        Some(o) if !o.name.is_empty() => o.name.clone(),
+        _ => r.agent_id.hex().chars().take(12).collect(),
     }
 }
 

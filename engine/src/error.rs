@@ -146,6 +146,9 @@ pub enum ErrorKind {
     /// A job on the queue that is not one.
     #[error("not a job: {0}")]
     Job(String),
+    /// An alerts config that cannot work.
+    #[error("alerts: {0}")]
+    Alerts(String),
     /// The sandbox scores the reported best of a generation differently from the
     /// evaluation (the screening interpreter and the sandbox disagree).
     #[error("the sandbox scores {agent_id} at {sandbox:?}, the evaluation said {evaluated}")]

@@ -3,8 +3,7 @@
 
 use crate::error::Result;
 use crate::id::AgentId;
-use crate::quarantine::{Quarantine, Record, Status, TrapEvent};
-use crate::time::now_rfc3339;
+use crate::quarantine::{Origin, Quarantine, Record, RunInput, Sighting, Status, TrapEvent};
 use runtime::{
     Admission, Agent, GroupReport, Input, Member, RunReport, Sandbox, Verdict, safety_score,
 };
@@ -62,6 +61,8 @@ pub struct GroupMember {
     pub input: Vec<u8>,
     /// `purges_seen` of its admission ([`Gate::Admitted`]).
     pub purges_seen: u64,
+    /// Where it came from.
+    pub origin: Origin,
 }
 
 /// Sandbox plus quarantine.
@@ -84,8 +85,9 @@ impl Guard {
         &self.sandbox
     }
 
-    /// Decides whether a module may run.
-    pub fn admit(&self, bytes: &[u8]) -> Result<Gate> {
+    /// Decides whether a module may run; a rejected module's record says it came from
+    /// `origin`.
+    pub fn admit(&self, bytes: &[u8], origin: &Origin) -> Result<Gate> {
         let id = AgentId::of(bytes);
         let record = self.quarantine.get(&id)?;
         let released = matches!(&record, Some(r) if r.status == Status::Released);
@@ -106,12 +108,15 @@ impl Guard {
             }),
             Admission::Rejected(verdict) => {
                 let record = self.quarantine.quarantine(
-                    bytes,
-                    &verdict,
-                    verdict.safety_score,
-                    self.sandbox.policy(),
+                    &Sighting {
+                        bytes,
+                        verdict: &verdict,
+                        safety_score: verdict.safety_score,
+                        policy: self.sandbox.policy(),
+                        parents: &[],
+                        origin,
+                    },
                     None,
-                    &[],
                 )?;
                 Ok(Gate::Rejected { verdict, record })
             }
@@ -121,20 +126,28 @@ impl Guard {
     /// Runs an admitted agent; a run that hits a limit and so brings the score below
     /// the minimum quarantines the module (a released module stays released, the trap
     /// goes into its history). `purges_seen` is that of the admission
-    /// ([`Gate::Admitted`]).
+    /// ([`Gate::Admitted`]); a trap's record says the run came from `origin`.
     pub fn run(
         &self,
         bytes: &[u8],
         agent: &Agent,
         input: Input,
         purges_seen: u64,
+        origin: &Origin,
     ) -> Result<GuardedRun> {
-        let input_bytes = match &input {
+        let seen = self.seen(&input);
+        let report = self.sandbox.run(agent, input)?;
+        self.judge(bytes, agent, report, purges_seen, seen, origin)
+    }
+
+    /// What a record keeps of an input, and its length (0 for typed arguments).
+    fn seen(&self, input: &Input) -> (RunInput, u64) {
+        let keep = self.sandbox.policy().quarantine.keep_input_bytes;
+        let len = match input {
             Input::Bytes(b) => b.len() as u64,
             Input::Typed(_) => 0,
         };
-        let report = self.sandbox.run(agent, input)?;
-        self.judge(bytes, agent, report, purges_seen, input_bytes)
+        (RunInput::of(input, keep), len)
     }
 
     /// Runs admitted bytes-form agents as a group that talks through `send`/`recv`;
@@ -143,7 +156,11 @@ impl Guard {
         let bytes: Vec<Vec<u8>> = members.iter().map(|m| m.bytes.clone()).collect();
         let seen: Vec<u64> = members.iter().map(|m| m.purges_seen).collect();
         let agents: Vec<Arc<Agent>> = members.iter().map(|m| m.agent.clone()).collect();
-        let inputs: Vec<u64> = members.iter().map(|m| m.input.len() as u64).collect();
+        let inputs: Vec<(RunInput, u64)> = members
+            .iter()
+            .map(|m| self.seen(&Input::Bytes(m.input.clone())))
+            .collect();
+        let origins: Vec<Origin> = members.iter().map(|m| m.origin.clone()).collect();
         let group = self.sandbox.run_group(
             members
                 .into_iter()
@@ -155,14 +172,15 @@ impl Guard {
                 .collect(),
         )?;
         let mut judged = Vec::with_capacity(group.members.len());
-        for ((((b, agent), m), seen), input_bytes) in bytes
+        for (((((b, agent), m), seen), input), origin) in bytes
             .iter()
             .zip(&agents)
             .zip(&group.members)
             .zip(seen)
             .zip(inputs)
+            .zip(&origins)
         {
-            judged.push(self.judge(b, agent, m.report.clone(), seen, input_bytes)?);
+            judged.push(self.judge(b, agent, m.report.clone(), seen, input, origin)?);
         }
         Ok((group, judged))
     }
@@ -176,7 +194,8 @@ impl Guard {
         agent: &Agent,
         report: RunReport,
         purges_seen: u64,
-        input_bytes: u64,
+        (input, input_bytes): (RunInput, u64),
+        origin: &Origin,
     ) -> Result<GuardedRun> {
         let policy = self.sandbox.policy();
         let verdict = agent.verdict();
@@ -197,16 +216,31 @@ impl Guard {
                 policy.limits.output_bytes,
             )
         {
-            let trap = TrapEvent {
-                at: now_rfc3339(),
-                outcome: report.outcome.to_string(),
-                message: report.trap_message.clone().unwrap_or_default(),
-                fuel_used: report.fuel_used,
-                wall_us: report.wall.as_micros() as u64,
-            };
-            let rec =
-                self.quarantine
-                    .record_trap(bytes, verdict, score, policy, trap, purges_seen)?;
+            let trap = TrapEvent::new(
+                report.outcome,
+                report.trap_message.clone().unwrap_or_default(),
+                report.fuel_used,
+                report.wall.as_micros() as u64,
+            )
+            .with_input(input)
+            .with_logs(
+                &report.logs,
+                report.logs_dropped,
+                policy.quarantine.keep_log_bytes,
+            )
+            .with_origin(origin);
+            let rec = self.quarantine.record_trap(
+                &Sighting {
+                    bytes,
+                    verdict,
+                    safety_score: score,
+                    policy,
+                    parents: &[],
+                    origin,
+                },
+                trap,
+                purges_seen,
+            )?;
             quarantined = rec.status == Status::Quarantined;
         }
         Ok(GuardedRun {
@@ -244,7 +278,7 @@ mod tests {
     }
 
     fn admitted(guard: &Guard, bytes: &[u8]) -> (Arc<Agent>, u64, bool) {
-        match guard.admit(bytes).expect("admit") {
+        match guard.admit(bytes, &Origin::default()).expect("admit") {
             Gate::Admitted {
                 agent,
                 purges_seen,
@@ -262,7 +296,13 @@ mod tests {
         let wasm = looping();
         let (agent, seen, _) = admitted(&guard, &wasm);
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                seen,
+                &Origin::default(),
+            )
             .expect("run");
         assert_eq!(run.report.outcome, Outcome::OutOfFuel);
         assert!(run.safety_score < 1.0);
@@ -284,7 +324,13 @@ mod tests {
         let (guard, q, _dir) = gate(policy);
         let (agent, seen, _) = admitted(&guard, wasm);
         let run = guard
-            .run(wasm, &agent, Input::Bytes(vec![b'x'; input]), seen)
+            .run(
+                wasm,
+                &agent,
+                Input::Bytes(vec![b'x'; input]),
+                seen,
+                &Origin::default(),
+            )
             .expect("run");
         let held = q.get(&AgentId::of(wasm)).expect("get").is_some();
         assert_eq!(run.quarantined, held);
@@ -329,7 +375,13 @@ mod tests {
             .expect("wat");
         let (agent, seen, _) = admitted(&guard, &wasm);
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                seen,
+                &Origin::default(),
+            )
             .expect("run");
         assert_eq!(run.report.outcome, Outcome::Unreachable);
         assert!(!run.quarantined);
@@ -344,18 +396,38 @@ mod tests {
         let (agent, seen, released) = admitted(&guard, &wasm);
         assert!(!released);
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                seen,
+                &Origin::default(),
+            )
             .expect("run");
         assert!(run.quarantined, "out of fuel under the minimum");
-        let Gate::Held { record, .. } = guard.admit(&wasm).expect("admit") else {
+        let Gate::Held { record, .. } = guard.admit(&wasm, &Origin::default()).expect("admit")
+        else {
             panic!("held");
         };
         assert_eq!(record.status, Status::Quarantined);
-        q.release(&id, "op").expect("release");
+        q.release(
+            &id,
+            &crate::Decision {
+                by: "op".into(),
+                ..Default::default()
+            },
+        )
+        .expect("release");
         let (agent, seen, released) = admitted(&guard, &wasm);
         assert!(released);
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), seen)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                seen,
+                &Origin::default(),
+            )
             .expect("run");
         assert!(!run.quarantined, "the release stands");
         let rec = q.require(&id).expect("record");
@@ -377,6 +449,7 @@ mod tests {
             name: name.into(),
             input: vec![],
             purges_seen: seen,
+            origin: Origin::file(std::path::Path::new(&format!("dir/{name}.wasm"))),
         };
         let (_, judged) = guard
             .run_group(vec![
@@ -388,5 +461,83 @@ mod tests {
         assert!(judged[0].quarantined);
         assert!(!judged[1].quarantined);
         assert!(q.get(&AgentId::of(&ok)).expect("get").is_none());
+        let rec = q.require(&AgentId::of(&wasm)).expect("record");
+        let origin = rec.origin.expect("origin");
+        assert_eq!(
+            (origin.source.as_str(), origin.name.as_str()),
+            ("file", "loop")
+        );
+        assert_eq!(origin.file.as_deref(), Some("dir/loop.wasm"));
+    }
+
+    #[test]
+    fn a_trap_record_keeps_the_input_logs_origin_and_a_remedy_as_the_policy_says() {
+        let policy = Policy::from_toml(
+            "[limits]\nfuel_per_call = 100000\n[quarantine]\nkeep_input_bytes = 4\nkeep_log_bytes = 10\n",
+        )
+        .expect("policy");
+        let (guard, q, _dir) = gate(policy);
+        // Logs three 6-byte lines, then loops forever.
+        let wasm = wat::parse_str(
+            r#"(module (import "agent" "log" (func $log (param i32 i32)))
+                (memory (export "memory") 1) (data (i32.const 0) "line-x")
+                (func (export "act") (result i32)
+                  (call $log (i32.const 0) (i32.const 6))
+                  (call $log (i32.const 0) (i32.const 6))
+                  (call $log (i32.const 0) (i32.const 6))
+                  (loop $l (br $l)) i32.const 0))"#,
+        )
+        .expect("wat");
+        let (agent, seen, _) = admitted(&guard, &wasm);
+        let origin = Origin::api("ops-token", Some("nightly\u{1b}[31m"));
+        let run = guard
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(b"abcdefgh".to_vec()),
+                seen,
+                &origin,
+            )
+            .expect("run");
+        assert_eq!(run.report.outcome, Outcome::OutOfFuel);
+        assert!(run.quarantined);
+        let rec = q.require(&AgentId::of(&wasm)).expect("record");
+        assert_eq!(rec.origin.as_ref(), Some(&origin));
+        // the name the caller gave, escaped
+        assert_eq!(origin.name, "nightly\\u{1b}[31m");
+        let t = rec.trap_history.last().expect("a trap");
+        let input = t.input.as_ref().expect("input");
+        assert_eq!(input.hex.as_deref(), Some("61626364"), "4 bytes kept");
+        assert_eq!(input.len, Some(8));
+        assert_eq!(
+            t.logs,
+            vec!["line-x".to_string()],
+            "whole lines within 10 bytes"
+        );
+        assert_eq!(t.logs_dropped, 2);
+        assert_eq!(t.origin.as_ref(), Some(&origin));
+        assert!(
+            t.remedy
+                .as_deref()
+                .is_some_and(|r| r.contains("fuel_per_call")),
+            "{t:?}"
+        );
+        // typed arguments are kept as --args takes them
+        let typed = wat::parse_str(
+            r#"(module (func (export "act") (param i64 f64) (result i64) (loop $l (br $l)) i64.const 0))"#,
+        )
+        .expect("wat");
+        let (agent, seen, _) = admitted(&guard, &typed);
+        let args = vec![
+            runtime::Value::I64(-3),
+            runtime::Value::F64(2.5f64.to_bits()),
+        ];
+        guard
+            .run(&typed, &agent, Input::Typed(args), seen, &Origin::default())
+            .expect("run");
+        let rec = q.require(&AgentId::of(&typed)).expect("record");
+        let input = rec.trap_history[0].input.clone().expect("input");
+        assert_eq!(input.args, Some(vec!["-3".to_string(), "2.5".to_string()]));
+        assert_eq!(input.hex, None);
     }
 }

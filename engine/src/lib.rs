@@ -5,7 +5,7 @@
 //! without it (`--no-default-features`) only `file://` stores, and no AWS SDK or tokio.
 //!
 //! ```
-//! use engine::{Gate, Guard, Quarantine, store};
+//! use engine::{Gate, Guard, Origin, Quarantine, store};
 //! use runtime::{Input, Policy, Sandbox};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -15,13 +15,15 @@
 //! let wasm = wat::parse_str(r#"(module
 //!     (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
 //!     (func (export "act") (result i32) i32.const 0))"#).unwrap();
-//! let Gate::Rejected { record, .. } = guard.admit(&wasm)? else { panic!() };
+//! let origin = Origin::file(std::path::Path::new("agent.wat"));
+//! let Gate::Rejected { record, .. } = guard.admit(&wasm, &origin)? else { panic!() };
 //! assert_eq!(Quarantine::new(store).list()?[0].agent_id, record.agent_id);
 //! # Ok::<(), engine::Error>(())
 //! ```
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod control;
 mod error;
 pub mod evolve;
@@ -47,4 +49,4 @@ pub mod words;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use guard::{Gate, GroupMember, Guard, GuardedRun};
 pub use id::{AgentId, AgentIdError};
-pub use quarantine::{Quarantine, Record, Status};
+pub use quarantine::{Decision, Origin, Quarantine, Record, RunInput, Sighting, Status, TrapEvent};

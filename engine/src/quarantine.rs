@@ -45,14 +45,140 @@ pub struct StoredFinding {
     pub detail: String,
     /// Its weight.
     pub weight: f64,
+    /// What an author can do about it, where there is something to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
 }
 
 impl From<&Finding> for StoredFinding {
     fn from(f: &Finding) -> Self {
+        let kind = f.kind.to_string();
         StoredFinding {
-            kind: f.kind.to_string(),
+            remedy: runtime::remedy(&kind, &f.detail).map(str::to_string),
+            kind,
             detail: f.detail.clone(),
             weight: f.weight,
+        }
+    }
+}
+
+/// Longest text an [`Origin`] keeps of what it was given (a file path, a caller's name).
+const ORIGIN_TEXT_BYTES: usize = 256;
+
+/// Where a module came from: a file given to `tdev`, a caller of the API, or an
+/// evolution (its generation; the record's `parents` are its lineage).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// `file`, `api` or `evolution`.
+    pub source: String,
+    /// A short name to tell it by: the file's stem, the name the API caller gave (else
+    /// the caller), or the evolution and generation. Escaped.
+    pub name: String,
+    /// The file as given on the command line. Escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The API caller (its token's name, or `anonymous` without tokens). Escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// The evolution that bred it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evolution_id: Option<String>,
+    /// The generation it was bred in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u32>,
+}
+
+/// Text from outside, escaped and cut to [`ORIGIN_TEXT_BYTES`] (at a character).
+fn origin_text(s: &str) -> String {
+    let mut e = runtime::escape(s);
+    if e.len() > ORIGIN_TEXT_BYTES {
+        let mut cut = ORIGIN_TEXT_BYTES;
+        while !e.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        e.truncate(cut);
+        e.push('…');
+    }
+    e
+}
+
+impl Origin {
+    /// A module read from `path` by `tdev`.
+    pub fn file(path: &std::path::Path) -> Origin {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Origin {
+            source: "file".into(),
+            name: origin_text(&stem),
+            file: Some(origin_text(&path.to_string_lossy())),
+            ..Origin::default()
+        }
+    }
+
+    /// A module sent by an API caller, under the name it gave, if any.
+    pub fn api(caller: &str, name: Option<&str>) -> Origin {
+        Origin {
+            source: "api".into(),
+            name: origin_text(name.filter(|n| !n.is_empty()).unwrap_or(caller)),
+            caller: Some(origin_text(caller)),
+            ..Origin::default()
+        }
+    }
+
+    /// A module bred by evolution `id` in `generation`.
+    pub fn evolution(id: &str, generation: u32) -> Origin {
+        Origin {
+            source: "evolution".into(),
+            name: origin_text(&format!("{id} g{generation}")),
+            evolution_id: Some(origin_text(id)),
+            generation: Some(generation),
+            ..Origin::default()
+        }
+    }
+}
+
+/// The input of a run, as a record keeps it: the start of a bytes-form input (and its
+/// whole length), or a typed run's arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInput {
+    /// Bytes form: the first bytes of the input, in hex (at most the policy's
+    /// `[quarantine] keep_input_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+    /// Bytes form: the length of the whole input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    /// Typed form: the arguments, as `--args` takes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+}
+
+/// A typed value as `--args` writes it (an f64 by Rust's shortest round-trip form).
+pub fn value_text(v: runtime::Value) -> String {
+    match v {
+        runtime::Value::I64(i) => i.to_string(),
+        runtime::Value::F64(bits) => format!("{:?}", f64::from_bits(bits)),
+    }
+}
+
+impl RunInput {
+    /// What a record keeps of `input`: at most `keep` bytes of a bytes-form one.
+    pub fn of(input: &runtime::Input, keep: u64) -> RunInput {
+        match input {
+            runtime::Input::Bytes(b) => {
+                let keep = usize::try_from(keep).unwrap_or(usize::MAX).min(b.len());
+                RunInput {
+                    hex: Some(runtime::to_hex(&b[..keep])),
+                    len: Some(b.len() as u64),
+                    args: None,
+                }
+            }
+            runtime::Input::Typed(args) => RunInput {
+                args: Some(args.iter().map(|v| value_text(*v)).collect()),
+                ..RunInput::default()
+            },
         }
     }
 }
@@ -70,6 +196,70 @@ pub struct TrapEvent {
     pub fuel_used: u64,
     /// Wall time of the run in microseconds.
     pub wall_us: u64,
+    /// The run's input (or arguments), as much as the policy keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<RunInput>,
+    /// Its log lines (escaped), up to the policy's `[quarantine] keep_log_bytes`.
+    #[serde(default)]
+    pub logs: Vec<String>,
+    /// Log lines the run dropped, and the lines past `keep_log_bytes`.
+    #[serde(default)]
+    pub logs_dropped: u64,
+    /// Who ran it: the file, the API caller, the evolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// What to do about the limit it hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+impl TrapEvent {
+    /// The event of a run that ended `outcome`, now: the rest is added with the
+    /// `with_*` methods.
+    pub fn new(outcome: runtime::Outcome, message: String, fuel_used: u64, wall_us: u64) -> Self {
+        let word = outcome.to_string();
+        TrapEvent {
+            at: now_rfc3339(),
+            remedy: runtime::remedy(&word, &message).map(str::to_string),
+            outcome: word,
+            message,
+            fuel_used,
+            wall_us,
+            input: None,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            origin: None,
+        }
+    }
+
+    /// With the run's input (already cut to what the record keeps).
+    pub fn with_input(mut self, input: RunInput) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// With the run's log lines, as many whole lines as fit in `keep_bytes`; the rest
+    /// are counted with the `dropped` the run reported.
+    pub fn with_logs(mut self, logs: &[String], dropped: u64, keep_bytes: u64) -> Self {
+        let mut used = 0u64;
+        let mut kept = 0usize;
+        for l in logs {
+            used = used.saturating_add(l.len() as u64);
+            if used > keep_bytes {
+                break;
+            }
+            kept += 1;
+        }
+        self.logs = logs[..kept].to_vec();
+        self.logs_dropped = dropped.saturating_add((logs.len() - kept) as u64);
+        self
+    }
+
+    /// With where the run came from.
+    pub fn with_origin(mut self, origin: &Origin) -> Self {
+        self.origin = Some(origin.clone());
+        self
+    }
 }
 
 /// One entry of the audit trail.
@@ -79,8 +269,60 @@ pub struct AuditEvent {
     pub at: String,
     /// What happened.
     pub action: AuditAction,
-    /// Why, or who.
+    /// Why, or who, in one line.
     pub detail: String,
+    /// Who decided (a release or purge: `--by`, or the API's `by`). Escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why they decided (`--reason`, or the API's `reason`). Escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Through what: `cli` or `api (token NAME)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
+impl AuditEvent {
+    fn now(action: AuditAction, detail: String) -> AuditEvent {
+        AuditEvent {
+            at: now_rfc3339(),
+            action,
+            detail,
+            by: None,
+            reason: None,
+            via: None,
+        }
+    }
+}
+
+/// A person's release or purge: who, why, and through what.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Who decided.
+    pub by: String,
+    /// Why (may be empty).
+    pub reason: String,
+    /// Through what: `cli`, `api (token NAME)`.
+    pub via: String,
+}
+
+impl Decision {
+    fn event(&self, action: AuditAction) -> AuditEvent {
+        let by = origin_text(&self.by);
+        let reason = origin_text(&self.reason);
+        let via = origin_text(&self.via);
+        let mut detail = format!("by {by} via {via}");
+        if !reason.is_empty() {
+            detail.push_str(": ");
+            detail.push_str(&reason);
+        }
+        AuditEvent {
+            by: Some(by),
+            reason: (!reason.is_empty()).then_some(reason),
+            via: Some(via),
+            ..AuditEvent::now(action, detail)
+        }
+    }
 }
 
 /// A quarantine record.
@@ -110,6 +352,10 @@ pub struct Record {
     /// still holds.
     #[serde(default)]
     pub trap_counts: BTreeMap<String, u64>,
+    /// Where it came from when it was first quarantined (the trap history says where
+    /// each later run came from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// Parent agent ids, for modules bred by the engine.
     pub parents: Vec<AgentId>,
     /// The audit trail: every decision (`quarantined`, `released`, `purged`), and the
@@ -137,8 +383,7 @@ impl Record {
         *self.trap_counts.entry(t.outcome.clone()).or_default() += 1;
         self.audit.push(AuditEvent {
             at: t.at.clone(),
-            action: AuditAction::Trapped,
-            detail: t.outcome.clone(),
+            ..AuditEvent::now(AuditAction::Trapped, t.outcome.clone())
         });
         self.trap_history.push(t);
         let over = self.trap_history.len().saturating_sub(keep);
@@ -336,53 +581,19 @@ impl Quarantine {
     /// not admit under an earlier record), or, when it already has a record, adds to its
     /// history. `trap` is the run that pushed its score below the minimum, if any. A
     /// released module keeps its release: the new trap is recorded in its history. A
-    /// purged module is quarantined again. From `policy` come the minimum safety score
-    /// (recorded) and `limits.module_bytes`: the bytes of a larger module are not kept,
-    /// its record says its size and its `size_cap` finding.
-    pub fn quarantine(
-        &self,
-        bytes: &[u8],
-        verdict: &Verdict,
-        safety_score: f64,
-        policy: &Policy,
-        trap: Option<TrapEvent>,
-        parents: &[AgentId],
-    ) -> Result<Record> {
-        self.sight(
-            &Sighting {
-                bytes,
-                verdict,
-                safety_score,
-                policy,
-                parents,
-            },
-            trap,
-            u64::MAX,
-        )
+    /// purged module is quarantined again. From the sighting's policy come the minimum
+    /// safety score (recorded) and `limits.module_bytes`: the bytes of a larger module
+    /// are not kept, its record says its size and its `size_cap` finding.
+    pub fn quarantine(&self, s: &Sighting, trap: Option<TrapEvent>) -> Result<Record> {
+        self.sight(s, trap, u64::MAX)
     }
 
     /// Records the trap of a run that was admitted when the record had been purged
     /// `purges_seen` times (0 when there was no record). If it has been purged since,
     /// the run raced the purge: the trap is counted, the record stays purged. Otherwise
     /// as [`Quarantine::quarantine`].
-    pub fn record_trap(
-        &self,
-        bytes: &[u8],
-        verdict: &Verdict,
-        safety_score: f64,
-        policy: &Policy,
-        trap: TrapEvent,
-        purges_seen: u64,
-    ) -> Result<Record> {
-        let parents = &[];
-        let s = Sighting {
-            bytes,
-            verdict,
-            safety_score,
-            policy,
-            parents,
-        };
-        self.sight(&s, Some(trap), purges_seen)
+    pub fn record_trap(&self, s: &Sighting, trap: TrapEvent, purges_seen: u64) -> Result<Record> {
+        self.sight(s, Some(trap), purges_seen)
     }
 
     fn sight(&self, s: &Sighting, trap: Option<TrapEvent>, purges_seen: u64) -> Result<Record> {
@@ -417,11 +628,10 @@ impl Quarantine {
                     r.status = Status::Quarantined;
                     r.reason = reason.clone();
                     r.safety_score = s.safety_score;
-                    r.audit.push(AuditEvent {
-                        at: now.clone(),
-                        action: AuditAction::Quarantined,
-                        detail: format!("seen again after purge; safety score {}", s.safety_score),
-                    });
+                    r.audit.push(AuditEvent::now(
+                        AuditAction::Quarantined,
+                        format!("seen again after purge; safety score {}", s.safety_score),
+                    ));
                     r
                 }
                 Some(r) => r,
@@ -430,7 +640,7 @@ impl Quarantine {
                     Record {
                         agent_id: id.clone(),
                         status: Status::Quarantined,
-                        quarantined_at: now.clone(),
+                        quarantined_at: now,
                         reason: reason.clone(),
                         safety_score: s.safety_score,
                         min_safety_score,
@@ -438,15 +648,15 @@ impl Quarantine {
                         findings: s.verdict.findings.iter().map(StoredFinding::from).collect(),
                         trap_history: Vec::new(),
                         trap_counts: BTreeMap::new(),
+                        origin: Some(s.origin.clone()),
                         parents: s.parents.to_vec(),
-                        audit: vec![AuditEvent {
-                            at: now.clone(),
-                            action: AuditAction::Quarantined,
-                            detail: format!(
+                        audit: vec![AuditEvent::now(
+                            AuditAction::Quarantined,
+                            format!(
                                 "{reason}: safety score {} below {}",
                                 s.safety_score, min_safety_score
                             ),
-                        }],
+                        )],
                         purges: 0,
                         updates: Vec::new(),
                     }
@@ -460,7 +670,7 @@ impl Quarantine {
     }
 
     /// Releases a quarantined module: a person approved it.
-    pub fn release(&self, id: &AgentId, by: &str) -> Result<Record> {
+    pub fn release(&self, id: &AgentId, by: &Decision) -> Result<Record> {
         self.update(id, |current| {
             let mut rec = current
                 .ok_or_else(|| crate::Error::from(ErrorKind::NotFound(format!("agent {id}"))))?;
@@ -468,27 +678,19 @@ impl Quarantine {
                 return Err(ErrorKind::NotFound(format!("agent {id} (purged)")).into());
             }
             rec.status = Status::Released;
-            rec.audit.push(AuditEvent {
-                at: now_rfc3339(),
-                action: AuditAction::Released,
-                detail: by.to_string(),
-            });
+            rec.audit.push(by.event(AuditAction::Released));
             Ok(rec)
         })
     }
 
     /// Purges a module: deletes its bytes, keeps the record marked `purged`.
-    pub fn purge(&self, id: &AgentId, by: &str) -> Result<Record> {
+    pub fn purge(&self, id: &AgentId, by: &Decision) -> Result<Record> {
         let rec = self.update(id, |current| {
             let mut rec = current
                 .ok_or_else(|| crate::Error::from(ErrorKind::NotFound(format!("agent {id}"))))?;
             rec.status = Status::Purged;
             rec.purges += 1;
-            rec.audit.push(AuditEvent {
-                at: now_rfc3339(),
-                action: AuditAction::Purged,
-                detail: by.to_string(),
-            });
+            rec.audit.push(by.event(AuditAction::Purged));
             Ok(rec)
         })?;
         // Record first, then bytes: a crash between leaves a purged record whose bytes
@@ -499,12 +701,19 @@ impl Quarantine {
 }
 
 /// What a quarantine is told about a module it sees.
-struct Sighting<'a> {
-    bytes: &'a [u8],
-    verdict: &'a Verdict,
-    safety_score: f64,
-    policy: &'a Policy,
-    parents: &'a [AgentId],
+pub struct Sighting<'a> {
+    /// The module's bytes (kept unless over the policy's `limits.module_bytes`).
+    pub bytes: &'a [u8],
+    /// Its static verdict under the policy.
+    pub verdict: &'a Verdict,
+    /// The safety score that brought it here.
+    pub safety_score: f64,
+    /// The policy it was judged under.
+    pub policy: &'a Policy,
+    /// Its parents, for a module bred by the engine.
+    pub parents: &'a [AgentId],
+    /// Where it came from.
+    pub origin: &'a Origin,
 }
 
 /// A fresh id for one change of a record: 128 random bits in hex.
@@ -576,6 +785,14 @@ mod tests {
         }
     }
 
+    fn op() -> Decision {
+        Decision {
+            by: "op".into(),
+            reason: String::new(),
+            via: "test".into(),
+        }
+    }
+
     fn store(params: &str) -> (Arc<dyn BlobStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let s =
@@ -599,7 +816,17 @@ mod tests {
         let q = Quarantine::new(Arc::new(AlwaysLoses(s.clone())));
         let (wasm, v) = rejected(1);
         let e = q
-            .quarantine(&wasm, &v, 0.1, &Policy::default_policy(), None, &[])
+            .quarantine(
+                &Sighting {
+                    bytes: &wasm,
+                    verdict: &v,
+                    safety_score: 0.1,
+                    policy: &Policy::default_policy(),
+                    parents: &[],
+                    origin: &Origin::default(),
+                },
+                None,
+            )
             .expect_err("never written");
         assert!(matches!(e.kind(), ErrorKind::Conflict(_)), "{e}");
         assert!(e.to_string().contains("3 attempts"), "{e}");
@@ -619,8 +846,8 @@ mod tests {
         let q = Quarantine::new(s);
         let id = AgentId::of(b"none");
         for e in [
-            q.release(&id, "op").expect_err("release"),
-            q.purge(&id, "op").expect_err("purge"),
+            q.release(&id, &op()).expect_err("release"),
+            q.purge(&id, &op()).expect_err("purge"),
             q.require(&id).expect_err("require"),
         ] {
             assert!(matches!(e.kind(), ErrorKind::NotFound(_)), "{e}");
@@ -628,10 +855,20 @@ mod tests {
         // a purged record cannot be released
         let (wasm, v) = rejected(2);
         let rec = q
-            .quarantine(&wasm, &v, 0.1, &Policy::default_policy(), None, &[])
+            .quarantine(
+                &Sighting {
+                    bytes: &wasm,
+                    verdict: &v,
+                    safety_score: 0.1,
+                    policy: &Policy::default_policy(),
+                    parents: &[],
+                    origin: &Origin::default(),
+                },
+                None,
+            )
             .expect("quarantine");
-        q.purge(&rec.agent_id, "op").expect("purge");
-        let e = q.release(&rec.agent_id, "op").expect_err("purged");
+        q.purge(&rec.agent_id, &op()).expect("purge");
+        let e = q.release(&rec.agent_id, &op()).expect_err("purged");
         assert!(matches!(e.kind(), ErrorKind::NotFound(_)), "{e}");
         assert!(
             q.list().expect("list").is_empty(),
@@ -647,9 +884,19 @@ mod tests {
         for tag in 0..40 {
             let (wasm, v) = rejected(tag);
             ids.push(
-                q.quarantine(&wasm, &v, 0.1, &Policy::default_policy(), None, &[])
-                    .expect("quarantine")
-                    .agent_id,
+                q.quarantine(
+                    &Sighting {
+                        bytes: &wasm,
+                        verdict: &v,
+                        safety_score: 0.1,
+                        policy: &Policy::default_policy(),
+                        parents: &[],
+                        origin: &Origin::default(),
+                    },
+                    None,
+                )
+                .expect("quarantine")
+                .agent_id,
             );
         }
         let id = &ids[0];

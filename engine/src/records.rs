@@ -53,6 +53,10 @@ pub struct GenerationStats {
     /// word: past the run's `quarantine_per_outcome` records per word and generation.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quarantine_withheld: BTreeMap<Cull, u64>,
+    /// Quarantine records written this generation (absent when none, and in logs
+    /// written before it existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quarantined: u64,
 }
 
 /// The record that commits a generation: `checkpoints/<id>/<gen>.json`.

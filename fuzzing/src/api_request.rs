@@ -90,6 +90,12 @@ pub fn check(u: &mut Unstructured) -> Seen {
             };
             obj.insert("args".into(), args);
         }
+        if u.ratio(1, 4).unwrap_or(false) {
+            obj.insert(
+                "name".into(),
+                u.arbitrary::<String>().unwrap_or_default().into(),
+            );
+        }
         if u.ratio(1, 8).unwrap_or(false) {
             obj.insert(u.arbitrary::<String>().unwrap_or_default(), 1.into());
         }
@@ -101,7 +107,13 @@ pub fn check(u: &mut Unstructured) -> Seen {
     let carried = body.len() + header_input.as_ref().map_or(0, String::len);
     let sent_args = query_args.clone();
     let body = Bytes::from(body);
-    match run_request(&headers, query_args, &body, caps) {
+    let query_name: Option<String> = if !json && u.ratio(1, 4).unwrap_or(false) {
+        Some(u.arbitrary::<String>().unwrap_or_default())
+    } else {
+        None
+    };
+    let sent_name = query_name.clone();
+    match run_request(&headers, query_args, query_name, &body, caps) {
         Ok(req) => {
             assert!(
                 carried <= max_body,
@@ -120,6 +132,7 @@ pub fn check(u: &mut Unstructured) -> Seen {
                     None => assert!(v.get("input_b64").is_none_or(|i| i.is_null())),
                 }
                 assert!(header_input.is_none() && sent_args.is_none());
+                assert_eq!(req.name.as_deref(), v.get("name").and_then(|n| n.as_str()));
             } else {
                 assert_eq!(&req.module[..], &body[..]);
                 assert_eq!(
@@ -127,6 +140,10 @@ pub fn check(u: &mut Unstructured) -> Seen {
                     header_input.as_ref().map(|h| h.to_ascii_lowercase())
                 );
                 assert_eq!(req.args, sent_args);
+                assert_eq!(req.name, sent_name);
+            }
+            if let Some(n) = &req.name {
+                assert!(!n.is_empty() && n.len() <= 64 && !n.chars().any(char::is_control));
             }
             Seen::Accepted
         }

@@ -51,6 +51,7 @@ mod limits;
 mod mailbox;
 mod outcome;
 mod policy;
+mod remedy;
 mod sandbox;
 mod text;
 mod trap;
@@ -67,6 +68,7 @@ pub use policy::{
     DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, QuarantineRules, Scope, TrapWeights,
     Weights,
 };
+pub use remedy::remedy;
 pub use sandbox::{
     Admission, Agent, Allocation, DEFAULT_HOST_STACK_MARGIN, EPOCH_THREAD, Input, RunReport,
     RunResult, Sandbox, SandboxConfig, StopHandle, Value, join_thread, parse_args,

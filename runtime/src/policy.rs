@@ -256,6 +256,12 @@ pub struct QuarantineRules {
     /// may quarantine too: an agent that transforms its input cannot keep a large one
     /// under the cap, so by default (false) that hit is the caller's doing, an outcome.
     pub output_limit_from_large_input: bool,
+    /// How much of the input of a run that trapped a quarantine record keeps (bytes
+    /// form; the whole length is recorded too). Default 1024.
+    pub keep_input_bytes: u64,
+    /// How much of the logs of such a run the record keeps, in bytes of log text (the
+    /// lines past it are counted). Default 4096.
+    pub keep_log_bytes: u64,
 }
 
 impl QuarantineRules {

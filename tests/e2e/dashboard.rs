@@ -175,6 +175,14 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/click"), json!({}));
     }
 
+    /// Answers the open `prompt()` with `text`; returns its question.
+    fn answer_prompt(&self, text: &str) -> String {
+        let question = self.call("GET", "/alert/text", json!({}));
+        self.call("POST", "/alert/text", json!({ "text": text }));
+        self.call("POST", "/alert/accept", json!({}));
+        question.as_str().unwrap_or("").to_string()
+    }
+
     /// Text of the open `confirm()` prompt; accepts it.
     fn accept_prompt(&self) -> String {
         let text = self.call("GET", "/alert/text", json!({}));
@@ -333,6 +341,44 @@ fn dashboard_in_headless_chromium_shows_the_chart_and_quarantine_and_stops() {
         json!([0, null]),
         "module text was parsed as HTML"
     );
+    // where it came from: the API, under the test's token
+    assert!(
+        detail
+            .as_str()
+            .expect("detail")
+            .contains("from api default"),
+        "{detail}"
+    );
+    // a release asks why, and the audit trail keeps the token and the reason
+    b.click("#release");
+    let question = b.answer_prompt("reviewed: <b>loops</b> on purpose");
+    assert!(question.contains("Reason"), "{question}");
+    let released = b.wait_for(
+        &format!(
+            "const r = document.querySelector('#quarantine tr[data-id=\"{evil_id}\"]'); \
+             return r && r.textContent.includes('released') && r.textContent"
+        ),
+        "the released row",
+    );
+    assert!(released.is_string(), "{released}");
+    let (code, _, body) = http(
+        a,
+        "GET",
+        &format!("/v1/quarantine/{evil_id}"),
+        &[("Authorization", au.as_str())],
+        b"",
+    );
+    assert_eq!(code, 200);
+    let rec: serde_json::Value = serde_json::from_slice(&body).expect("record");
+    let last = rec["audit"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .expect("audit");
+    assert_eq!(last["action"], "released", "{rec}");
+    assert_eq!(last["reason"], "reviewed: <b>loops</b> on purpose", "{rec}");
+    assert_eq!(last["by"], "default", "{rec}");
+    assert_eq!(last["via"], "api (token default)", "{rec}");
 
     // the emergency stop: a confirm prompt, then the API call
     b.click("#stop");

@@ -27,7 +27,10 @@ fn guide_commands_work_as_written() {
             script.push('\n');
         }
     }
-    assert!(script.contains("cargo add --path"), "guide changed shape");
+    assert!(
+        script.contains("tdev new shout --bytes"),
+        "guide changed shape"
+    );
     let path = crate::support::path_with_tdev();
     let out = Command::new("bash")
         .arg("-c")
@@ -51,4 +54,14 @@ fn guide_commands_work_as_written() {
         stdout.contains("trap history:") && stdout.contains("pattern:infinite_loop"),
         "{all}"
     );
+    // `tdev new`'s own test and the shout test pass natively
+    assert!(
+        stdout.contains("test tests::copies_its_input ... ok"),
+        "{all}"
+    );
+    assert!(stdout.contains("test tests::shouts ... ok"), "{all}");
+    // the report names the file it came from, and validate says it is held
+    assert!(stdout.contains("name:           infinite_loop"), "{all}");
+    assert!(stdout.contains("verdict:    held"), "{all}");
+    assert!(stdout.contains("validate exits 3: held"), "{all}");
 }

@@ -14,6 +14,8 @@ mod guide;
 mod hostile;
 mod http;
 mod load;
+mod new;
+mod quarantine;
 mod readme;
 mod serve;
 mod server;

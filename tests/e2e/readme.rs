@@ -44,10 +44,27 @@ const TOUR: &[(&str, i32, &[&str])] = &[
         4,
         &["\"outcome\": \"output_limit\""],
     ),
-    ("tdev quarantine list", 0, &["sha256:"]),
-    ("tdev quarantine show <id-or-prefix>", 0, &["text form:"]),
-    ("tdev quarantine release <id>", 0, &["released sha256:"]),
-    ("tdev quarantine purge <id>", 0, &["purged sha256:"]),
+    (
+        "tdev quarantine list",
+        0,
+        &["file fixtures/hostile/infinite_loop.wat"],
+    ),
+    ("tdev quarantine show infinite_loop", 0, &["text form:"]),
+    (
+        "tdev validate fixtures/hostile/infinite_loop.wat",
+        3,
+        &["verdict:    held"],
+    ),
+    (
+        "tdev quarantine release <id> --by alice --reason \"reviewed: loops on purpose\"",
+        0,
+        &["by alice via cli: reviewed: loops on purpose"],
+    ),
+    (
+        "tdev quarantine purge <id> --by alice --reason \"not needed\"",
+        0,
+        &["by alice via cli: not needed"],
+    ),
     (
         "tdev evolve --task fixtures/tasks/abs.toml --seed 2 --out abs.wasm",
         0,
@@ -147,9 +164,7 @@ fn readme_tour_commands_work_when_pasted() {
         .expect("the tour quarantines something")
         .to_string();
     for cmd in &later {
-        let pasted = cmd
-            .replace("<id-or-prefix>", &id[7..20])
-            .replace("<id>", &id);
+        let pasted = cmd.replace("<id>", &id);
         check(&pasted, cmd);
         ran.push(cmd.clone());
     }

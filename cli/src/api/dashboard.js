@@ -93,13 +93,30 @@ async function showEvolution(id, tr) {
 }
 
 async function decide(id, action) {
-  if (!confirm(`${action} ${id}?`)) return;
+  // Who decides is the token's name; why goes into the audit trail with it.
+  const reason = prompt(`${action} ${id}? Reason (kept in the audit trail):`, "");
+  if (reason === null) return;
+  const opts = { body: JSON.stringify({ reason }) };
   try {
-    if (action === "release") await api(`/v1/quarantine/${encodeURIComponent(id)}/release`, { method: "POST" });
-    else await api(`/v1/quarantine/${encodeURIComponent(id)}`, { method: "DELETE" });
+    if (action === "release") await api(`/v1/quarantine/${encodeURIComponent(id)}/release`, { ...opts, method: "POST" });
+    else await api(`/v1/quarantine/${encodeURIComponent(id)}`, { ...opts, method: "DELETE" });
     status(`${action}d ${id.slice(0, 19)}…`);
   } catch (err) { status(`${action} failed: ${err.message}`); }
   refresh();
+}
+
+function originText(o) {
+  if (!o) return "-";
+  if (o.source === "file") return `file ${o.file || o.name}`;
+  if (o.source === "api") return `api ${o.caller || "?"}`;
+  if (o.source === "evolution") return `evolution ${o.evolution_id} g${o.generation}`;
+  return o.source;
+}
+
+function inputText(i) {
+  if (!i) return "";
+  if (i.args) return ` · args ${i.args.join(",")}`;
+  return ` · input ${i.len} bytes, first ${(i.hex || "").length / 2} kept (hex ${(i.hex || "").slice(0, 64)})`;
 }
 
 async function showQuarantine(id, tr) {
@@ -108,6 +125,7 @@ async function showQuarantine(id, tr) {
   const q = await api("/v1/quarantine/" + encodeURIComponent(id));
   const d = $("#detail"); d.replaceChildren();
   d.appendChild(el("h3", q.agent_id));
+  d.appendChild(el("p", `name ${(q.origin && q.origin.name) || q.agent_id.slice(7, 19)} · from ${originText(q.origin)}`));
   d.appendChild(el("p", `status ${q.status} · safety score ${fmt(q.safety_score)} (minimum ${fmt(q.min_safety_score)}) · reason ${q.reason}`));
   if (q.status === "quarantined") {
     const rel = el("button", "Release"); rel.id = "release"; rel.type = "button";
@@ -118,11 +136,14 @@ async function showQuarantine(id, tr) {
   }
   d.appendChild(el("h4", "Findings"));
   const fl = d.appendChild(el("ul")); fl.className = "findings";
-  for (const f of q.findings || []) fl.appendChild(el("li", `${f.kind} (weight ${f.weight}): ${f.detail}`));
+  for (const f of q.findings || []) fl.appendChild(el("li", `${f.kind} (weight ${f.weight}): ${f.detail}${f.remedy ? " — remedy: " + f.remedy : ""}`));
   if (!fl.children.length) fl.appendChild(el("li", "none"));
   d.appendChild(el("h4", "Trap history"));
   const tl = d.appendChild(el("ul"));
-  for (const t of q.trap_history || []) tl.appendChild(el("li", `${t.at}: ${t.outcome}, ${t.message} (fuel ${t.fuel_used}, ${t.wall_us} µs)`));
+  for (const t of q.trap_history || []) {
+    const li = tl.appendChild(el("li", `${t.at}: ${t.outcome}, ${t.message} (fuel ${t.fuel_used}, ${t.wall_us} µs) · from ${originText(t.origin)}${inputText(t.input)}${t.remedy ? " — remedy: " + t.remedy : ""}`));
+    if ((t.logs || []).length) li.appendChild(el("pre", t.logs.join("\n") + (t.logs_dropped ? `\n(${t.logs_dropped} more lines)` : "")));
+  }
   if (!tl.children.length) tl.appendChild(el("li", "none"));
   d.appendChild(el("h4", "Lineage"));
   d.appendChild(el("p", (q.lineage || []).length ? q.lineage.join(", ") : "no parents recorded"));
@@ -173,7 +194,7 @@ async function refresh() {
 
     const q = await api("/v1/quarantine");
     renderRows($("#quarantine tbody"), q.quarantine, (r) => r.agent_id,
-      (r) => [r.agent_id.slice(0, 19) + "…", r.status, fmt(r.safety_score), r.reason, (r.findings || []).join(" ")],
+      (r) => [r.name, r.agent_id.slice(0, 19) + "…", originText(r.origin), r.status, fmt(r.safety_score), r.reason, (r.findings || []).join(" ")],
       showQuarantine, "nothing in quarantine");
     $("#held").textContent = `${q.quarantine.filter((r) => r.status === "quarantined").length} held`;
     status("updated " + new Date().toLocaleTimeString());

@@ -111,9 +111,28 @@ pub struct RunRequest {
     pub input: Option<Vec<u8>>,
     /// Typed arguments (`1,2.5`), if sent.
     pub args: Option<String>,
+    /// The name the caller gives the module (for its quarantine record), if any.
+    pub name: Option<String>,
 }
 
-/// The JSON form of a run request: `{"module_b64", "input_b64", "args"}`, no other
+/// Longest name a caller may give a module.
+pub const NAME_BYTES: usize = 64;
+
+/// A module's name as a caller gives it: 1 to [`NAME_BYTES`] bytes, no control
+/// characters.
+pub fn module_name(given: Option<String>) -> Result<Option<String>, ApiError> {
+    match given {
+        Some(n) if n.is_empty() || n.len() > NAME_BYTES || n.chars().any(char::is_control) => {
+            Err(bad(
+                "name",
+                format!("1 to {NAME_BYTES} bytes without control characters"),
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The JSON form of a run request: `{"module_b64", "input_b64", "args", "name"}`, no other
 /// field, none twice.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +145,9 @@ pub struct RunBody {
     /// Typed arguments: `"1,2.5"` or `[1, "2.5"]`.
     #[serde(default)]
     pub args: Option<RunArgs>,
+    /// A name for the module (its quarantine record shows it).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Typed arguments in JSON: one comma-separated string, or a list of one argument
@@ -177,6 +199,7 @@ impl RunArgs {
 pub fn run_request(
     headers: &HeaderMap,
     query_args: Option<String>,
+    query_name: Option<String>,
     body: &Bytes,
     caps: Caps,
 ) -> Result<RunRequest, ApiError> {
@@ -191,9 +214,9 @@ pub fn run_request(
         });
     }
     let req = if is_json(headers) {
-        if header_input.is_some() || query_args.is_some() {
+        if header_input.is_some() || query_args.is_some() || query_name.is_some() {
             return Err(ApiError::BadRequest(
-                "a JSON request carries its input and args in the body, not in X-Tdev-Input or ?args=".into(),
+                "a JSON request carries its input, args and name in the body, not in X-Tdev-Input, ?args= or ?name=".into(),
             ));
         }
         let v: RunBody = serde_json::from_slice(body).map_err(|e| bad("JSON body", e))?;
@@ -202,6 +225,7 @@ pub fn run_request(
             module: base64("module_b64", &v.module_b64)?,
             input: v.input_b64.map(|s| base64("input_b64", &s)).transpose()?,
             args,
+            name: module_name(v.name)?,
         }
     } else {
         let input = match header_input {
@@ -216,6 +240,7 @@ pub fn run_request(
             module: body.to_vec(),
             input,
             args: query_args,
+            name: module_name(query_name)?,
         }
     };
     if let Some(input) = &req.input

@@ -95,6 +95,13 @@ pub async fn emergency_stop(
     blocking("the emergency stop", move || {
         let at = engine::control::request_stop(store.as_ref())
             .map_err(|e| ApiError::Internal(format!("the stop marker: {e:#}")))?;
+        if let Some(a) = state.alerts() {
+            a.emit(crate::common::stop_alert(
+                "tdev serve",
+                &format!("token {}", caller.0),
+                &at,
+            ));
+        }
         // This server has stopped its runs already: its watcher leaves this stop be.
         state.see_stop(at);
         audit::record(

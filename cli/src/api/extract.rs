@@ -37,6 +37,8 @@ pub struct NoQuery {}
 pub struct RunQuery {
     /// Comma-separated arguments.
     pub args: Option<String>,
+    /// A name for the module (its quarantine record shows it).
+    pub name: Option<String>,
 }
 
 /// `POST /v1/evolutions/{id}/rollback`'s query: `?generation=N`.

@@ -96,6 +96,8 @@ struct Inner {
     /// The newest stop marker this server has acted on (its own stops included), so
     /// that [`AppState::watch_stops`] acts on each stop once.
     stop_seen: std::sync::Mutex<Option<String>>,
+    /// Where quarantines, stops and limit hits are sent (`--alerts`), if anywhere.
+    alerts: std::sync::OnceLock<Arc<engine::alerts::Alerts>>,
 }
 
 impl AppState {
@@ -115,8 +117,21 @@ impl AppState {
                 limits,
                 metrics: std::sync::Mutex::new(metrics::Metrics::default()),
                 stop_seen: std::sync::Mutex::new(None),
+                alerts: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sends this server's events to `alerts` from now on.
+    pub fn with_alerts(self, alerts: Arc<engine::alerts::Alerts>) -> Self {
+        // A fresh state: nothing was set yet.
+        let _ = self.inner.alerts.set(alerts);
+        self
+    }
+
+    /// The alerts, if the server has any.
+    fn alerts(&self) -> Option<&engine::alerts::Alerts> {
+        self.inner.alerts.get().map(|a| a.as_ref())
     }
 
     /// Marks a stop marker as acted on; true when it is newer than any before.

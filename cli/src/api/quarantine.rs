@@ -7,9 +7,58 @@ use super::extract::AgentIdPath;
 use super::{ApiError, AppState, blocking};
 use crate::report::{QuarantineList, RecordReport};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
-use engine::Quarantine;
+use engine::{Decision, Quarantine};
+use serde::Deserialize;
+
+/// The body of a release or purge (optional): who decides and why, for the audit
+/// trail. Without `by`, the token's name stands for who.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// Who decides.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Longest `by` or `reason` kept (one line each).
+const DECISION_TEXT_BYTES: usize = 256;
+
+/// The decision of `caller` with the request's body: empty, or a JSON [`DecisionBody`].
+fn decision(caller: &Caller, body: &[u8]) -> Result<Decision, ApiError> {
+    let given: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DecisionBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body is empty or {{\"by\": NAME, \"reason\": TEXT}}: {}",
+                runtime::escape(&e.to_string())
+            ))
+        })?
+    };
+    for (field, v) in [("by", &given.by), ("reason", &given.reason)] {
+        if let Some(v) = v
+            && (v.len() > DECISION_TEXT_BYTES || v.contains(['\n', '\r']))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{field} is one line of at most {DECISION_TEXT_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(Decision {
+        by: given
+            .by
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| caller.0.clone()),
+        reason: given.reason.unwrap_or_default(),
+        via: format!("api (token {})", caller.0),
+    })
+}
 
 /// Quarantined and released modules, oldest first.
 pub async fn list(State(st): State<AppState>) -> Result<Json<QuarantineList>, ApiError> {
@@ -49,12 +98,13 @@ async fn decide(
     st: AppState,
     id: engine::AgentId,
     caller: Caller,
+    body: &[u8],
     what: &'static str,
-    act: fn(&Quarantine, &engine::AgentId, &str) -> engine::Result<engine::Record>,
+    act: fn(&Quarantine, &engine::AgentId, &Decision) -> engine::Result<engine::Record>,
 ) -> Result<Json<engine::Record>, ApiError> {
     let store = st.store();
-    // The audit entry names the token (never its secret).
-    let by = format!("tdev serve API (token {})", caller.0);
+    // The audit entry names the token (never its secret) and whom the body names.
+    let by = decision(&caller, body)?;
     blocking(what, move || {
         Ok(Json(act(&Quarantine::new(store), &id, &by)?))
     })
@@ -66,8 +116,9 @@ pub async fn release(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     AgentIdPath(id): AgentIdPath,
+    body: Bytes,
 ) -> Result<Json<engine::Record>, ApiError> {
-    decide(st, id, caller, "the release", Quarantine::release).await
+    decide(st, id, caller, &body, "the release", Quarantine::release).await
 }
 
 /// Deletes a module's bytes; the record stays, marked purged.
@@ -75,6 +126,7 @@ pub async fn purge(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     AgentIdPath(id): AgentIdPath,
+    body: Bytes,
 ) -> Result<Json<engine::Record>, ApiError> {
-    decide(st, id, caller, "the purge", Quarantine::purge).await
+    decide(st, id, caller, &body, "the purge", Quarantine::purge).await
 }

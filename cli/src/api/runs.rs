@@ -1,16 +1,21 @@
 //! `POST /v1/validate` and `POST /v1/run`: a module in the body (bytes, or JSON with
 //! base64), judged by the validator, run through the quarantine's guard.
 
+use super::auth::Caller;
 use super::extract::{NoQuery, Query, RunQuery};
 use super::{ApiError, AppState, blocking, decode};
 use crate::report::{Refusal, RejectedReport, RunReport, ValidateReport};
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use engine::{Gate, Guard, Quarantine};
+use engine::{AgentId, Gate, Guard, Origin, Quarantine};
 use runtime::{ActForm, Input};
+
+/// What the server's alerts say they come from.
+const SOURCE: &str = "tdev serve";
 
 /// The `validate --json` object of the module in the body.
 pub async fn validate(
@@ -19,13 +24,20 @@ pub async fn validate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ValidateReport>, ApiError> {
-    let module = decode::run_request(&headers, None, &body, st.caps())?.module;
+    let module = decode::run_request(&headers, None, None, &body, st.caps())?.module;
     let permit = st.permit()?;
     let sandbox = st.sandbox();
+    let store = st.store();
     blocking("the validation", move || {
         let _permit = permit;
         let v = sandbox.validate(&module);
-        Ok(Json(ValidateReport::new(&v, sandbox.policy())))
+        // A module held in quarantine is reported held.
+        let record = Quarantine::new(store).get(&AgentId::of(&module))?;
+        Ok(Json(ValidateReport::new(
+            &v,
+            sandbox.policy(),
+            record.as_ref(),
+        )))
     })
     .await
 }
@@ -33,6 +45,7 @@ pub async fn validate(
 /// The `run --json` object of the module in the body, run with its input or args.
 pub async fn run(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<RunQuery>,
     headers: HeaderMap,
     body: Bytes,
@@ -41,7 +54,9 @@ pub async fn run(
         module,
         input,
         args,
-    } = decode::run_request(&headers, q.args, &body, st.caps())?;
+        name,
+    } = decode::run_request(&headers, q.args, q.name, &body, st.caps())?;
+    let origin = Origin::api(&caller.0, name.as_deref());
     let permit = st.permit()?;
     let state = st.clone();
     blocking("the run", move || {
@@ -51,14 +66,25 @@ pub async fn run(
             state.metrics().count_rejected();
             Ok::<_, ApiError>(Json(RejectedReport::new(&verdict, &record, reason)).into_response())
         };
-        let (agent, purges_seen) = match guard.admit(&module)? {
+        let (agent, purges_seen) = match guard.admit(&module, &origin)? {
             Gate::Admitted {
                 agent, purges_seen, ..
             } => (agent, purges_seen),
             Gate::Held { verdict, record } => {
                 return refused(verdict, record, Refusal::Quarantined);
             }
-            Gate::Rejected { verdict, record } => return refused(verdict, record, Refusal::Static),
+            Gate::Rejected { verdict, record } => {
+                if let Some(a) = state.alerts() {
+                    a.emit(crate::common::quarantine_alert(
+                        SOURCE,
+                        &verdict.agent_id,
+                        &origin,
+                        &record.reason,
+                        record.safety_score,
+                    ));
+                }
+                return refused(verdict, record, Refusal::Static);
+            }
         };
         let input = match agent.form() {
             ActForm::Bytes => {
@@ -79,8 +105,22 @@ pub async fn run(
             }
         };
         // One instantiation per request: the run's own (a start function runs once).
-        let run = guard.run(&module, &agent, input, purges_seen)?;
+        let run = guard.run(&module, &agent, input, purges_seen, &origin)?;
         state.metrics().count(&run.report);
+        if let Some(a) = state.alerts() {
+            if run.report.outcome.is_limit() {
+                a.limit_hits(1, SOURCE);
+            }
+            if run.quarantined {
+                a.emit(crate::common::quarantine_alert(
+                    SOURCE,
+                    agent.id(),
+                    &origin,
+                    &run.report.outcome.to_string(),
+                    run.safety_score,
+                ));
+            }
+        }
         Ok(Json(RunReport::new(&agent, &run)).into_response())
     })
     .await

@@ -211,12 +211,14 @@ fn runs_and_validations_answer_the_cli_objects() {
                 "admitted",
                 "agent_id",
                 "findings",
+                "held",
                 "min_safety_score",
                 "safety_score",
                 "size_bytes"
             ]
         );
         assert_eq!(v["admitted"], true);
+        assert_eq!(v["held"], false);
         let (s, v) = call(
             &app,
             post("/v1/run?args=40,2", "application/wasm", wasm(ADD)),
@@ -428,6 +430,93 @@ fn review_decisions_and_the_audit_log() {
             .map(|e| e["at"].as_str().expect("at"))
             .collect();
         assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    });
+}
+
+#[test]
+fn records_say_which_caller_and_name_and_decisions_say_who_and_why() {
+    rt().block_on(async {
+        let (st, _dir) = state();
+        let app = app(st);
+        // a named run: the record keeps the caller (the token) and the name
+        let (_, v) = call(
+            &app,
+            post("/v1/run?name=nightly-7", "application/wasm", wasm(SPIN)),
+        )
+        .await;
+        assert_eq!(v["quarantined"], true, "{v}");
+        let id = v["agent_id"].as_str().expect("id").to_string();
+        let (_, v) = call(&app, get("/v1/quarantine", Some(TOKEN))).await;
+        let item = &v["quarantine"][0];
+        assert_eq!(item["name"], "nightly-7", "{v}");
+        assert_eq!(item["origin"]["source"], "api", "{v}");
+        assert_eq!(item["origin"]["caller"], "default", "{v}");
+        // held: validation says so, with the record's score
+        let (s, v) = call(&app, post("/v1/validate", "application/wasm", wasm(SPIN))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            (&v["held"], &v["admitted"]),
+            (&json!(true), &json!(false)),
+            "{v}"
+        );
+        assert_eq!(v["quarantine"]["reason"], "out_of_fuel", "{v}");
+        // a run of the held module shows the record's score
+        let (_, r) = call(&app, post("/v1/run", "application/wasm", wasm(SPIN))).await;
+        assert_eq!(r["rejected_because"], "quarantined", "{r}");
+        assert_eq!(r["safety_score"], v["quarantine"]["safety_score"], "{r}");
+        // a bad name, a bad decision body: 400, nothing changes
+        for uri in ["/v1/run?name=", "/v1/run?name=a%0Ab"] {
+            assert_bad_request(
+                call(&app, post(uri, "application/wasm", wasm(SPIN))).await,
+                uri,
+            );
+        }
+        let release = format!("/v1/quarantine/{id}/release");
+        for body in [
+            r#"{"by": "x", "extra": 1}"#,
+            r#"{"reason": "two
+lines"}"#,
+            "not json",
+        ] {
+            assert_bad_request(
+                call(&app, post(&release, "application/json", body.to_string())).await,
+                body,
+            );
+        }
+        let (_, v) = call(&app, get(&format!("/v1/quarantine/{id}"), Some(TOKEN))).await;
+        assert_eq!(v["status"], "quarantined", "{v}");
+        // release with who and why in the body
+        let (s, v) = call(
+            &app,
+            post(
+                &release,
+                "application/json",
+                r#"{"by": "carol", "reason": "reviewed the loop"}"#.to_string(),
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let last = v["audit"]
+            .as_array()
+            .and_then(|a| a.last())
+            .cloned()
+            .expect("audit");
+        assert_eq!(last["by"], "carol", "{v}");
+        assert_eq!(last["reason"], "reviewed the loop", "{v}");
+        assert_eq!(last["via"], "api (token default)", "{v}");
+        // purge without a body: the token is who
+        let (s, v) = call(&app, bare("DELETE", &format!("/v1/quarantine/{id}"))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let last = v["audit"]
+            .as_array()
+            .and_then(|a| a.last())
+            .cloned()
+            .expect("audit");
+        assert_eq!(
+            (&last["by"], &last["reason"]),
+            (&json!("default"), &Value::Null),
+            "{v}"
+        );
     });
 }
 

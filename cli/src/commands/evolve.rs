@@ -104,6 +104,10 @@ pub struct Args {
     /// Policy file (default: the built-in policies/default.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Send alerts (quarantines, limit hits over a rate, solved, stalled, failed) as
+    /// this file's rules say (default: $TDEV_ALERTS; see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
     /// The store (default file://.tdev).
     #[arg(long)]
     store: Option<String>,
@@ -149,7 +153,146 @@ pub fn exec(args: Args) -> Result<u8> {
         runtime::Sandbox::with_config(policy, runtime::SandboxConfig::new().fast_compile(true))
             .context("cannot start the sandbox")?;
     let store = open_store(args.store.as_deref())?;
-    let mut evo = match (&args.resume, &args.task) {
+    let alerts = crate::common::alerts(args.alerts.as_deref())?;
+    let evo = start(&args, sandbox.clone(), store.clone());
+    let mut evo = match evo {
+        Ok(e) => e,
+        Err(e) => {
+            alert_failed(alerts.get(), args.resume.as_deref(), &e);
+            return Err(e);
+        }
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    watch_stop(
+        store.clone(),
+        since,
+        evo.stop_flag(),
+        sandbox.stop_handle(),
+        done.clone(),
+    );
+    let tty = std::io::stderr().is_terminal();
+    let t0 = Instant::now();
+    let base = evo.evaluations();
+    let limit = evo.generations_limit().max(1);
+    let id = evo.id().to_string();
+    let mut watch = engine::alerts::EvolutionWatch::default();
+    let progress = |s: &GenerationStats| {
+        if let Some(a) = alerts.get() {
+            alert_generation(a, &mut watch, &id, s);
+        }
+        let rate = (s.evaluations - base) as f64 / t0.elapsed().as_secs_f64().max(1e-6);
+        let culled: Vec<String> = s.culled.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let filled = (u64::from(s.generation.min(limit)) * 20 / u64::from(limit)) as usize;
+        let line = format!(
+            "[{}{}] gen {:>4}/{limit}  best {:<11} mean {:<11} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
+            "#".repeat(filled),
+            ".".repeat(20 - filled),
+            s.generation,
+            short(s.best_error),
+            short(s.mean_error),
+            s.evaluations,
+            rate,
+            s.best_size,
+            culled.join(" ")
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let summary = evo.run(progress);
+    done.store(true, Ordering::SeqCst);
+    if tty {
+        eprintln!();
+    }
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            alert_failed(alerts.get(), Some(&id), &e);
+            return Err(e);
+        }
+    };
+    if summary.solved
+        && let Some(a) = alerts.get()
+    {
+        a.emit(engine::alerts::Event::new(
+            engine::alerts::EventKind::Solved,
+            SOURCE,
+            format!(
+                "evolution {} solved in generation {}: best train error {}",
+                summary.evolution_id, summary.generations, summary.best.train_error
+            ),
+            serde_json::json!({
+                "evolution_id": summary.evolution_id,
+                "generation": summary.generations,
+                "best_agent_id": summary.best.agent_id,
+                "train_error": engine::alerts::finite(summary.best.train_error),
+            }),
+        ));
+    }
+    report(&args, &store, &summary, started)
+}
+
+/// What `tdev evolve` says its alerts come from.
+const SOURCE: &str = "tdev evolve";
+
+/// The alerts of one generation: its quarantines, its limit hits, a stall.
+fn alert_generation(
+    a: &engine::alerts::Alerts,
+    watch: &mut engine::alerts::EvolutionWatch,
+    id: &str,
+    s: &GenerationStats,
+) {
+    if s.quarantined > 0 {
+        a.emit(engine::alerts::Event::new(
+            engine::alerts::EventKind::Quarantine,
+            SOURCE,
+            format!(
+                "evolution {id} generation {}: {} module(s) quarantined",
+                s.generation, s.quarantined
+            ),
+            serde_json::json!({
+                "evolution_id": id,
+                "generation": s.generation,
+                "count": s.quarantined,
+            }),
+        ));
+    }
+    let hits: u64 = s
+        .culled
+        .iter()
+        .filter(|(k, _)| matches!(k, engine::words::Cull::Trap(o) if o.is_limit()))
+        .map(|(_, n)| n)
+        .sum();
+    a.limit_hits(hits, SOURCE);
+    watch.generation(a, SOURCE, id, s.generation, s.best_error);
+}
+
+/// The `failed` alert of an evolution that could not start or go on.
+fn alert_failed(alerts: Option<&engine::alerts::Alerts>, id: Option<&str>, e: &anyhow::Error) {
+    if let Some(a) = alerts {
+        let error = crate::common::error_line(e);
+        a.emit(engine::alerts::Event::new(
+            engine::alerts::EventKind::Failed,
+            SOURCE,
+            format!(
+                "evolution {} failed: {error}",
+                id.unwrap_or("(not started)")
+            ),
+            serde_json::json!({ "evolution_id": id, "error": error }),
+        ));
+    }
+}
+
+/// The evolution `tdev evolve` runs: resumed, or started from the task.
+fn start(
+    args: &Args,
+    sandbox: runtime::Sandbox,
+    store: Arc<dyn engine::store::BlobStore>,
+) -> Result<Evolution> {
+    Ok(match (&args.resume, &args.task) {
         (Some(id), _) => {
             if args.task.is_some() || args.ga.fixes_the_run() || !args.seed_agents.is_empty() {
                 bail!(
@@ -187,47 +330,16 @@ pub fn exec(args: Args) -> Result<u8> {
                 .context("cannot start the evolution")?
         }
         (None, None) => bail!("give --task FILE (or --resume ID)"),
-    };
-    let done = Arc::new(AtomicBool::new(false));
-    watch_stop(
-        store.clone(),
-        since,
-        evo.stop_flag(),
-        sandbox.stop_handle(),
-        done.clone(),
-    );
-    let tty = std::io::stderr().is_terminal();
-    let t0 = Instant::now();
-    let base = evo.evaluations();
-    let limit = evo.generations_limit().max(1);
-    let progress = |s: &GenerationStats| {
-        let rate = (s.evaluations - base) as f64 / t0.elapsed().as_secs_f64().max(1e-6);
-        let culled: Vec<String> = s.culled.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-        let filled = (u64::from(s.generation.min(limit)) * 20 / u64::from(limit)) as usize;
-        let line = format!(
-            "[{}{}] gen {:>4}/{limit}  best {:<11} mean {:<11} evals {:>8} ({:>6.0}/s)  size {:>4}  culled [{}]",
-            "#".repeat(filled),
-            ".".repeat(20 - filled),
-            s.generation,
-            short(s.best_error),
-            short(s.mean_error),
-            s.evaluations,
-            rate,
-            s.best_size,
-            culled.join(" ")
-        );
-        if tty {
-            eprint!("\r\x1b[2K{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    };
-    let summary = evo.run(progress);
-    done.store(true, Ordering::SeqCst);
-    if tty {
-        eprintln!();
-    }
-    let summary = summary?;
+    })
+}
+
+/// Writes the plot and the best module, and prints the report.
+fn report(
+    args: &Args,
+    store: &Arc<dyn engine::store::BlobStore>,
+    summary: &engine::evolve::Summary,
+    started: Instant,
+) -> Result<u8> {
     let logs = engine::evolve::fitness_logs(store.as_ref(), &summary.evolution_id)
         .context("cannot read the fitness logs for the plot")?;
     let plot = crate::plot::svg(&logs);
@@ -316,9 +428,14 @@ fn short(v: f64) -> String {
 }
 
 /// `tdev stop`: every running evolve on the store halts.
-pub fn stop(store: Option<&str>) -> Result<u8> {
+pub fn stop(store: Option<&str>, alerts: Option<&std::path::Path>) -> Result<u8> {
+    let alerts = crate::common::alerts(alerts)?;
     let store = open_store(store)?;
-    engine::control::request_stop(store.as_ref())?;
+    let at = engine::control::request_stop(store.as_ref())?;
+    if let Some(a) = alerts.get() {
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        a.emit(crate::common::stop_alert("tdev stop", &user, &at));
+    }
     println!(
         "stop requested: running evolutions halt after their current generation; \
          workers take no job until `tdev resume`"

@@ -3,6 +3,7 @@
 pub mod evolve;
 #[cfg(feature = "aws")]
 pub mod fleet;
+pub mod new;
 pub mod quarantine;
 pub mod run;
 pub mod serve;

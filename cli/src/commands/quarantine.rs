@@ -1,9 +1,11 @@
-//! `tdev quarantine list | show ID | release ID | purge ID [--store URI] [--json]`
+//! `tdev quarantine list | show ID | release ID | purge ID [--by NAME --reason TEXT]
+//! [--store URI] [--json]`
 
-use crate::common::{open_store, print_json};
-use crate::report::{QuarantineList, RecordReport};
-use anyhow::Result;
-use engine::{Quarantine, Record, Status};
+use crate::common::{open_store, print_json, read_module};
+use crate::report::{QuarantineList, RecordReport, short_name};
+use anyhow::{Context, Result, bail};
+use engine::{AgentId, Decision, Origin, Quarantine, Record, Status};
+use std::path::Path;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,21 +23,123 @@ pub struct Args {
 enum Action {
     /// Quarantined and released modules, oldest first.
     List,
-    /// One record: findings, trap history, audit trail and the module's text form.
+    /// One record: origin, findings with remedies, trap history (with each run's
+    /// input and logs), audit trail and the module's text form.
     Show {
-        /// Agent id (`sha256:<hex>`, the hex, or a unique prefix of 6+ hex digits).
+        /// Agent id (`sha256:<hex>`, the hex, or a unique prefix of 6+ hex digits), the
+        /// module's file (.wasm or .wat), or the short name `list` shows.
         id: String,
     },
     /// Approve a module: it may run again.
     Release {
-        /// Agent id.
+        /// Agent id, file or short name (as for `show`).
         id: String,
+        #[command(flatten)]
+        decision: DecisionArgs,
     },
     /// Delete a module's bytes; the record stays, marked purged, for the audit trail.
     Purge {
-        /// Agent id.
+        /// Agent id, file or short name (as for `show`).
         id: String,
+        #[command(flatten)]
+        decision: DecisionArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct DecisionArgs {
+    /// Who decides, for the audit trail (default: $USER, else $LOGNAME, else `unknown`).
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    /// Why, for the audit trail.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+}
+
+/// Longest `--by` or `--reason` kept (the record keeps one line of each).
+const DECISION_TEXT_BYTES: usize = 256;
+
+impl DecisionArgs {
+    fn decision(self) -> Result<Decision> {
+        // Without --by, the login the shell says; `unknown` shows in the record as such.
+        let by = self
+            .by
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .unwrap_or_else(|| "unknown".into());
+        let reason = self.reason.unwrap_or_default();
+        for (flag, v) in [("--by", &by), ("--reason", &reason)] {
+            if v.len() > DECISION_TEXT_BYTES || v.contains(['\n', '\r']) {
+                bail!("{flag} is one line of at most {DECISION_TEXT_BYTES} bytes");
+            }
+        }
+        if by.trim().is_empty() {
+            bail!("--by is empty: name who decides");
+        }
+        Ok(Decision {
+            by,
+            reason,
+            via: "cli".into(),
+        })
+    }
+}
+
+/// The record an operator means: an id or unique prefix, a module file, or a short
+/// name that one record has.
+fn find(q: &Quarantine, given: &str) -> Result<AgentId> {
+    let path = Path::new(given);
+    if path.is_file() {
+        // A .wat is assembled as `tdev run` does: the id is of the bytes that ran.
+        let id = AgentId::of(&read_module(path)?);
+        q.require(&id)
+            .with_context(|| format!("{given} has no quarantine record"))?;
+        return Ok(id);
+    }
+    match q.resolve(given) {
+        Ok(id) => Ok(id),
+        Err(e) if matches!(e.kind(), engine::ErrorKind::NotFound(_)) => {
+            let named: Vec<Record> = q
+                .list()?
+                .into_iter()
+                .filter(|r| short_name(r) == runtime::escape(given))
+                .collect();
+            match named.as_slice() {
+                [one] => Ok(one.agent_id.clone()),
+                [] => Err(anyhow::Error::new(e)
+                    .context("no record has this id, file or name (see `tdev quarantine list`)")),
+                many => {
+                    let ids: Vec<String> = many
+                        .iter()
+                        .map(|r| r.agent_id.hex()[..12].to_string())
+                        .collect();
+                    bail!(
+                        "{} records are named {}: give an id ({})",
+                        many.len(),
+                        runtime::escape(given),
+                        ids.join(", ")
+                    )
+                }
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where a record's module came from, in a few words.
+fn origin_text(o: Option<&Origin>) -> String {
+    let Some(o) = o else {
+        return "-".into();
+    };
+    match o.source.as_str() {
+        "file" => format!("file {}", o.file.as_deref().unwrap_or(&o.name)),
+        "api" => format!("api {}", o.caller.as_deref().unwrap_or("?")),
+        "evolution" => format!(
+            "evolution {} g{}",
+            o.evolution_id.as_deref().unwrap_or("?"),
+            o.generation.map_or("?".into(), |g| g.to_string())
+        ),
+        other => other.to_string(),
+    }
 }
 
 fn status_word(s: Status) -> &'static str {
@@ -52,22 +156,20 @@ fn decide(
     q: &Quarantine,
     id: &str,
     json: bool,
-    act: fn(&Quarantine, &engine::AgentId, &str) -> engine::Result<Record>,
+    decision: DecisionArgs,
+    act: fn(&Quarantine, &AgentId, &Decision) -> engine::Result<Record>,
     done: &str,
 ) -> Result<()> {
-    let id = q.resolve(id)?;
-    let r = act(q, &id, &operator())?;
+    let decision = decision.decision()?;
+    let id = find(q, id)?;
+    let r = act(q, &id, &decision)?;
     if json {
         print_json(&r)?;
     } else {
-        println!("{done} {}", r.agent_id);
+        let last = r.audit.last().map(|a| a.detail.as_str()).unwrap_or("");
+        println!("{done} {} ({}) {last}", r.agent_id, short_name(&r));
     }
     Ok(())
-}
-
-fn operator() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("tdev cli ({})", runtime::escape(&user))
 }
 
 /// `tdev quarantine`: 0, or 1 on an unknown id.
@@ -82,23 +184,25 @@ pub fn exec(args: Args) -> Result<u8> {
                 println!("no quarantined modules");
             } else {
                 println!(
-                    "{:<73} {:<11} {:<6} {:<15} quarantined at",
-                    "agent", "status", "score", "reason"
+                    "{:<20} {:<12} {:<11} {:<6} {:<15} {:<20} origin",
+                    "name", "agent", "status", "score", "reason", "quarantined at"
                 );
                 for r in &records {
                     println!(
-                        "{:<73} {:<11} {:<6} {:<15} {}",
-                        r.agent_id,
+                        "{:<20} {:<12} {:<11} {:<6} {:<15} {:<20} {}",
+                        short_name(r),
+                        &r.agent_id.hex()[..12],
                         status_word(r.status),
                         r.safety_score,
                         r.reason,
-                        r.quarantined_at
+                        r.quarantined_at,
+                        origin_text(r.origin.as_ref())
                     );
                 }
             }
         }
         Action::Show { id } => {
-            let id = q.resolve(&id)?;
+            let id = find(&q, &id)?;
             let r = q.require(&id)?;
             let module = q.module(&id)?;
             let policy = runtime::Policy::default_policy();
@@ -113,9 +217,14 @@ pub fn exec(args: Args) -> Result<u8> {
                 })?;
             } else {
                 println!("agent:          {}", r.agent_id);
+                println!("name:           {}", short_name(&r));
+                println!("origin:         {}", origin_text(r.origin.as_ref()));
                 println!("status:         {}", status_word(r.status));
                 println!("quarantined at: {}", r.quarantined_at);
                 println!("reason:         {}", r.reason);
+                if let Some(remedy) = runtime::remedy(&r.reason, "") {
+                    println!("remedy:         {remedy}");
+                }
                 println!(
                     "safety score:   {} (minimum {})",
                     r.safety_score, r.min_safety_score
@@ -124,7 +233,7 @@ pub fn exec(args: Args) -> Result<u8> {
                 if !r.parents.is_empty() {
                     let parents: Vec<&str> =
                         r.parents.iter().map(engine::AgentId::as_str).collect();
-                    println!("parents:        {}", parents.join(", "));
+                    println!("lineage:        {}", parents.join(", "));
                 }
                 println!("findings:");
                 if r.findings.is_empty() {
@@ -132,6 +241,9 @@ pub fn exec(args: Args) -> Result<u8> {
                 }
                 for f in &r.findings {
                     println!("  {:<28} weight {:<5} {}", f.kind, f.weight, f.detail);
+                    if let Some(remedy) = &f.remedy {
+                        println!("  {:<28} remedy: {remedy}", "");
+                    }
                 }
                 let total = r.traps_total();
                 let counts: Vec<String> = r
@@ -156,6 +268,18 @@ pub fn exec(args: Args) -> Result<u8> {
                         "  {}  {:<15} fuel {} wall {} us  {}",
                         t.at, t.outcome, t.fuel_used, t.wall_us, t.message
                     );
+                    if let Some(o) = &t.origin {
+                        println!("      from:   {}", origin_text(Some(o)));
+                    }
+                    if let Some(input) = &t.input {
+                        println!("      input:  {}", input_text(input));
+                    }
+                    for l in &t.logs {
+                        println!("      log:    {l}");
+                    }
+                    if t.logs_dropped > 0 {
+                        println!("      log:    ({} more lines not kept)", t.logs_dropped);
+                    }
                 }
                 println!("audit:");
                 for a in &r.audit {
@@ -183,8 +307,37 @@ pub fn exec(args: Args) -> Result<u8> {
                 }
             }
         }
-        Action::Release { id } => decide(&q, &id, args.json, Quarantine::release, "released")?,
-        Action::Purge { id } => decide(&q, &id, args.json, Quarantine::purge, "purged")?,
+        Action::Release { id, decision } => decide(
+            &q,
+            &id,
+            args.json,
+            decision,
+            Quarantine::release,
+            "released",
+        )?,
+        Action::Purge { id, decision } => {
+            decide(&q, &id, args.json, decision, Quarantine::purge, "purged")?
+        }
     }
     Ok(0)
+}
+
+/// A trapped run's input as `show` prints it: the typed arguments as `--args` takes
+/// them, or the bytes kept, as escaped text when they are UTF-8, else hex.
+fn input_text(input: &engine::RunInput) -> String {
+    if let Some(args) = &input.args {
+        return format!("--args {}", args.join(","));
+    }
+    let hex = input.hex.as_deref().unwrap_or("");
+    let bytes = runtime::from_hex(hex).unwrap_or_default();
+    let len = input.len.unwrap_or(bytes.len() as u64);
+    let shown = match std::str::from_utf8(&bytes) {
+        Ok(text) => format!("\"{}\"", runtime::escape(text)),
+        Err(_) => format!("hex {hex}"),
+    };
+    if len > bytes.len() as u64 {
+        format!("{shown} (the first {} of {len} bytes)", bytes.len())
+    } else {
+        format!("{shown} ({len} bytes)")
+    }
 }

@@ -6,7 +6,7 @@ use crate::common::{
 };
 use crate::report::{GroupReport, MemberReport, Refusal, RejectedReport, RunReport};
 use anyhow::{Context, Result, bail};
-use engine::{Gate, GroupMember, Guard, Quarantine};
+use engine::{Gate, GroupMember, Guard, Origin, Quarantine};
 use runtime::{ActForm, Agent, Input, RunResult, Value, parse_args};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -41,9 +41,40 @@ pub struct Args {
     /// Where quarantined modules go (default file://.tdev).
     #[arg(long)]
     store: Option<String>,
+    /// Send alerts (a quarantine, limit hits) as this file's rules say (default:
+    /// $TDEV_ALERTS; see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `tdev run` says its alerts come from.
+const SOURCE: &str = "tdev run";
+
+/// Tells the alerts of a guarded run: a quarantine it caused, a limit it hit.
+fn alert_run(
+    alerts: Option<&engine::alerts::Alerts>,
+    run: &engine::GuardedRun,
+    origin: &Origin,
+    id: &str,
+) {
+    let Some(a) = alerts else {
+        return;
+    };
+    if run.report.outcome.is_limit() {
+        a.limit_hits(1, SOURCE);
+    }
+    if run.quarantined {
+        a.emit(crate::common::quarantine_alert(
+            SOURCE,
+            id,
+            origin,
+            &run.report.outcome.to_string(),
+            run.safety_score,
+        ));
+    }
 }
 
 fn value_text(v: Value) -> String {
@@ -62,9 +93,22 @@ fn report_rejected(
     if json {
         print_json(&RejectedReport::new(verdict, record, reason))?;
     } else {
+        let shown = RejectedReport::new(verdict, record, reason);
         println!("agent:      {}", verdict.agent_id);
         println!("outcome:    rejected ({reason})");
-        println!("score:      {}", verdict.safety_score);
+        // A held module: the score and reason of its record, what holds it.
+        if reason == Refusal::Quarantined {
+            println!(
+                "score:      {} (its quarantine record's)",
+                shown.safety_score
+            );
+            println!("reason:     {}", record.reason);
+            if let Some(remedy) = runtime::remedy(&record.reason, "") {
+                println!("remedy:     {remedy}");
+            }
+        } else {
+            println!("score:      {}", shown.safety_score);
+        }
         print_findings(&verdict.findings);
         println!(
             "quarantine: {} — see `tdev quarantine show {}`",
@@ -77,8 +121,14 @@ fn report_rejected(
 
 /// The agent of a module the guard admits (and the purges it has seen), or the exit
 /// code of its refusal, reported.
-fn admit(guard: &Guard, bytes: &[u8], json: bool) -> Result<Result<(Arc<Agent>, u64), u8>> {
-    Ok(match guard.admit(bytes).context("admission")? {
+fn admit(
+    guard: &Guard,
+    bytes: &[u8],
+    origin: &Origin,
+    json: bool,
+    alerts: Option<&engine::alerts::Alerts>,
+) -> Result<Result<(Arc<Agent>, u64), u8>> {
+    Ok(match guard.admit(bytes, origin).context("admission")? {
         Gate::Admitted {
             agent, purges_seen, ..
         } => Ok((agent, purges_seen)),
@@ -89,6 +139,15 @@ fn admit(guard: &Guard, bytes: &[u8], json: bool) -> Result<Result<(Arc<Agent>, 
             Refusal::Quarantined,
         )?),
         Gate::Rejected { verdict, record } => {
+            if let Some(a) = alerts {
+                a.emit(crate::common::quarantine_alert(
+                    SOURCE,
+                    &verdict.agent_id,
+                    origin,
+                    &record.reason,
+                    record.safety_score,
+                ));
+            }
             Err(report_rejected(json, &verdict, &record, Refusal::Static)?)
         }
     })
@@ -98,9 +157,11 @@ fn admit(guard: &Guard, bytes: &[u8], json: bool) -> Result<Result<(Arc<Agent>, 
 pub fn exec(args: Args) -> Result<u8> {
     let (policy, bytes) = args.module.load()?;
     let store = open_store(args.store.as_deref())?;
+    let alerts = crate::common::alerts(args.alerts.as_deref())?;
     let guard = Guard::new(sandbox(policy)?, Quarantine::new(store));
 
-    let (agent, purges_seen) = match admit(&guard, &bytes, args.json)? {
+    let origin = Origin::file(&args.module.file);
+    let (agent, purges_seen) = match admit(&guard, &bytes, &origin, args.json, alerts.get())? {
         Ok(admitted) => admitted,
         Err(code) => return Ok(code),
     };
@@ -135,13 +196,20 @@ pub fn exec(args: Args) -> Result<u8> {
         let Input::Bytes(input) = input else {
             bail!("--peer needs a bytes-form agent: typed agents cannot exchange messages");
         };
-        return run_group(&guard, &args, bytes, (agent, purges_seen), input);
+        return run_group(
+            &guard,
+            &args,
+            bytes,
+            (agent, purges_seen),
+            input,
+            alerts.get(),
+        );
     }
     // On a thread sized for the policy's Wasm stack, not the main thread's 8 MiB: a
     // deep recursion then ends `stack_overflow` whatever `limits.stack_bytes` allows.
-    let run = guard
-        .sandbox()
-        .on_agent_thread(RUN_THREAD, || guard.run(&bytes, &agent, input, purges_seen))??;
+    let run = guard.sandbox().on_agent_thread(RUN_THREAD, || {
+        guard.run(&bytes, &agent, input, purges_seen, &origin)
+    })??;
     if let Some(path) = &args.output_file {
         std::fs::write(path, &run.report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -238,6 +306,7 @@ fn run_group(
     bytes: Vec<u8>,
     (agent, purges_seen): (Arc<Agent>, u64),
     input: Vec<u8>,
+    alerts: Option<&engine::alerts::Alerts>,
 ) -> Result<u8> {
     let mut names = vec![stem(&args.module.file)];
     let mut members = vec![GroupMember {
@@ -246,10 +315,12 @@ fn run_group(
         name: String::new(),
         input,
         purges_seen,
+        origin: Origin::file(&args.module.file),
     }];
     for path in &args.peers {
         let peer_bytes = read_module(path)?;
-        let (peer, peer_purges) = match admit(guard, &peer_bytes, args.json)? {
+        let origin = Origin::file(path);
+        let (peer, peer_purges) = match admit(guard, &peer_bytes, &origin, args.json, alerts)? {
             Ok(admitted) => admitted,
             Err(code) => return Ok(code),
         };
@@ -273,15 +344,20 @@ fn run_group(
             name: String::new(),
             input: Vec::new(),
             purges_seen: peer_purges,
+            origin,
         });
     }
     for (m, name) in members.iter_mut().zip(&names) {
         m.name = name.clone();
     }
     let agents: Vec<_> = members.iter().map(|m| m.agent.clone()).collect();
+    let origins: Vec<Origin> = members.iter().map(|m| m.origin.clone()).collect();
     let (group, judged) = guard
         .sandbox()
         .on_agent_thread(RUN_THREAD, || guard.run_group(members))??;
+    for ((j, o), a) in judged.iter().zip(&origins).zip(&agents) {
+        alert_run(alerts, j, o, a.id());
+    }
     if let Some(path) = &args.output_file {
         std::fs::write(path, &group.members[0].report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -13,6 +13,10 @@ pub struct Args {
     /// The store (default file://.tdev).
     #[arg(long)]
     store: Option<String>,
+    /// Send alerts (quarantines, emergency stops, limit hits over a rate) as this file's
+    /// rules say (default: $TDEV_ALERTS; see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<std::path::PathBuf>,
     /// Policy file (default: the built-in policies/default.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -119,7 +123,11 @@ pub fn exec(args: Args) -> Result<u8> {
         read_timeout: std::time::Duration::from_millis(args.read_timeout_ms),
         write_timeout: std::time::Duration::from_millis(args.write_timeout_ms),
     };
-    let state = crate::api::AppState::new(sandbox, store, tokens, limits.clone());
+    let alerts = crate::common::alerts(args.alerts.as_deref())?;
+    let mut state = crate::api::AppState::new(sandbox, store, tokens, limits.clone());
+    if let Some(a) = &alerts.0 {
+        state = state.with_alerts(a.clone());
+    }
     state
         .watch_stops(std::time::Duration::from_millis(200))
         .context("cannot start the stop watcher")?;

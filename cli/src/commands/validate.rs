@@ -1,24 +1,43 @@
-//! `tdev validate FILE [--policy P] [--json]`
+//! `tdev validate FILE [--policy P] [--store URI] [--json]`
 
-use crate::common::{EXIT_OK, EXIT_REJECTED, ModuleArgs, print_findings, print_json};
+use crate::common::{EXIT_OK, EXIT_REJECTED, ModuleArgs, open_store, print_findings, print_json};
 use crate::report::ValidateReport;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use engine::{AgentId, Quarantine, Record, Status};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     module: ModuleArgs,
+    /// The store whose quarantine is consulted: a held module is reported held
+    /// (default file://.tdev, when that folder exists).
+    #[arg(long)]
+    store: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
-/// `tdev validate`: 0 admitted, 3 rejected.
+/// The module's quarantine record in the store, if any. Without `--store` the default
+/// store is read only when it exists: validating never creates one.
+fn record(store: Option<&str>, bytes: &[u8]) -> Result<Option<Record>> {
+    let default_dir = engine::store::DEFAULT_STORE.trim_start_matches("file://");
+    if store.is_none() && !std::path::Path::new(default_dir).is_dir() {
+        return Ok(None);
+    }
+    let q = Quarantine::new(open_store(store)?);
+    q.get(&AgentId::of(bytes))
+        .context("cannot read the module's quarantine record")
+}
+
+/// `tdev validate`: 0 admitted, 3 rejected (or held in quarantine).
 pub fn exec(args: Args) -> Result<u8> {
     let (policy, bytes) = args.module.load()?;
     let v = runtime::validate(&policy, &bytes);
+    let record = record(args.store.as_deref(), &bytes)?;
+    let report = ValidateReport::new(&v, &policy, record.as_ref());
     if args.json {
-        print_json(&ValidateReport::new(&v, &policy))?;
+        print_json(&report)?;
     } else {
         println!("agent:      {}", v.agent_id);
         println!(
@@ -30,10 +49,32 @@ pub fn exec(args: Args) -> Result<u8> {
             v.safety_score, policy.min_safety_score
         );
         print_findings(&v.findings);
-        println!(
-            "verdict:    {}",
-            if v.admitted { "admitted" } else { "rejected" }
-        );
+        match &record {
+            Some(r) if r.status == Status::Quarantined => {
+                println!(
+                    "quarantine: held ({}, score {}) — see `tdev quarantine show {}`",
+                    r.reason,
+                    r.safety_score,
+                    &r.agent_id.hex()[..12]
+                );
+            }
+            Some(r) if r.status == Status::Released => {
+                println!("quarantine: released by a person ({})", r.reason);
+            }
+            _ => {}
+        }
+        let verdict = if report.held {
+            "held"
+        } else if report.admitted {
+            "admitted"
+        } else {
+            "rejected"
+        };
+        println!("verdict:    {verdict}");
     }
-    Ok(if v.admitted { EXIT_OK } else { EXIT_REJECTED })
+    Ok(if report.admitted {
+        EXIT_OK
+    } else {
+        EXIT_REJECTED
+    })
 }

@@ -6,9 +6,8 @@ use crate::error::{ErrorKind, Result, panic_message};
 use crate::genome::{Genome, Ty};
 use crate::id::AgentId;
 use crate::interp::{Answer, Plan, Scratch};
-use crate::quarantine::TrapEvent;
+use crate::quarantine::{Origin, RunInput, Sighting, TrapEvent};
 use crate::task::Task;
-use crate::time::now_rfc3339;
 use crate::words::Cull;
 use rayon::prelude::*;
 use runtime::{Admission, Input, Outcome, RunResult, Sandbox};
@@ -59,9 +58,14 @@ impl Evolution {
                 },
             )?
         };
+        // What a quarantine record of this generation's modules says of where they came from.
+        // The generation these items make (the first, or the next after the head).
+        let generation = self.generation + u32::from(!self.population.is_empty());
+        let origin = Origin::evolution(&self.id, generation);
         let mut culled_now: BTreeMap<Cull, u64> = BTreeMap::new();
         let mut due_now: BTreeMap<Cull, u64> = BTreeMap::new();
         let mut withheld_now: BTreeMap<Cull, u64> = BTreeMap::new();
+        let mut quarantined_now = 0u64;
         for (i, e, trap) in results {
             self.tally.evaluations += 1;
             match &e {
@@ -86,7 +90,7 @@ impl Evolution {
                     Some((Cull::Rejected, v, score, None))
                 }
                 // Typed input: no input size to blame an output limit on.
-                (Eval::Culled(o), Some((_, msg)))
+                (Eval::Culled(o), Some((_, msg, args)))
                     if o.is_limit()
                         && self.sandbox.policy().quarantine.may_quarantine(*o, 0, 1) =>
                 {
@@ -99,13 +103,12 @@ impl Evolution {
                             .chain([policy.trap_weights.for_outcome(*o)]),
                     );
                     (score < policy.min_safety_score).then(|| {
-                        let event = TrapEvent {
-                            at: now_rfc3339(),
-                            outcome: o.to_string(),
-                            message: msg,
-                            fuel_used: 0,
-                            wall_us: 0,
-                        };
+                        let event = TrapEvent::new(*o, msg, 0, 0)
+                            .with_input(RunInput::of(
+                                &Input::Typed(args),
+                                policy.quarantine.keep_input_bytes,
+                            ))
+                            .with_origin(&origin);
                         (Cull::Trap(*o), v, score, Some(event))
                     })
                 }
@@ -121,14 +124,18 @@ impl Evolution {
                     // A quarantine record that cannot be written stops the evolution:
                     // nothing it should keep is lost silently.
                     self.quarantine.quarantine(
-                        bytes,
-                        &v,
-                        score,
-                        self.sandbox.policy(),
+                        &Sighting {
+                            bytes,
+                            verdict: &v,
+                            safety_score: score,
+                            policy: self.sandbox.policy(),
+                            parents,
+                            origin: &origin,
+                        },
                         event,
-                        parents,
                     )?;
                     self.tally.quarantined += 1;
+                    quarantined_now += 1;
                 } else {
                     *withheld_now.entry(word).or_default() += 1;
                     self.tally.quarantine_withheld += 1;
@@ -186,7 +193,7 @@ impl Evolution {
         let best = best_of(&pop, self.config.parsimony)
             .ok_or(ErrorKind::Config("a population of none"))?;
         let stats = GenerationStats {
-            generation: self.generation + u32::from(!self.population.is_empty()),
+            generation,
             best_error: best.train_error(),
             mean_error,
             median_error,
@@ -198,13 +205,17 @@ impl Evolution {
             culled: culled_now,
             mean_size,
             quarantine_withheld: withheld_now,
+            quarantined: quarantined_now,
         };
         Ok((pop, stats))
     }
 }
 
 /// An evaluation of item `.0`, with the trap that culled it.
-type Scored = (usize, Eval, Option<(Outcome, String)>);
+type Scored = (usize, Eval, Option<CaseTrap>);
+
+/// A case that trapped: the outcome, the trap's message, the case's arguments.
+pub(super) type CaseTrap = (Outcome, String, Vec<runtime::Value>);
 
 /// Room a scoring thread keeps beyond what the sandbox asks for running agents:
 /// compiling modules and the screening interpreter run on the same thread.
@@ -266,10 +277,10 @@ fn evaluate(
     task: &Task,
     bytes: &[u8],
     genome: Option<&Genome>,
-) -> (Eval, Option<(Outcome, String)>) {
+) -> (Eval, Option<CaseTrap>) {
     match score_cases(sandbox, task, bytes, genome, false) {
         Ok(e) => (Eval::Scored(e), None),
-        Err(Some((o, m))) => (Eval::Culled(o), Some((o, m))),
+        Err(Some((o, m, args))) => (Eval::Culled(o), Some((o, m, args))),
         Err(None) => (Eval::Rejected, None),
     }
 }
@@ -348,19 +359,19 @@ pub(super) fn score_cases(
     bytes: &[u8],
     genome: Option<&Genome>,
     test: bool,
-) -> std::result::Result<Score, Option<(Outcome, String)>> {
+) -> std::result::Result<Score, Option<CaseTrap>> {
     let cases = if test { &task.test_cases } else { &task.cases };
     let policy_fuel = sandbox.policy().limits.fuel_per_call;
     let fuel = task.case_fuel(policy_fuel);
     let mut errors = Vec::with_capacity(cases.len());
     let mut exhausted = 0u32;
-    let mut take = |end: CaseEnd| match end {
+    let mut take = |end: CaseEnd, args: &[runtime::Value]| match end {
         CaseEnd::Error(e, out) => {
             errors.push(e);
             exhausted += u32::from(out);
             Ok(())
         }
-        CaseEnd::Trap(o, m) => Err(Some((o, m))),
+        CaseEnd::Trap(o, m) => Err(Some((o, m, args.to_vec()))),
     };
     // Screening without compiling: a pure genome of the task's signature is
     // interpreted, with the sandbox's answers (see `interp`), once the policy has
@@ -391,7 +402,7 @@ pub(super) fn score_cases(
                     policy_fuel,
                 ),
             };
-            take(end)?;
+            take(end, &c.args)?;
         }
     } else {
         let agent = match sandbox.admit(bytes, false) {
@@ -402,15 +413,18 @@ pub(super) fn score_cases(
             let r = sandbox
                 .run_with_fuel(&agent, Input::Typed(c.args.clone()), fuel)
                 .map_err(|_| None)?;
-            take(case_end(
-                task,
-                c.expect,
-                r.outcome,
-                r.result,
-                r.trap_message,
-                fuel,
-                policy_fuel,
-            ))?;
+            take(
+                case_end(
+                    task,
+                    c.expect,
+                    r.outcome,
+                    r.result,
+                    r.trap_message,
+                    fuel,
+                    policy_fuel,
+                ),
+                &c.args,
+            )?;
         }
     }
     Ok(Score::of(errors, exhausted))

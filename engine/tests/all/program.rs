@@ -123,7 +123,32 @@ fn policy_stops_quarantine_at_most_the_cap_per_outcome_and_count_the_rest() {
     assert_eq!(log["quarantine_withheld"]["stack_overflow"], 4, "{log}");
     assert_eq!(summary.quarantined, 2);
     assert_eq!(summary.quarantine_withheld, 4);
-    assert_eq!(Quarantine::new(s.clone()).list().expect("list").len(), 2);
+    let records = Quarantine::new(s.clone()).list().expect("list");
+    assert_eq!(records.len(), 2);
+    // each record says which evolution and generation bred it, and the case that trapped
+    let task = identity_task(None);
+    for r in &records {
+        let o = r.origin.as_ref().expect("origin");
+        assert_eq!(o.source, "evolution");
+        assert_eq!(
+            o.evolution_id.as_deref(),
+            Some(summary.evolution_id.as_str())
+        );
+        assert_eq!(o.generation, Some(0));
+        assert_eq!(o.name, format!("{} g0", summary.evolution_id));
+        let t = &r.trap_history[0];
+        let args = t.input.as_ref().and_then(|i| i.args.clone()).expect("args");
+        let first: Vec<String> = task.cases[0]
+            .args
+            .iter()
+            .map(|v| engine::quarantine::value_text(*v))
+            .collect();
+        assert_eq!(args, first, "the first case traps");
+        assert!(
+            t.remedy.as_deref().is_some_and(|r| r.contains("recursion")),
+            "{t:?}"
+        );
+    }
     // both counts are in the checkpoint, for `evolutions` and /metrics
     let cp = record(s.as_ref(), "checkpoints", &summary.evolution_id, 0);
     assert_eq!(

@@ -1,10 +1,10 @@
 //! Quarantine records under concurrent writers, on both backends: every trap counted,
 //! a purge never undone by a racing run, the history capped.
 
-use engine::quarantine::TrapEvent;
+use engine::quarantine::{Sighting, TrapEvent};
 use engine::store::{self, BlobStore};
 use engine::words::AuditAction;
-use engine::{AgentId, Gate, Guard, Quarantine, Status};
+use engine::{AgentId, Gate, Guard, Origin, Quarantine, Status};
 use runtime::{Input, Policy, Sandbox, Verdict};
 use std::sync::{Arc, Barrier};
 
@@ -52,12 +52,15 @@ fn holding(s: Arc<dyn BlobStore>, tag: u32) -> (Quarantine, Vec<u8>, Verdict) {
     let q = Quarantine::new(s);
     let (wasm, v) = rejected_module(tag);
     q.quarantine(
-        &wasm,
-        &v,
-        v.safety_score,
-        &Policy::default_policy(),
+        &Sighting {
+            bytes: &wasm,
+            verdict: &v,
+            safety_score: v.safety_score,
+            policy: &Policy::default_policy(),
+            parents: &[],
+            origin: &Origin::default(),
+        },
         None,
-        &[],
     )
     .expect("quarantine");
     (q, wasm, v)
@@ -84,16 +87,29 @@ fn record_trap(
     v: &Verdict,
     n: usize,
 ) -> engine::Result<engine::Record> {
-    q.quarantine(wasm, v, 0.5, &Policy::default_policy(), Some(trap(n)), &[])
+    q.quarantine(
+        &Sighting {
+            bytes: wasm,
+            verdict: v,
+            safety_score: 0.5,
+            policy: &Policy::default_policy(),
+            parents: &[],
+            origin: &Origin::default(),
+        },
+        Some(trap(n)),
+    )
 }
 
 fn trap(n: usize) -> TrapEvent {
-    TrapEvent {
-        at: engine::time::now_rfc3339(),
-        outcome: "out_of_fuel".into(),
-        message: format!("run {n}"),
-        fuel_used: n as u64,
-        wall_us: 1,
+    TrapEvent::new(runtime::Outcome::OutOfFuel, format!("run {n}"), n as u64, 1)
+}
+
+/// An operator's decision, as the tests make them.
+fn op() -> engine::Decision {
+    engine::Decision {
+        by: "op".into(),
+        reason: "test".into(),
+        via: "test".into(),
     }
 }
 
@@ -126,8 +142,18 @@ fn history_is_capped_and_counts_stay_exact() {
                 if n % 5 == 0 {
                     e.outcome = "deadline".into();
                 }
-                q.quarantine(&wasm, &v, 0.5, &Policy::default_policy(), Some(e), &[])
-                    .expect("trap update");
+                q.quarantine(
+                    &Sighting {
+                        bytes: &wasm,
+                        verdict: &v,
+                        safety_score: 0.5,
+                        policy: &Policy::default_policy(),
+                        parents: &[],
+                        origin: &Origin::default(),
+                    },
+                    Some(e),
+                )
+                .expect("trap update");
             }
         });
         let rec = q.require(&aid(&v)).expect("record");
@@ -156,9 +182,9 @@ fn history_is_capped_and_counts_stay_exact() {
             .expect("record");
         assert!(stored.len() < 8 * 1024, "{name}: {} bytes", stored.len());
         // release and purge decisions are kept whatever the cap
-        q.release(&aid(&v), "op").expect("release");
+        q.release(&aid(&v), &op()).expect("release");
         record_trap(&q, &wasm, &v, 99).expect("trap");
-        let rec = q.purge(&aid(&v), "op").expect("purge");
+        let rec = q.purge(&aid(&v), &op()).expect("purge");
         let actions: Vec<&str> = rec
             .audit
             .iter()
@@ -215,12 +241,18 @@ fn admit_and_run(
     let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
     let Gate::Admitted {
         agent, purges_seen, ..
-    } = guard.admit(wasm).expect("admit")
+    } = guard.admit(wasm, &Origin::default()).expect("admit")
     else {
         panic!("{name}: not admitted");
     };
     guard
-        .run(wasm, &agent, Input::Bytes(vec![]), purges_seen)
+        .run(
+            wasm,
+            &agent,
+            Input::Bytes(vec![]),
+            purges_seen,
+            &Origin::default(),
+        )
         .expect("run")
 }
 
@@ -245,7 +277,7 @@ fn a_purge_is_never_undone_by_racing_runs() {
             let first = admit_and_run(&sandbox, &s, &wasm, &name);
             assert!(first.quarantined, "{name}: the trap quarantines it");
             let q = Quarantine::new(s.clone());
-            q.release(&id, "op").expect("release");
+            q.release(&id, &op()).expect("release");
 
             let admitted = Barrier::new(RUNNERS + 1);
             std::thread::scope(|sc| {
@@ -253,7 +285,7 @@ fn a_purge_is_never_undone_by_racing_runs() {
                     let (sandbox, s, wasm, admitted) = (&sandbox, &s, &wasm, &admitted);
                     sc.spawn(move || {
                         let guard = Guard::new(sandbox.clone(), Quarantine::new(s.clone()));
-                        let gate = guard.admit(wasm).expect("admit");
+                        let gate = guard.admit(wasm, &Origin::default()).expect("admit");
                         admitted.wait();
                         let Gate::Admitted {
                             agent,
@@ -264,14 +296,14 @@ fn a_purge_is_never_undone_by_racing_runs() {
                             panic!("released, so admitted");
                         };
                         guard
-                            .run(wasm, &agent, Input::Bytes(vec![]), seen)
+                            .run(wasm, &agent, Input::Bytes(vec![]), seen, &Origin::default())
                             .expect("run");
                     });
                 }
                 let (q, id, admitted) = (&q, &id, &admitted);
                 sc.spawn(move || {
                     admitted.wait();
-                    q.purge(id, "op").expect("purge");
+                    q.purge(id, &op()).expect("purge");
                 });
             });
             let rec = q.require(&id).expect("record");
@@ -321,7 +353,9 @@ fn bytes_over_the_module_cap_are_not_kept() {
         ))
         .expect("wat");
         assert!(big.len() > cap);
-        let Gate::Rejected { verdict, record } = guard.admit(&big).expect("admit") else {
+        let Gate::Rejected { verdict, record } =
+            guard.admit(&big, &Origin::default()).expect("admit")
+        else {
             panic!("{name}: over the cap, so rejected");
         };
         assert_eq!(record.size_bytes, big.len() as u64, "{name}");
@@ -344,7 +378,7 @@ fn bytes_over_the_module_cap_are_not_kept() {
         // a module just under the cap, rejected for another reason, keeps its bytes
         let (small, v) = rejected_module(7);
         assert!(small.len() <= cap);
-        let Gate::Rejected { .. } = guard.admit(&small).expect("admit") else {
+        let Gate::Rejected { .. } = guard.admit(&small, &Origin::default()).expect("admit") else {
             panic!("{name}: imports WASI, so rejected");
         };
         assert_eq!(q.module(&aid(&v)).expect("module"), Some(small), "{name}");
@@ -371,34 +405,46 @@ fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
         let q = Quarantine::new(s.clone());
         let Gate::Admitted {
             agent, purges_seen, ..
-        } = guard.admit(&wasm).expect("admit")
+        } = guard.admit(&wasm, &Origin::default()).expect("admit")
         else {
             panic!("{name}: admitted");
         };
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), purges_seen)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                purges_seen,
+                &Origin::default(),
+            )
             .expect("run");
         assert!(run.quarantined, "{name}");
-        q.release(&id, "op").expect("release");
+        q.release(&id, &op()).expect("release");
         let Gate::Admitted {
             agent,
             purges_seen: before,
             ..
-        } = guard.admit(&wasm).expect("admit")
+        } = guard.admit(&wasm, &Origin::default()).expect("admit")
         else {
             panic!("{name}: released, so admitted");
         };
-        q.purge(&id, "op").expect("purge");
+        q.purge(&id, &op()).expect("purge");
         let Gate::Admitted {
             purges_seen: after, ..
-        } = guard.admit(&wasm).expect("admit")
+        } = guard.admit(&wasm, &Origin::default()).expect("admit")
         else {
             panic!("{name}: purged and valid, so admitted");
         };
         assert_eq!((before, after), (0, 1), "{name}");
         // the run admitted before the purge: counted, the purge stands
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), before)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                before,
+                &Origin::default(),
+            )
             .expect("run");
         assert!(!run.quarantined, "{name}");
         assert_eq!(
@@ -408,7 +454,13 @@ fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
         );
         // the run admitted after it: quarantined again, with its bytes
         let run = guard
-            .run(&wasm, &agent, Input::Bytes(vec![]), after)
+            .run(
+                &wasm,
+                &agent,
+                Input::Bytes(vec![]),
+                after,
+                &Origin::default(),
+            )
             .expect("run");
         assert!(run.quarantined, "{name}: held again");
         let rec = q.require(&id).expect("record");
@@ -419,7 +471,10 @@ fn a_run_admitted_after_a_purge_quarantines_again_on_a_long_lived_gate() {
             "{name}: bytes kept"
         );
         assert!(
-            matches!(guard.admit(&wasm).expect("admit"), Gate::Held { .. }),
+            matches!(
+                guard.admit(&wasm, &Origin::default()).expect("admit"),
+                Gate::Held { .. }
+            ),
             "{name}"
         );
     }
@@ -539,20 +594,40 @@ fn bytes_are_stored_again_after_a_purge_wins_the_race() {
         let (wasm, v) = rejected_module(11);
         let policy = Policy::default_policy();
         let q = Quarantine::new(s.clone());
-        q.quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
-            .expect("quarantine");
-        q.purge(&aid(&v), "op").expect("purge");
+        q.quarantine(
+            &Sighting {
+                bytes: &wasm,
+                verdict: &v,
+                safety_score: v.safety_score,
+                policy: &policy,
+                parents: &[],
+                origin: &Origin::default(),
+            },
+            None,
+        )
+        .expect("quarantine");
+        q.purge(&aid(&v), &op()).expect("purge");
         assert_eq!(q.module(&aid(&v)).expect("module"), None);
 
         let around = Arc::new(Around::new(s.clone()));
         let id = aid(&v);
         *around.before.lock().expect("lock") = Some(Box::new(move |inner: &Arc<dyn BlobStore>| {
             Quarantine::new(inner.clone())
-                .purge(&id, "op")
+                .purge(&id, &op())
                 .expect("racing purge");
         }));
         let rec = Quarantine::new(around.clone())
-            .quarantine(&wasm, &v, v.safety_score, &policy, None, &[])
+            .quarantine(
+                &Sighting {
+                    bytes: &wasm,
+                    verdict: &v,
+                    safety_score: v.safety_score,
+                    policy: &policy,
+                    parents: &[],
+                    origin: &Origin::default(),
+                },
+                None,
+            )
             .expect("seen again");
         assert!(
             around.before.lock().expect("lock").is_none(),
@@ -583,12 +658,32 @@ fn a_write_answered_as_lost_is_not_made_twice() {
 
         lose(1); // the create of the record
         let rec = q
-            .quarantine(&wasm, &v, 0.5, &policy, Some(trap(0)), &[])
+            .quarantine(
+                &Sighting {
+                    bytes: &wasm,
+                    verdict: &v,
+                    safety_score: 0.5,
+                    policy: &policy,
+                    parents: &[],
+                    origin: &Origin::default(),
+                },
+                Some(trap(0)),
+            )
             .expect("quarantine");
         assert_eq!(rec.traps_total(), 1, "{name}: create");
         lose(1); // a trap
         let rec = q
-            .quarantine(&wasm, &v, 0.5, &policy, Some(trap(1)), &[])
+            .quarantine(
+                &Sighting {
+                    bytes: &wasm,
+                    verdict: &v,
+                    safety_score: 0.5,
+                    policy: &policy,
+                    parents: &[],
+                    origin: &Origin::default(),
+                },
+                Some(trap(1)),
+            )
             .expect("trap");
         assert_eq!(rec.traps_total(), 2, "{name}: trap");
         assert_eq!(rec.trap_history.len(), 2, "{name}");
@@ -600,18 +695,38 @@ fn a_write_answered_as_lost_is_not_made_twice() {
             .expect("lock")
             .push(Box::new(move |inner: &Arc<dyn BlobStore>| {
                 Quarantine::new(inner.clone())
-                    .quarantine(&w2, &v2, 0.5, &Policy::default_policy(), Some(trap(3)), &[])
+                    .quarantine(
+                        &Sighting {
+                            bytes: &w2,
+                            verdict: &v2,
+                            safety_score: 0.5,
+                            policy: &Policy::default_policy(),
+                            parents: &[],
+                            origin: &Origin::default(),
+                        },
+                        Some(trap(3)),
+                    )
                     .expect("other writer");
             }));
         lose(1);
-        q.quarantine(&wasm, &v, 0.5, &policy, Some(trap(2)), &[])
-            .expect("trap");
+        q.quarantine(
+            &Sighting {
+                bytes: &wasm,
+                verdict: &v,
+                safety_score: 0.5,
+                policy: &policy,
+                parents: &[],
+                origin: &Origin::default(),
+            },
+            Some(trap(2)),
+        )
+        .expect("trap");
         let rec = q.require(&aid(&v)).expect("record");
         assert_eq!(rec.traps_total(), 4, "{name}: traps 0..=3 once each");
         lose(1);
-        q.release(&aid(&v), "op").expect("release");
+        q.release(&aid(&v), &op()).expect("release");
         lose(1);
-        let rec = q.purge(&aid(&v), "op").expect("purge");
+        let rec = q.purge(&aid(&v), &op()).expect("purge");
         assert_eq!(rec.purges, 1, "{name}: purged once");
         let count = |a: AuditAction| rec.audit.iter().filter(|e| e.action == a).count();
         assert_eq!(
