@@ -52,7 +52,8 @@ impl Job {
         }
     }
 
-    fn island(&self) -> Option<u32> {
+    /// The island of an epoch job.
+    pub fn island(&self) -> Option<u32> {
         match self {
             Job::Evolution { .. } => None,
             Job::Epoch { island, .. } => Some(*island),

@@ -155,7 +155,7 @@ fn a_submitted_evolution_is_the_one_evolve_breeds() {
 
 /// Runs a Python snippet with boto3 (from the moto server's venv) against the
 /// loopback endpoint.
-fn boto(script: &str, args: &[&str]) -> String {
+pub(crate) fn boto(script: &str, args: &[&str]) -> String {
     let python = std::env::var("TDEV_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(python)
         .arg("-c")

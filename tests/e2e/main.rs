@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the built `tdev` binary as a user would.
 
 mod agents;
+mod alerts;
 #[cfg(feature = "aws")]
 mod aws;
 mod cli;

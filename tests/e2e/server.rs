@@ -32,12 +32,18 @@ impl Drop for Server {
 /// `tdev serve --addr 127.0.0.1:0 EXTRA…` with `TDEV_API_TOKEN=token`, in a fresh
 /// folder; returns once it listens.
 pub fn start(extra: &[&str], token: &str) -> Server {
+    start_with_env(extra, token, &[])
+}
+
+/// As [`start`], with more variables in the server's environment.
+pub fn start_with_env(extra: &[&str], token: &str, env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tdev"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(extra)
         .current_dir(dir.path())
         .env("TDEV_API_TOKEN", token)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

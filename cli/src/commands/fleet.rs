@@ -183,6 +183,10 @@ pub struct WorkerArgs {
     /// The store (default file://.tdev).
     #[arg(long)]
     store: Option<String>,
+    /// Send alerts (a job failed, an evolution solved) as this file's rules say
+    /// (default: $TDEV_ALERTS; see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
     /// Policy file (default: the built-in policies/default.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -272,6 +276,67 @@ fn line(r: &Report) -> JobLine {
     l
 }
 
+/// What a worker's alerts say they come from.
+const SOURCE: &str = "tdev worker";
+
+/// The alerts of a job: its failure, or the evolution it solved.
+fn alert_job(a: &engine::alerts::Alerts, r: &Report) {
+    use engine::alerts::{Event, EventKind, finite};
+    let id = r.job.as_ref().map(|j| j.evolution_id().to_string());
+    match &r.handled {
+        Handled::Failed(e) => a.emit(Event::new(
+            EventKind::Failed,
+            SOURCE,
+            format!(
+                "a job of evolution {} failed (delivery {}): {e}",
+                id.as_deref().unwrap_or("(not a job)"),
+                r.receive_count
+            ),
+            serde_json::json!({
+                "evolution_id": id,
+                "island": r.job.as_ref().and_then(|j| j.island()),
+                "receive_count": r.receive_count,
+                "error": e,
+            }),
+        )),
+        Handled::Evolved {
+            solved: true,
+            generation,
+            best_agent_id,
+        } => a.emit(Event::new(
+            EventKind::Solved,
+            SOURCE,
+            format!(
+                "evolution {} solved in generation {generation}",
+                id.as_deref().unwrap_or("?")
+            ),
+            serde_json::json!({
+                "evolution_id": id,
+                "generation": generation,
+                "best_agent_id": best_agent_id,
+            }),
+        )),
+        Handled::Epoch {
+            finished: Some(res),
+            ..
+        } if res.status == engine::words::RunStatus::Solved => a.emit(Event::new(
+            EventKind::Solved,
+            SOURCE,
+            format!(
+                "island evolution {} solved at epoch {} (generation {})",
+                res.evolution_id, res.epoch, res.generation
+            ),
+            serde_json::json!({
+                "evolution_id": res.evolution_id,
+                "generation": res.generation,
+                "best_agent_id": res.best_agent_id,
+                "train_error": finite(res.best_error),
+            }),
+        )),
+        _ => {}
+    }
+}
+
 /// `tdev worker`: takes jobs one at a time until killed (or idle, or done with
 /// `--max-jobs`).
 pub fn worker(args: WorkerArgs) -> Result<u8> {
@@ -286,6 +351,7 @@ pub fn worker(args: WorkerArgs) -> Result<u8> {
         runtime::Sandbox::with_config(policy, runtime::SandboxConfig::new().fast_compile(true))
             .context("cannot start the sandbox")?;
     let store = open_store(args.store.as_deref())?;
+    let alerts = crate::common::alerts(args.alerts.as_deref())?;
     let queue = Queue::open(&args.queue)?;
     let worker = Worker::new(
         sandbox,
@@ -330,6 +396,9 @@ pub fn worker(args: WorkerArgs) -> Result<u8> {
             Step::Job(report) => {
                 halted_shown = false;
                 jobs += 1;
+                if let Some(a) = alerts.get() {
+                    alert_job(a, &report);
+                }
                 let l = line(&report);
                 if args.json {
                     let text = serde_json::to_string(&l).context("cannot encode the job line")?;

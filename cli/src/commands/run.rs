@@ -210,6 +210,7 @@ pub fn exec(args: Args) -> Result<u8> {
     let run = guard.sandbox().on_agent_thread(RUN_THREAD, || {
         guard.run(&bytes, &agent, input, purges_seen, &origin)
     })??;
+    alert_run(alerts.get(), &run, &origin, agent.id());
     if let Some(path) = &args.output_file {
         std::fs::write(path, &run.report.output)
             .with_context(|| format!("cannot write {}", path.display()))?;
