@@ -12,11 +12,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "alert-secret-0123456789";
+pub(crate) const SECRET: &str = "alert-secret-0123456789";
 
 /// One request the receiver took: its headers (lowercased names) and body.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     headers: Vec<(String, String)>,
     body: String,
     /// The status it was answered with.
@@ -31,13 +31,13 @@ impl Seen {
             .map_or("", |(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("an alert body is JSON")
     }
 
     /// Whether `X-Tdev-Signature` is the HMAC-SHA256 of `TIMESTAMP.BODY` under the
     /// shared secret.
-    fn signed(&self) -> bool {
+    pub(crate) fn signed(&self) -> bool {
         use hmac::{KeyInit, Mac};
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
         mac.update(self.header("x-tdev-timestamp").as_bytes());
@@ -50,13 +50,13 @@ impl Seen {
 
 /// A webhook receiver on loopback: answers the n-th request with `statuses[n]`
 /// (200 past the list) and keeps every request.
-struct Receiver {
-    port: u16,
+pub(crate) struct Receiver {
+    pub(crate) port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Receiver {
-    fn start(statuses: &[u16]) -> Receiver {
+    pub(crate) fn start(statuses: &[u16]) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -105,12 +105,12 @@ impl Receiver {
         Receiver { port, seen }
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 
     /// Waits (30 s at most) until `n` requests arrived.
-    fn wait_for(&self, n: usize) -> Vec<Seen> {
+    pub(crate) fn wait_for(&self, n: usize) -> Vec<Seen> {
         let t0 = Instant::now();
         while self.seen().len() < n && t0.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(20));
@@ -120,7 +120,7 @@ impl Receiver {
 }
 
 /// An alerts file sending `events` to a webhook on `port`.
-fn webhook_config(dir: &Path, port: u16, events: &[&str], extra_rules: &str) -> String {
+pub(crate) fn webhook_config(dir: &Path, port: u16, events: &[&str], extra_rules: &str) -> String {
     let mut text = format!(
         "[[sink]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/alerts\"\n\
          secret_env = \"TDEV_TEST_ALERT_SECRET\"\nattempts = 3\nbackoff_ms = 50\ntimeout_ms = 5000\n"
@@ -423,5 +423,97 @@ fn an_alert_reaches_an_sqs_queue_through_sns() {
     assert_eq!(
         envelope["MessageAttributes"]["event"]["Value"], "emergency_stop",
         "{envelope}"
+    );
+}
+
+#[test]
+fn an_evolution_sends_its_quarantines_per_generation_and_each_stall_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let rx = Receiver::start(&[]);
+    let cfg = webhook_config(
+        d,
+        rx.port,
+        &["quarantine"],
+        "[[rule]]\nevent = \"stalled\"\ngenerations = 2\nsinks = [\"hook\"]\n",
+    );
+    // every module that multiplies i64 scores 0.5: offspring are quarantined each
+    // generation
+    let p = write(
+        d,
+        "nomul.toml",
+        "[[patterns]]\nname = \"no_mul\"\nscope = \"text\"\nregex = 'i64\\.mul'\nweight = 0.5\n",
+    );
+    let task = fixture("tasks/abs.toml").to_string_lossy().into_owned();
+    let out = tdev_env(
+        d,
+        &[
+            "evolve",
+            "--task",
+            &task,
+            "--policy",
+            &p.to_string_lossy(),
+            "--population",
+            "40",
+            "--generations",
+            "12",
+            "--seed",
+            "4",
+            "--json",
+            "--alerts",
+            &cfg,
+        ],
+        &[],
+    );
+    assert_eq!(
+        code(&out, "evolve"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = r["evolution_id"].as_str().expect("id");
+    let alerts: Vec<Value> = rx.seen().iter().map(Seen::json).collect();
+    // the quarantine alerts count what the evolution quarantined, a generation each
+    let quarantines: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["event"] == "quarantine")
+        .collect();
+    let counted: u64 = quarantines
+        .iter()
+        .map(|a| a["detail"]["count"].as_u64().expect("count"))
+        .sum();
+    assert!(counted > 0, "{alerts:?}");
+    assert_eq!(Some(counted), r["quarantined"].as_u64(), "{alerts:?}");
+    let mut gens: Vec<u64> = quarantines
+        .iter()
+        .map(|a| a["detail"]["generation"].as_u64().expect("generation"))
+        .collect();
+    gens.dedup();
+    assert_eq!(gens.len(), quarantines.len(), "one alert per generation");
+    // stalled: once per plateau, at the generation two past its last improvement, as
+    // the stored fitness logs tell it
+    let store =
+        engine::store::open(&format!("file://{}", d.join(".tdev").display())).expect("store");
+    let logs = engine::evolve::fitness_logs(store.as_ref(), id).expect("logs");
+    let (mut best, mut since, mut sent) = (f64::INFINITY, 0u32, false);
+    let mut expect = Vec::new();
+    for l in &logs {
+        if l.best_error < best {
+            (best, since, sent) = (l.best_error, l.generation, false);
+        } else if !sent && l.generation - since >= 2 {
+            expect.push(serde_json::json!(l.generation));
+            sent = true;
+        }
+    }
+    let stalls: Vec<Value> = alerts
+        .iter()
+        .filter(|a| a["event"] == "stalled")
+        .map(|a| a["detail"]["generation"].clone())
+        .collect();
+    assert_eq!(stalls, expect, "{alerts:?}");
+    assert!(
+        !expect.is_empty(),
+        "this seed's run has a plateau (the test checks one)"
     );
 }

@@ -44,7 +44,13 @@ fn queue(d: &Path, max_receives: u32) -> (String, String) {
 
 /// `tdev worker --json ARGS` in the background, its job lines piped.
 fn spawn_worker(d: &Path, args: &[&str]) -> Reaped {
+    spawn_worker_env(d, args, &[])
+}
+
+/// As [`spawn_worker`], with more variables in its environment.
+fn spawn_worker_env(d: &Path, args: &[&str], env: &[(&str, &str)]) -> Reaped {
     let child = Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .envs(env.iter().copied())
         .arg("worker")
         .args(args)
         .arg("--json")
@@ -334,7 +340,10 @@ fn a_poison_job_lands_in_the_dead_letter_queue_and_shows_its_error() {
         b"{ not json",
     )
     .expect("break the task");
-    let out = finished(spawn_worker(
+    // each failed delivery is an alert
+    let rx = crate::alerts::Receiver::start(&[]);
+    let cfg = crate::alerts::webhook_config(d, rx.port, &["failed"], "");
+    let out = finished(spawn_worker_env(
         d,
         &[
             "--queue",
@@ -345,7 +354,10 @@ fn a_poison_job_lands_in_the_dead_letter_queue_and_shows_its_error() {
             "5",
             "--retry-delay",
             "0",
+            "--alerts",
+            &cfg,
         ],
+        &[("TDEV_TEST_ALERT_SECRET", crate::alerts::SECRET)],
     ));
     let lines = job_lines(&out);
     assert_eq!(
@@ -354,6 +366,20 @@ fn a_poison_job_lands_in_the_dead_letter_queue_and_shows_its_error() {
         "tried as often as the queue allows: {lines:?}"
     );
     assert!(lines.iter().all(|l| l["outcome"] == "failed"), "{lines:?}");
+    let alerts: Vec<serde_json::Value> = rx.seen().iter().map(crate::alerts::Seen::json).collect();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    for (n, a) in alerts.iter().enumerate() {
+        assert_eq!(a["event"], "failed", "{a}");
+        assert_eq!(a["source"], "tdev worker", "{a}");
+        assert_eq!(a["detail"]["evolution_id"], id.as_str(), "{a}");
+        assert_eq!(a["detail"]["receive_count"], n + 1, "{a}");
+        assert!(
+            a["detail"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("task.json")),
+            "{a}"
+        );
+    }
     let e = entry(d, &store, &id);
     assert_eq!(e["status"], "failed", "{e}");
     let error = e["error"].as_str().expect("error");

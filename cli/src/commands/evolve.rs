@@ -176,6 +176,16 @@ pub fn exec(args: Args) -> Result<u8> {
     let limit = evo.generations_limit().max(1);
     let id = evo.id().to_string();
     let mut watch = engine::alerts::EvolutionWatch::default();
+    // A fresh evolution's generation 0 was scored as it started: its alerts now.
+    if let Some(a) = alerts.get()
+        && args.resume.is_none()
+    {
+        let logs = engine::evolve::fitness_logs(store.as_ref(), &id)
+            .context("cannot read generation 0's fitness log")?;
+        for s in &logs {
+            alert_generation(a, &mut watch, &id, s);
+        }
+    }
     let progress = |s: &GenerationStats| {
         if let Some(a) = alerts.get() {
             alert_generation(a, &mut watch, &id, s);
