@@ -16,6 +16,7 @@ mod hostile;
 mod http;
 mod load;
 mod new;
+mod operations;
 mod quarantine;
 mod readme;
 mod serve;

@@ -90,10 +90,11 @@ fn section(heading: &str) -> String {
         .to_string()
 }
 
-/// A fresh folder with `fixtures` and `policies` linked in, as a reader's checkout has.
-fn checkout() -> tempfile::TempDir {
+/// A fresh folder with `fixtures`, `policies` and `scripts` linked in, as a reader's
+/// checkout has.
+pub(crate) fn checkout() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    for d in ["fixtures", "policies"] {
+    for d in ["fixtures", "policies", "scripts"] {
         std::os::unix::fs::symlink(root().join(d), dir.path().join(d)).expect("symlink");
     }
     dir
