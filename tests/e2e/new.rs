@@ -79,6 +79,38 @@ fn new_bytes_agent_builds_tests_and_runs_as_written() {
     assert!(err.contains("exists and is not empty"), "{err}");
     let lib = std::fs::read_to_string(dir.join("src/lib.rs")).expect("lib");
     assert!(lib.contains("fn() -> i32"), "{lib}");
+    assert!(stdout.contains("test builds_for_wasm32 ... ok"), "{stdout}");
+
+    // A method only std has compiles natively (the SDK's host links std), and the
+    // crate's own test fails on it, as the wasm32 build does.
+    let sqrt = lib.replace(
+        "agent_sdk::write(&buf[..n]);",
+        "agent_sdk::write(&buf[..n]);\n            let _root = (n as f64).sqrt();",
+    );
+    assert_ne!(sqrt, lib, "the template changed");
+    std::fs::write(dir.join("src/lib.rs"), sqrt).expect("write");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test"])
+        .current_dir(&dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .expect("cargo test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("test tests::copies_its_input ... ok"),
+        "natively it works: {text}"
+    );
+    assert!(text.contains("test builds_for_wasm32 ... FAILED"), "{text}");
+    assert!(
+        text.contains("no method named `sqrt` found for type `f64`"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `tdev new NAME (--bytes | --typed SIG)`: writes a ready agent crate — Cargo.toml
-//! with the size-minded release profile, `.cargo/config.toml` with the stack flag, and
-//! `src/lib.rs` with an agent and a native test — that builds for wasm32 and runs under
-//! `tdev run` as written.
+//! with the size-minded release profile, `.cargo/config.toml` with the stack flag,
+//! `src/lib.rs` with an agent and a native test, and `tests/wasm32.rs`, which builds it
+//! for wasm32 — that builds and runs under `tdev run` as written.
 
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
@@ -378,6 +378,32 @@ mod tests {{
     out
 }
 
+/// A test that builds the agent for wasm32: natively the SDK links `std` (its
+/// in-memory host catches panics), so a method only `std` has compiles in a native
+/// test; this test fails on it as the wasm32 build does.
+fn wasm32_test() -> String {
+    r#"//! Builds this agent for wasm32, as the sandbox runs it. Natively a method that only
+//! `std` has (`f64::sqrt`, `f64::powf`) compiles, because the SDK's in-memory host links
+//! `std`; for wasm32 it does not. This test makes `cargo test` fail on it too.
+
+#[test]
+fn builds_for_wasm32() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--release", "--lib", "--target", "wasm32-unknown-unknown"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "the agent does not build for wasm32 (take float functions from core or libm, not std):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+"#
+    .to_string()
+}
+
 fn readme(name: &str, wasm: &str, run: &str) -> String {
     format!(
         r#"# {name}
@@ -385,7 +411,7 @@ fn readme(name: &str, wasm: &str, run: &str) -> String {
 A T-Developer agent. From this folder:
 
 ```sh
-cargo test                                          # natively, with the SDK's in-memory host
+cargo test                                          # natively, and a build for wasm32
 cargo build --release --target wasm32-unknown-unknown
 tdev validate {wasm}
 {run}
@@ -439,10 +465,11 @@ pub fn exec(args: Args) -> Result<u8> {
             )
         }
     };
-    let files: [(&str, String); 5] = [
+    let files: [(&str, String); 6] = [
         ("Cargo.toml", cargo_toml(&name, &sdk)),
         (".cargo/config.toml", cargo_config()),
         ("src/lib.rs", lib),
+        ("tests/wasm32.rs", wasm32_test()),
         (".gitignore", "/target\n".to_string()),
         ("README.md", readme(&name, &wasm, &run)),
     ];
