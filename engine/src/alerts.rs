@@ -931,7 +931,8 @@ mod tests {
             env,
         )
         .expect("config");
-        let t0 = Instant::now();
+        // The receiver never answers: an emit that waited for the sink would never
+        // come back; one that waited for room in the queue would never drop.
         for i in 0..50 {
             a.emit(Event::new(
                 EventKind::Failed,
@@ -940,7 +941,6 @@ mod tests {
                 serde_json::json!({}),
             ));
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "emit waited");
         let stats = a.stats();
         let dropped = stats[0].1.dropped.load(Ordering::Relaxed);
         // one in flight, two queued at most: the rest dropped
