@@ -149,6 +149,9 @@ pub enum ErrorKind {
     /// An alerts config that cannot work.
     #[error("alerts: {0}")]
     Alerts(String),
+    /// A proposer that cannot be used, or whose request failed.
+    #[error("proposer: {0}")]
+    Proposer(String),
     /// The sandbox scores the reported best of a generation differently from the
     /// evaluation (the screening interpreter and the sandbox disagree).
     #[error("the sandbox scores {agent_id} at {sandbox:?}, the evaluation said {evaluated}")]

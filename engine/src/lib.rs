@@ -34,6 +34,7 @@ mod guard;
 mod id;
 pub mod interp;
 pub mod mutators;
+pub mod propose;
 pub mod quarantine;
 #[cfg(feature = "aws")]
 pub mod queue;

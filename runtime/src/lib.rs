@@ -65,8 +65,8 @@ pub use error::{ArgParseError, Error, ErrorKind, Result};
 pub use hub::{GroupReport, Member, MemberReport};
 pub use outcome::Outcome;
 pub use policy::{
-    DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, QuarantineRules, Scope, TrapWeights,
-    Weights,
+    DEFAULT_POLICY_TOML, Features, Limits, Pattern, Policy, ProposerLimits, QuarantineRules, Scope,
+    TrapWeights, Weights,
 };
 pub use remedy::remedy;
 pub use sandbox::{

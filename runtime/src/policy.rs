@@ -35,6 +35,8 @@ pub struct Policy {
     pub trap_weights: TrapWeights,
     /// Which limit hits may quarantine a module.
     pub quarantine: QuarantineRules,
+    /// What an evolution asks of a proposer, and how much of its answer it reads.
+    pub proposer: ProposerLimits,
     /// Named regex patterns.
     pub patterns: Vec<Pattern>,
 }
@@ -283,6 +285,27 @@ impl QuarantineRules {
     }
 }
 
+/// Limits on a proposer (`[proposer]`): an outside program or model that offers an
+/// evolution candidate modules, each of them then admitted like any module.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposerLimits {
+    /// How long one request may take, in milliseconds; past it the program is killed
+    /// (or the HTTP request given up) and the request counts as failed. Default 30000.
+    pub timeout_ms: u64,
+    /// The most bytes of an answer read; a longer answer is refused. Default 1 MiB.
+    pub output_bytes: u64,
+    /// The most candidates taken from one answer (the rest are counted, not read).
+    /// Default 16.
+    pub candidates: u64,
+    /// Training cases shown in a request (never a held-out one). Default 20.
+    pub sample_cases: u64,
+    /// Elite members shown in a request, with their text forms. Default 4.
+    pub elite: u64,
+    /// The most bytes of one elite member's text form in a request. Default 8192.
+    pub elite_text_bytes: u64,
+}
+
 /// Where a pattern looks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -316,6 +339,7 @@ struct RawPolicy {
     weights: Option<toml::Table>,
     trap_weights: Option<toml::Table>,
     quarantine: Option<toml::Table>,
+    proposer: Option<toml::Table>,
     patterns: Option<Vec<RawPattern>>,
 }
 
@@ -400,12 +424,13 @@ impl Policy {
     fn from_toml_with_base(text: &str, base: Option<RawPolicy>) -> Result<Policy> {
         let raw: RawPolicy =
             toml::from_str(text).map_err(|error| ErrorKind::PolicyToml { error })?;
-        let (base, b_quarantine) = match base {
+        let (base, b_quarantine, b_proposer) = match base {
             Some(mut b) => {
                 let q = b.quarantine.take();
-                (Some(b), q)
+                let p = b.proposer.take();
+                (Some(b), q, p)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let (b_min, b_limits, b_imports, b_features, b_weights, b_trap, b_patterns) = match base {
             Some(b) => (
@@ -448,6 +473,11 @@ impl Policy {
             b_quarantine.clone().or(raw.quarantine.clone()),
             raw.quarantine,
         )?;
+        let proposer: ProposerLimits = section(
+            "proposer",
+            b_proposer.clone().or(raw.proposer.clone()),
+            raw.proposer,
+        )?;
         let imports = raw
             .imports
             .or(b_imports)
@@ -479,6 +509,7 @@ impl Policy {
             weights,
             trap_weights,
             quarantine,
+            proposer,
             patterns,
         };
         policy.check()?;
@@ -546,6 +577,13 @@ impl Policy {
                 l.memories
             )));
         }
+        let p = &self.proposer;
+        range("proposer.timeout_ms", p.timeout_ms, 1, 24 * 3600 * 1000)?;
+        range("proposer.output_bytes", p.output_bytes, 1, 256 << 20)?;
+        range("proposer.candidates", p.candidates, 0, 100_000)?;
+        range("proposer.sample_cases", p.sample_cases, 0, 100_000)?;
+        range("proposer.elite", p.elite, 0, 10_000)?;
+        range("proposer.elite_text_bytes", p.elite_text_bytes, 0, 16 << 20)?;
         range("limits.log_lines", l.log_lines, 0, 1_000_000)?;
         range("limits.log_line_bytes", l.log_line_bytes, 1, 1 << 20)?;
         range("limits.host_call_fuel", l.host_call_fuel, 0, 1 << 32)?;
