@@ -182,6 +182,7 @@ mod tests {
             mean_size: 0.0,
             quarantine_withheld: Default::default(),
             quarantined: 0,
+            proposals: None,
         }
     }
 

@@ -131,6 +131,8 @@ pub trait Proposer: Send + Sync {
     /// Answers one request. A failure is reported and counted; the evolution goes
     /// on without it.
     fn propose(&self, request: &Request) -> Result<Vec<Candidate>>;
+    /// Gives up on the request being answered, if it can (the evolution is done).
+    fn cancel(&self) {}
 }
 
 /// The origin word of a proposer's candidates: `proposer:<kind>:<name>`.
@@ -167,6 +169,8 @@ pub fn parse_answer(text: &[u8], max: usize) -> Result<(Vec<Candidate>, usize)> 
 /// A program that answers on stdout the request it reads on stdin.
 pub struct CommandProposer {
     argv: Vec<String>,
+    /// The process group of the request being answered, if any (for [`Proposer::cancel`]).
+    running: std::sync::Mutex<Option<u32>>,
     env: Vec<(String, String)>,
     timeout: Duration,
     output_bytes: u64,
@@ -197,6 +201,7 @@ impl CommandProposer {
         }
         Ok(CommandProposer {
             argv,
+            running: std::sync::Mutex::new(None),
             env,
             timeout: Duration::from_millis(limits.timeout_ms),
             output_bytes: limits.output_bytes,
@@ -217,11 +222,28 @@ impl Proposer for CommandProposer {
     }
 
     fn name(&self) -> String {
-        let program = std::path::Path::new(&self.argv[0]).file_name().map_or_else(
-            || self.argv[0].clone(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        runtime::escape(&program)
+        // The program and its arguments by their last path component:
+        // `python3 templates.py`.
+        let words: Vec<String> = self
+            .argv
+            .iter()
+            .map(|w| {
+                std::path::Path::new(w)
+                    .file_name()
+                    .map_or_else(|| w.clone(), |n| n.to_string_lossy().into_owned())
+            })
+            .collect();
+        runtime::escape(&words.join(" ")).chars().take(64).collect()
+    }
+
+    fn cancel(&self) {
+        let pid = *self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(g) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+            let _ = rustix::process::kill_process_group(g, rustix::process::Signal::KILL);
+        }
     }
 
     fn propose(&self, request: &Request) -> Result<Vec<Candidate>> {
@@ -268,6 +290,10 @@ impl Proposer for CommandProposer {
             out
         });
         let started = Instant::now();
+        *self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child.id());
         let group = rustix::process::Pid::from_raw(child.id() as i32);
         let kill = |child: &mut std::process::Child| {
             if let Some(g) = group {
@@ -299,6 +325,10 @@ impl Proposer for CommandProposer {
         if let Some(g) = group {
             let _ = rustix::process::kill_process_group(g, rustix::process::Signal::KILL);
         }
+        *self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let _ = writer.join();
         let out = reader
             .join()
@@ -585,7 +615,8 @@ mod tests {
         );
         assert_eq!(c[1].bytes().expect("bytes"), b"\0asm\x01\0\0\0");
         assert_eq!(p.kind(), "command");
-        assert_eq!(p.name(), "sh");
+        assert!(p.name().starts_with("sh -c read -r line"), "{}", p.name());
+        assert!(p.name().chars().count() <= 64);
     }
 
     #[test]

@@ -127,6 +127,18 @@ impl Origin {
         }
     }
 
+    /// A module a proposer (`proposer:<kind>:<name>`) offered evolution `id` for
+    /// `generation`.
+    pub fn proposer(word: &str, id: &str, generation: u32) -> Origin {
+        Origin {
+            source: "proposer".into(),
+            name: origin_text(word),
+            evolution_id: Some(origin_text(id)),
+            generation: Some(generation),
+            ..Origin::default()
+        }
+    }
+
     /// A module bred by evolution `id` in `generation`.
     pub fn evolution(id: &str, generation: u32) -> Origin {
         Origin {

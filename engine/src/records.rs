@@ -57,6 +57,9 @@ pub struct GenerationStats {
     /// written before it existed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub quarantined: u64,
+    /// What became of proposals this generation (absent without a proposer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposals: Option<crate::evolve::ProposalStats>,
 }
 
 /// The record that commits a generation: `checkpoints/<id>/<gen>.json`.
@@ -87,6 +90,9 @@ pub struct Checkpoint {
     pub invalid: u64,
     /// The best member (its `test_error` is null here).
     pub best: Best,
+    /// What became of proposals so far (absent without a proposer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposals: Option<crate::evolve::ProposalStats>,
     /// `running`, `solved` or `finished`.
     pub status: RunStatus,
     /// (best, mean) train error per generation.
@@ -108,6 +114,9 @@ pub struct Member {
     pub parents: Vec<AgentId>,
     /// The module, in hex.
     pub module_hex: String,
+    /// `proposer:<kind>:<name>` for a member a proposer offered (absent for bred ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_by: Option<String>,
 }
 
 /// A generation's population: `generations/<id>/<gen>.json`.
@@ -234,6 +243,9 @@ pub struct EvolutionEntry {
     /// Modules due for quarantine it did not write, over its cap per generation.
     #[serde(skip)]
     pub quarantine_withheld: u64,
+    /// What became of its proposals, as of its head (not in the `--json` contract).
+    #[serde(skip)]
+    pub proposals: Option<crate::evolve::ProposalStats>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -17,6 +17,7 @@ mod http;
 mod load;
 mod new;
 mod operations;
+mod proposers;
 mod quarantine;
 mod readme;
 mod serve;

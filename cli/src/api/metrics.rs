@@ -130,7 +130,7 @@ pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
         out,
         "# HELP tdev_quarantine_modules Modules held in quarantine.\n# TYPE tdev_quarantine_modules gauge\ntdev_quarantine_modules {held}"
     );
-    let gauges: [Gauge; 4] = [
+    let gauges: [Gauge; 8] = [
         (
             "tdev_evolution_generation",
             "Head generation of each evolution.",
@@ -156,6 +156,26 @@ pub async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
             "tdev_evolution_quarantine_withheld",
             "Modules due for quarantine that each evolution counted but did not write (over its cap per outcome and generation).",
             |e| e.quarantine_withheld.to_string(),
+        ),
+        (
+            "tdev_evolution_proposals_used",
+            "Candidates from a proposer that took an offspring's place, per evolution.",
+            |e| e.proposals.map_or(0, |p| p.used).to_string(),
+        ),
+        (
+            "tdev_evolution_proposals_rejected",
+            "Candidates from a proposer refused at admission (not a module, rejected, wrong signature), per evolution.",
+            |e| e.proposals.map_or(0, |p| p.rejected).to_string(),
+        ),
+        (
+            "tdev_evolution_proposals_failed",
+            "Proposer requests that failed (error, timeout, not an answer), per evolution.",
+            |e| e.proposals.map_or(0, |p| p.failed).to_string(),
+        ),
+        (
+            "tdev_evolution_proposals_late",
+            "Proposer answers too late for their generation, or requests not sent while it was busy, per evolution.",
+            |e| e.proposals.map_or(0, |p| p.late).to_string(),
         ),
     ];
     for (name, help, value) in gauges {

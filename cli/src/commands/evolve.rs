@@ -111,6 +111,21 @@ pub struct Args {
     /// The store (default file://.tdev).
     #[arg(long)]
     store: Option<String>,
+    /// Also take candidates from a proposer: `command:PROGRAM ARGS…` (JSON on stdin
+    /// and stdout) or `openai:URL` (a chat completions server; see docs/proposers.md).
+    #[arg(long, value_name = "SPEC")]
+    proposer: Option<String>,
+    /// The most of each generation's offspring taken from proposals (0 to 1).
+    #[arg(long = "proposer-share", default_value_t = 0.1, requires = "proposer")]
+    proposer_share: f64,
+    /// Wait for each generation's proposals (at most the policy's [proposer]
+    /// timeout_ms): the same seed and a deterministic proposer give the same run.
+    #[arg(long = "proposer-sync", requires = "proposer")]
+    proposer_sync: bool,
+    /// An environment variable to pass on to a command proposer (repeatable; it gets
+    /// no other).
+    #[arg(long = "proposer-env", value_name = "NAME", requires = "proposer")]
+    proposer_env: Vec<String>,
     /// Write the best module here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -162,6 +177,18 @@ pub fn exec(args: Args) -> Result<u8> {
             return Err(e);
         }
     };
+    if let Some(spec) = &args.proposer {
+        if !(0.0..=1.0).contains(&args.proposer_share) {
+            bail!("--proposer-share is between 0 and 1");
+        }
+        let proposer =
+            engine::propose::from_spec(spec, &args.proposer_env, &sandbox.policy().proposer)?;
+        evo.set_proposer(engine::evolve::ProposerSetup {
+            proposer: proposer.into(),
+            share: args.proposer_share,
+            sync: args.proposer_sync,
+        })?;
+    }
     let done = Arc::new(AtomicBool::new(false));
     watch_stop(
         store.clone(),

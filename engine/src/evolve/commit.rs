@@ -36,6 +36,10 @@ pub(super) struct Commit {
     pub(super) sandbox: Sandbox,
     pub(super) store: Arc<dyn BlobStore>,
     pub(super) task: Task,
+    /// The members a proposer offered, with its origin word.
+    pub(super) proposed: BTreeMap<AgentId, String>,
+    /// What became of proposals so far, with a proposer.
+    pub(super) proposals: Option<super::ProposalStats>,
 }
 
 /// The anomaly flags of a generation: a trap rate over 50%, a mean size over 80% of
@@ -151,6 +155,7 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
                 size_bytes: i.bytes.len(),
                 parents: i.parents.clone(),
                 module_hex: runtime::to_hex(&i.bytes),
+                proposed_by: c.proposed.get(&i.id).cloned(),
             })
             .collect(),
     };
@@ -223,6 +228,7 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
             test_error: None,
             size_bytes: best.bytes.len(),
         },
+        proposals: c.proposals,
         status: if c.solved {
             RunStatus::Solved
         } else if g >= c.generations {

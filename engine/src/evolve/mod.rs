@@ -16,6 +16,7 @@ mod config;
 pub mod islands;
 mod migrate;
 mod population;
+pub mod proposals;
 mod score;
 mod selection;
 mod stored;
@@ -42,6 +43,7 @@ use stored::{gen_key, stopped_key};
 pub use commit::{metadata_key, performance_key};
 pub use config::EvolveConfig;
 pub use population::{Eval, Individual};
+pub use proposals::{ProposalRecord, ProposalStats, ProposerSetup, proposals_key};
 pub use selection::Selection;
 pub use stored::{
     JobFailure, clear_failure, fitness_logs, head_generation, list, record_failure, rollback,
@@ -156,6 +158,12 @@ pub struct Evolution {
     stop: Arc<AtomicBool>,
     /// The cases (and their ε) this generation's lexicase selections filter through.
     lexicase: selection::Lexicase,
+    /// The proposer and what it answered, when one is set.
+    proposals: Option<proposals::Proposals>,
+    /// What became of proposals so far (from the checkpoint on resume).
+    proposal_total: ProposalStats,
+    /// Members a proposer offered (from the generation record on resume).
+    proposal_marks: BTreeMap<AgentId, String>,
 }
 
 impl Evolution {
@@ -287,6 +295,9 @@ impl Evolution {
             bred: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             lexicase: Default::default(),
+            proposals: None,
+            proposal_total: ProposalStats::default(),
+            proposal_marks: BTreeMap::new(),
         };
         write_setup(evo.store.as_ref(), &evo.id, &evo.task, &evo.config)?;
         let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
@@ -348,12 +359,18 @@ impl Evolution {
             bred: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             lexicase: Default::default(),
+            proposals: None,
+            proposal_total: cp.proposals.unwrap_or_default(),
+            proposal_marks: BTreeMap::new(),
         };
         let record_key = gen_key("generations", id, head);
         let record: GenerationRecord =
             from_json(&record_key, &required(store.as_ref(), id, &record_key)?)?;
         let mut modules: HashMap<AgentId, Vec<u8>> = HashMap::new();
         for m in record.population {
+            if let Some(w) = &m.proposed_by {
+                evo.proposal_marks.insert(m.agent_id.clone(), w.clone());
+            }
             // A module that does not hash to its id is read from `source/` instead.
             if let Some(bytes) = runtime::from_hex(&m.module_hex)
                 && AgentId::of(&bytes) == m.agent_id
@@ -444,9 +461,23 @@ impl Evolution {
                 stopped = true;
                 break;
             }
-            let offspring = self.breed();
+            // Proposals: ask ahead (one generation in sync mode, two otherwise), take
+            // what came for the next one, in place of some of its offspring.
+            let next = self.generation + 1;
+            if let Some(p) = &self.proposals {
+                let lag = if p.sync() { 1 } else { 2 };
+                self.ask_proposer(self.generation + lag)?;
+            }
+            let proposed = self.proposals_for(next)?;
+            let mut offspring = self.breed();
             let elites = self.config.elitism.min(self.population.len());
-            let evaluated = self.evaluate_all(offspring, elites);
+            self.splice_proposals(&mut offspring, elites, proposed);
+            let evaluated = self
+                .evaluate_all(offspring, elites)
+                .map(|(pop, mut stats)| {
+                    stats.proposals = self.close_proposal_stats();
+                    (pop, stats)
+                });
             // The writer of the previous generation is waited for even when scoring
             // failed, so its own error is not lost either.
             let written = finish(writing.take());
@@ -545,6 +576,17 @@ impl Evolution {
             sandbox: self.sandbox.clone(),
             store: self.store.clone(),
             task: self.task.clone(),
+            proposed: self
+                .population
+                .iter()
+                .filter_map(|i| self.proposed_by(&i.id).map(|w| (i.id.clone(), w)))
+                .collect(),
+            proposals: self
+                .proposals
+                .as_ref()
+                .map(|_| self.proposal_total)
+                .or((self.proposal_total != ProposalStats::default())
+                    .then_some(self.proposal_total)),
         }
     }
 }

@@ -62,6 +62,15 @@ impl Evolution {
         // The generation these items make (the first, or the next after the head).
         let generation = self.generation + u32::from(!self.population.is_empty());
         let origin = Origin::evolution(&self.id, generation);
+        // A proposer's candidate is its proposer's, bred in this evolution.
+        let marks: std::collections::HashMap<AgentId, String> = ids
+            .iter()
+            .filter_map(|id| self.proposed_by(id).map(|w| (id.clone(), w)))
+            .collect();
+        let origin_of = |id: &AgentId| match marks.get(id) {
+            Some(w) => Origin::proposer(w, &self.id, generation),
+            None => origin.clone(),
+        };
         let mut culled_now: BTreeMap<Cull, u64> = BTreeMap::new();
         let mut due_now: BTreeMap<Cull, u64> = BTreeMap::new();
         let mut withheld_now: BTreeMap<Cull, u64> = BTreeMap::new();
@@ -108,7 +117,7 @@ impl Evolution {
                                 &Input::Typed(args),
                                 policy.quarantine.keep_input_bytes,
                             ))
-                            .with_origin(&origin);
+                            .with_origin(&origin_of(&ids[i]));
                         (Cull::Trap(*o), v, score, Some(event))
                     })
                 }
@@ -130,7 +139,7 @@ impl Evolution {
                             safety_score: score,
                             policy: self.sandbox.policy(),
                             parents,
-                            origin: &origin,
+                            origin: &origin_of(&ids[i]),
                         },
                         event,
                     )?;
@@ -206,6 +215,7 @@ impl Evolution {
             mean_size,
             quarantine_withheld: withheld_now,
             quarantined: quarantined_now,
+            proposals: None,
         };
         Ok((pop, stats))
     }

@@ -210,6 +210,7 @@ fn queued_entry(id: &str, task: String, islands: Option<u32>) -> EvolutionEntry 
         error: None,
         quarantined: 0,
         quarantine_withheld: 0,
+        proposals: None,
     }
 }
 
@@ -237,6 +238,7 @@ fn single_entry(store: &dyn BlobStore, id: &str) -> Result<Option<EvolutionEntry
         error: None,
         quarantined: cp.quarantined,
         quarantine_withheld: cp.quarantine_withheld,
+        proposals: cp.proposals,
     }))
 }
 
