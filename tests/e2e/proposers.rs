@@ -407,3 +407,46 @@ fn an_openai_shaped_server_on_loopback_is_asked_and_its_wat_blocks_used() {
     let record = stored(dir.path(), "proposals", id, 1);
     assert_eq!(record["origin"], "proposer:openai:local-model", "{record}");
 }
+
+/// docs/proposers.md: its `sh` commands work when pasted in a checkout.
+#[test]
+fn the_proposers_guide_commands_work_as_written() {
+    let guide = std::fs::read_to_string(root().join("docs/proposers.md")).expect("guide");
+    let mut script = String::from("set -eu\n");
+    let mut in_sh = false;
+    for line in guide.lines() {
+        if line.starts_with("```sh") {
+            in_sh = true;
+            continue;
+        }
+        if line.starts_with("```") && in_sh {
+            in_sh = false;
+            continue;
+        }
+        if in_sh {
+            script.push_str(line);
+            script.push('\n');
+        }
+    }
+    assert!(script.contains("templates.py"), "guide changed shape");
+    let dir = crate::readme::checkout();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", crate::support::path_with_tdev())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script}\n{text}");
+    // abs has a sign branch among the templates: solved at the first generation bred
+    assert!(
+        text.contains("solved:     yes") || text.contains("solved"),
+        "{text}"
+    );
+}
