@@ -468,6 +468,95 @@ impl Proposer for OpenAiProposer {
     }
 }
 
+/// A model on Amazon Bedrock, asked through the Converse API (region, endpoint and
+/// credentials from the standard AWS environment, as for the `s3://` store): the request
+/// becomes a prompt, the answer's ```wat blocks the candidates.
+#[cfg(feature = "aws")]
+pub struct BedrockProposer {
+    model: String,
+    rt: tokio::runtime::Runtime,
+    client: aws_sdk_bedrockruntime::Client,
+    timeout: Duration,
+    output_bytes: u64,
+    candidates: usize,
+}
+
+#[cfg(feature = "aws")]
+impl BedrockProposer {
+    /// Asks `model` (a Bedrock model id or inference profile).
+    pub fn new(model: &str, limits: &runtime::ProposerLimits) -> Result<BedrockProposer> {
+        if model.is_empty() || model.len() > 2048 || model.chars().any(char::is_control) {
+            return Err(failed("bedrock: give a model id (bedrock:MODEL_ID)"));
+        }
+        let (rt, sdk) = crate::store::s3::aws_sdk_config("bedrock")?;
+        Ok(BedrockProposer {
+            model: model.to_string(),
+            client: aws_sdk_bedrockruntime::Client::new(&sdk),
+            rt,
+            timeout: Duration::from_millis(limits.timeout_ms),
+            output_bytes: limits.output_bytes,
+            candidates: usize::try_from(limits.candidates).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Proposer for BedrockProposer {
+    fn kind(&self) -> &'static str {
+        "bedrock"
+    }
+
+    fn name(&self) -> String {
+        runtime::escape(&self.model)
+    }
+
+    fn propose(&self, request: &Request) -> Result<Vec<Candidate>> {
+        use aws_sdk_bedrockruntime::types::{
+            ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message,
+            SystemContentBlock,
+        };
+        let message = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text(prompt(request)))
+            .build()
+            .map_err(|e| failed(format!("bedrock: {e}")))?;
+        let call = self
+            .client
+            .converse()
+            .model_id(&self.model)
+            .system(SystemContentBlock::Text(SYSTEM_PROMPT.into()))
+            .messages(message)
+            .inference_config(InferenceConfiguration::builder().max_tokens(4096).build())
+            .send();
+        let answer = self
+            .rt
+            .block_on(async { tokio::time::timeout(self.timeout, call).await })
+            .map_err(|_| {
+                failed(format!(
+                    "bedrock: no answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| failed(format!("bedrock: {}", crate::error::chain(&e))))?;
+        let mut text = String::new();
+        if let Some(ConverseOutput::Message(m)) = answer.output() {
+            for block in m.content() {
+                if let ContentBlock::Text(t) = block {
+                    text.push_str(t);
+                    text.push('\n');
+                }
+            }
+        }
+        if text.len() as u64 > self.output_bytes {
+            return Err(failed(format!(
+                "bedrock: the answer is over `[proposer] output_bytes` = {} bytes",
+                self.output_bytes
+            )));
+        }
+        Ok(wat_blocks(&text, self.candidates))
+    }
+}
+
 /// What the model is told once.
 pub const SYSTEM_PROMPT: &str = "You write small WebAssembly modules in the text format (WAT) \
 for an evolutionary search. Each module exports one function named \"act\" with exactly the \
@@ -531,7 +620,7 @@ pub fn wat_blocks(text: &str, max: usize) -> Vec<Candidate> {
 }
 
 /// A proposer from its `--proposer` spec: `command:PROGRAM ARGS…` (with `keep_env`
-/// passed on) or `openai:URL` (the model from `TDEV_PROPOSER_MODEL`, default `default`;
+/// passed on), `bedrock:MODEL_ID` or `openai:URL` (the model from `TDEV_PROPOSER_MODEL`, default `default`;
 /// the key from `TDEV_PROPOSER_KEY`, if set).
 pub fn from_spec(
     spec: &str,
@@ -544,13 +633,19 @@ pub fn from_spec(
             keep_env,
             limits,
         )?)),
+        #[cfg(feature = "aws")]
+        Some(("bedrock", model)) => Ok(Box::new(BedrockProposer::new(model, limits)?)),
+        #[cfg(not(feature = "aws"))]
+        Some(("bedrock", _)) => Err(failed(
+            "bedrock: this tdev was built without the aws feature",
+        )),
         Some(("openai", url)) => {
             let model = std::env::var("TDEV_PROPOSER_MODEL").unwrap_or_else(|_| "default".into());
             let key = std::env::var("TDEV_PROPOSER_KEY").ok();
             Ok(Box::new(OpenAiProposer::new(url, &model, key, limits)?))
         }
         _ => Err(failed(format!(
-            "{:?} is not a proposer: command:PROGRAM or openai:URL",
+            "{:?} is not a proposer: command:PROGRAM, bedrock:MODEL_ID or openai:URL",
             runtime::escape(spec)
         ))),
     }

@@ -322,11 +322,16 @@ fn a_slow_or_failing_proposer_never_holds_a_generation() {
     assert_eq!(code(&out, "bad share"), 1);
 }
 
-#[test]
-fn an_openai_shaped_server_on_loopback_is_asked_and_its_wat_blocks_used() {
+/// What a model server was asked: each request's line and authorization, and its body.
+type Asked = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A model server on loopback: takes each request's line, authorization and JSON body,
+/// and answers `answer` (as JSON) with one exact abs module in a ```wat block of the
+/// model's text.
+fn model_server(answer: fn(&str) -> Value) -> (u16, Asked) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let seen: Asked = Arc::default();
     let keep = seen.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -357,7 +362,7 @@ fn an_openai_shaped_server_on_loopback_is_asked_and_its_wat_blocks_used() {
                 .expect("lock")
                 .push((format!("{request_line} {auth}"), v));
             let content = "Here is one:\n```wat\n(module (func (export \"act\") (param i64) (result i64) (select (local.get 0) (i64.sub (i64.const 0) (local.get 0)) (i64.ge_s (local.get 0) (i64.const 0)))))\n```\n";
-            let answer = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]}).to_string();
+            let answer = answer(content).to_string();
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
@@ -365,6 +370,14 @@ fn an_openai_shaped_server_on_loopback_is_asked_and_its_wat_blocks_used() {
             );
         }
     });
+    (port, seen)
+}
+
+#[test]
+fn an_openai_shaped_server_on_loopback_is_asked_and_its_wat_blocks_used() {
+    let (port, seen) = model_server(
+        |content| serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]}),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tdev"))
         .args([
@@ -448,5 +461,80 @@ fn the_proposers_guide_commands_work_as_written() {
     assert!(
         text.contains("solved:     yes") || text.contains("solved"),
         "{text}"
+    );
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn a_bedrock_converse_server_on_loopback_is_asked_and_its_wat_blocks_used() {
+    let (port, seen) = model_server(|content| {
+        serde_json::json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": content}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 10, "outputTokens": 20, "totalTokens": 30},
+            "metrics": {"latencyMs": 5}
+        })
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tdev"))
+        .args([
+            "evolve",
+            "--task",
+            &abs(),
+            "--seed",
+            "4",
+            "--generations",
+            "3",
+            "--json",
+            "--proposer",
+            "bedrock:anthropic.claude-test-v1",
+            "--proposer-sync",
+        ])
+        .current_dir(dir.path())
+        .env(
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("tdev");
+    assert_eq!(
+        code(&out, "evolve"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (&r["solved"], &r["generations"]),
+        (&Value::Bool(true), &1.into()),
+        "{r}"
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (head, body) = &seen[0];
+    // the Converse call, signed (SigV4)
+    assert!(
+        head.starts_with("POST /model/anthropic.claude-test-v1/converse"),
+        "{head}"
+    );
+    assert!(head.contains("AWS4-HMAC-SHA256"), "{head}");
+    let prompt = body["messages"][0]["content"][0]["text"]
+        .as_str()
+        .expect("prompt");
+    assert!(prompt.contains("act(i64) -> i64"), "{prompt}");
+    assert!(
+        body["system"][0]["text"]
+            .as_str()
+            .is_some_and(|s| s.contains("WebAssembly")),
+        "{body}"
+    );
+    let id = r["evolution_id"].as_str().expect("id");
+    let record = stored(dir.path(), "proposals", id, 1);
+    assert_eq!(
+        record["origin"], "proposer:bedrock:anthropic.claude-test-v1",
+        "{record}"
     );
 }

@@ -112,7 +112,8 @@ pub struct Args {
     #[arg(long)]
     store: Option<String>,
     /// Also take candidates from a proposer: `command:PROGRAM ARGS…` (JSON on stdin
-    /// and stdout) or `openai:URL` (a chat completions server; see docs/proposers.md).
+    /// and stdout), `bedrock:MODEL_ID` (Amazon Bedrock's Converse API) or `openai:URL`
+    /// (a chat completions server); see docs/proposers.md.
     #[arg(long, value_name = "SPEC")]
     proposer: Option<String>,
     /// The most of each generation's offspring taken from proposals (0 to 1).
