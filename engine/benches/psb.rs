@@ -10,7 +10,10 @@
 //! `BENCH_TASKS` (comma-separated name prefixes), `BENCH_SELECTION` (comma-separated
 //! schemes, default: each task's, `EvolveConfig::for_task`), `BENCH_POPULATION` (default 300),
 //! `BENCH_GENERATIONS` (default 100), `BENCH_THREADS` (default: all cores), `BENCH_SHOW`
-//! (set: the text form of each task's first generalising champion on stderr).
+//! (set: the text form of each task's first generalising champion on stderr),
+//! `BENCH_PROPOSER` (a `--proposer` spec, e.g. `command:python3
+//! scripts/proposers/templates.py`, asked in sync mode with PATH passed on; paths are
+//! from the repository's root) and `BENCH_PROPOSER_SHARE` (default 0.1).
 
 use engine::evolve::{Evolution, EvolveConfig, Selection};
 use engine::store::FsStore;
@@ -59,6 +62,10 @@ fn main() {
         ..base
     };
     let show_champions = std::env::var_os("BENCH_SHOW").is_some();
+    let proposer = std::env::var("BENCH_PROPOSER").ok();
+    let share: f64 = env("BENCH_PROPOSER_SHARE").unwrap_or(0.1);
+    // The proposer's paths are the repository's.
+    std::env::set_current_dir(&root).expect("cd to the repository");
     // `None`: each task's own scheme (`EvolveConfig::for_task`).
     let schemes: Vec<Option<Selection>> = match std::env::var("BENCH_SELECTION") {
         Ok(list) => list
@@ -73,8 +80,14 @@ fn main() {
     )
     .expect("sandbox");
     println!(
-        "population {}, up to {} generations, threads {}, seeds 1..={seeds}, control flow {}",
-        base.population, base.generations, base.threads, base.control_flow
+        "population {}, up to {} generations, threads {}, seeds 1..={seeds}, control flow {}, proposer {}",
+        base.population,
+        base.generations,
+        base.threads,
+        base.control_flow,
+        proposer
+            .as_deref()
+            .map_or("none".to_string(), |p| format!("{p} (share {share}, sync)"))
     );
     for scheme in schemes {
         println!();
@@ -110,6 +123,20 @@ fn main() {
                 let mut evo =
                     Evolution::start(sandbox.clone(), store, task.clone(), config, vec![])
                         .expect("start");
+                if let Some(spec) = &proposer {
+                    let p = engine::propose::from_spec(
+                        spec,
+                        &["PATH".to_string()],
+                        &sandbox.policy().proposer,
+                    )
+                    .expect("the proposer");
+                    evo.set_proposer(engine::evolve::ProposerSetup {
+                        proposer: p.into(),
+                        share,
+                        sync: true,
+                    })
+                    .expect("set the proposer");
+                }
                 let s = evo.run(|_| {}).expect("run");
                 secs += t.elapsed().as_secs_f64();
                 evals += s.evaluations;

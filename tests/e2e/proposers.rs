@@ -35,6 +35,7 @@ fn evolve(d: &Path, extra: &[&str]) -> Value {
 #[test]
 fn a_deterministic_proposer_in_sync_mode_gives_the_same_run_and_marks_its_members() {
     let t = templates();
+    // a share of 0.05 of the 58 offspring past the 2 elites: 2 places for 5 templates
     let args = [
         "--task",
         &abs(),
@@ -49,6 +50,8 @@ fn a_deterministic_proposer_in_sync_mode_gives_the_same_run_and_marks_its_member
         "--proposer-sync",
         "--proposer-env",
         "PATH",
+        "--proposer-share",
+        "0.05",
     ];
     let (a, b) = (
         tempfile::tempdir().expect("a"),
@@ -63,8 +66,11 @@ fn a_deterministic_proposer_in_sync_mode_gives_the_same_run_and_marks_its_member
     let log = stored(a.path(), "fitness_logs", id, 1);
     let p = &log["proposals"];
     assert_eq!(p["requested"], 1, "{log}");
-    assert!(p["used"].as_u64().expect("used") >= 1, "{log}");
-    assert_eq!(p["rejected"], 0, "{log}");
+    assert_eq!(
+        (&p["candidates"], &p["used"], &p["rejected"]),
+        (&5.into(), &2.into(), &0.into()),
+        "{log}"
+    );
     let record = stored(a.path(), "proposals", id, 1);
     assert!(
         record["origin"]
@@ -537,4 +543,59 @@ fn a_bedrock_converse_server_on_loopback_is_asked_and_its_wat_blocks_used() {
         record["origin"], "proposer:bedrock:anthropic.claude-test-v1",
         "{record}"
     );
+}
+
+#[test]
+fn the_metrics_count_what_became_of_an_evolutions_proposals() {
+    let s = crate::server::start(&[], crate::serve::TOKEN);
+    let d = s.dir.path();
+    let quartic = fixture("tasks/quartic.toml").to_string_lossy().into_owned();
+    let t = templates();
+    let r = evolve(
+        d,
+        &[
+            "--task",
+            &quartic,
+            "--seed",
+            "3",
+            "--generations",
+            "3",
+            "--population",
+            "40",
+            "--proposer",
+            &t,
+            "--proposer-sync",
+            "--proposer-env",
+            "PATH",
+            "--proposer-share",
+            "0.25",
+        ],
+    );
+    let id = r["evolution_id"].as_str().expect("id");
+    // what the generations counted, summed
+    let (mut used, mut rejected) = (0u64, 0u64);
+    for g in 1..=3 {
+        let p = &stored(d, "fitness_logs", id, g)["proposals"];
+        used += p["used"].as_u64().expect("used");
+        rejected += p["rejected"].as_u64().expect("rejected");
+    }
+    assert!(used > 0, "the templates are admitted");
+    let au = crate::serve::auth();
+    let (status, _, body) = crate::serve::http(
+        &s.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", au.as_str())],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    for (name, want) in [
+        ("tdev_evolution_proposals_used", used),
+        ("tdev_evolution_proposals_rejected", rejected),
+        ("tdev_evolution_proposals_failed", 0),
+    ] {
+        let line = format!("{name}{{evolution_id=\"{id}\"}} {want}\n");
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
 }
