@@ -328,3 +328,95 @@ fn a_new_run_stores_generation_zero_as_before() {
         assert_eq!(before, after, "{prefix}");
     }
 }
+
+/// Issue 16, point 2: every f64 a task or a checkpoint stores reads back with the same
+/// bits (serde_json parses floats exactly only with `float_roundtrip`).
+#[test]
+fn floats_read_back_bit_for_bit() {
+    // Spread over every exponent: the bits of a simple generator, finite values only.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut values = Vec::new();
+    while values.len() < 20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let f = f64::from_bits(x);
+        if f.is_finite() {
+            values.push(f);
+        }
+    }
+    let cases: Vec<String> = values
+        .iter()
+        .map(|v| format!("{{ args = [{v:?}], expect = {v:?} }}"))
+        .collect();
+    let task = engine::task::Task::parse(
+        &format!(
+            "name = \"floats\"\nparams = [\"f64\"]\nresult = \"f64\"\nerror = \"abs\"\nsuccess_threshold = 0.0\ncases = [{}]\n",
+            cases.join(", ")
+        ),
+        false,
+    )
+    .expect("task");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::open(&format!("file://{}", dir.path().display())).expect("store");
+    let config = evolve::EvolveConfig::for_task(&task);
+    let id = Evolution::prepare(s.as_ref(), &task, &config).expect("prepare");
+    let back = Evolution::stored(s.as_ref(), &id).expect("stored").task;
+    let off: Vec<(u64, u64)> = task
+        .cases
+        .iter()
+        .zip(&back.cases)
+        .filter(|(a, b)| a.args[0].bits() != b.args[0].bits())
+        .map(|(a, b)| (a.args[0].bits(), b.args[0].bits()))
+        .take(5)
+        .collect();
+    assert!(off.is_empty(), "read back with other bits: {off:x?}");
+}
+
+/// Issue 16, point 2: an f64 evolution split and resumed breeds what an uninterrupted
+/// one breeds (its stored task and history read back exactly).
+#[test]
+fn an_f64_evolution_resumed_breeds_what_an_uninterrupted_one_breeds() {
+    let task = engine::task::Task::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/quartic.toml"),
+    )
+    .expect("task");
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    let config = |generations| evolve::EvolveConfig {
+        seed: 11,
+        population: 60,
+        generations,
+        threads: 1,
+        ..evolve::EvolveConfig::for_task(&task)
+    };
+    let run = |s: Arc<dyn BlobStore>, generations| {
+        let mut e = Evolution::start(
+            sandbox.clone(),
+            s,
+            task.clone(),
+            config(generations),
+            vec![],
+        )
+        .expect("start");
+        (e.id().to_string(), e.run(|_| {}).expect("run"))
+    };
+    let whole_dir = tempfile::tempdir().expect("tempdir");
+    let whole = store::open(&format!("file://{}", whole_dir.path().display())).expect("store");
+    let (_, a) = run(whole, 10);
+    let split_dir = tempfile::tempdir().expect("tempdir");
+    let split = store::open(&format!("file://{}", split_dir.path().display())).expect("store");
+    let (id, first) = run(split.clone(), 4);
+    assert_eq!(first.generations, 4);
+    let mut resumed =
+        Evolution::resume(sandbox.clone(), split, &id, Some(10), Some(1)).expect("resume");
+    let b = resumed.run(|_| {}).expect("run");
+    assert_eq!(a.generations, b.generations);
+    assert_eq!(a.best.agent_id, b.best.agent_id);
+    assert_eq!(a.best.train_error.to_bits(), b.best.train_error.to_bits());
+    let bits = |h: &[(f64, f64)]| {
+        h.iter()
+            .map(|(x, y)| (x.to_bits(), y.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&a.history), bits(&b.history));
+}
