@@ -38,6 +38,41 @@ fn read_dir(dir: &Path) -> Result<Option<fs::ReadDir>> {
     }
 }
 
+/// Refuses a path of the store that goes through a symbolic link: `rel`'s components
+/// under `root` (the store's own folder may be a link; nothing inside it is followed,
+/// so a planted link cannot make a write, read or delete reach outside the store).
+fn no_links(root: &Path, rel: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io(&at)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a symbolic link inside the store: not followed",
+                )));
+            }
+            Ok(_) => {}
+            // The rest does not exist yet: nothing to follow.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&at)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A temporary name no one can guess: the process, a counter and 64 random bits.
+fn temp_name() -> String {
+    use std::hash::BuildHasher;
+    // A fresh `RandomState` has random keys: hashing with it is a random number.
+    let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    format!(
+        ".tmp-{}-{}-{r:016x}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Writes `bytes` to a synced temporary file beside `path`, puts it in place with
 /// `place` (given the temporary file), and makes the directory entry durable. On an
 /// error the temporary file is removed (best effort: the error returned is the one
@@ -49,13 +84,10 @@ fn via_temp<T>(
 ) -> Result<T> {
     let dir = path.parent().unwrap_or(path).to_path_buf();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = dir.join(temp_name());
     let write = || -> std::io::Result<T> {
-        let mut f = File::create(&tmp)?;
+        // Created here and now (O_EXCL): never a file or link already there.
+        let mut f = File::options().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         let placed = place(&tmp)?;
@@ -116,7 +148,17 @@ impl FsStore {
 
     fn path(&self, bucket: Bucket, key: &str) -> Result<PathBuf> {
         check_key(key)?;
-        Ok(self.root.join(Self::bucket_dir(bucket)).join(key))
+        let rel = Path::new(Self::bucket_dir(bucket)).join(key);
+        no_links(&self.root, &rel)?;
+        Ok(self.root.join(rel))
+    }
+
+    /// The path of a state row, `state/<key>`, refused through a link.
+    fn state_path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        let rel = Path::new("state").join(key);
+        no_links(&self.root, &rel)?;
+        Ok(self.root.join(rel))
     }
 }
 
@@ -133,14 +175,13 @@ impl BlobStore for FsStore {
     /// The state table lives beside the buckets, as `state/<evolution>/<gen>.json`.
     fn put_state(&self, item: &StateItem) -> Result<bool> {
         let key = format!("{}/{:06}.json", item.evolution_id, item.generation);
-        check_key(&key)?;
+        let path = self.state_path(&key)?;
         let bytes = to_json("a state row", item)?;
-        create_new(&self.root.join("state").join(&key), &bytes)
+        create_new(&path, &bytes)
     }
 
     fn get_states(&self, evolution_id: &str) -> Result<Vec<StateItem>> {
-        check_key(evolution_id)?;
-        let dir = self.root.join("state").join(evolution_id);
+        let dir = self.state_path(evolution_id)?;
         let mut out = Vec::new();
         for entry in read_dir(&dir)?.into_iter().flatten() {
             let entry = entry.map_err(io(&dir))?;
@@ -160,8 +201,7 @@ impl BlobStore for FsStore {
 
     fn delete_state(&self, evolution_id: &str, generation: u32) -> Result<()> {
         let key = format!("{evolution_id}/{generation:06}.json");
-        check_key(&key)?;
-        let path = self.root.join("state").join(&key);
+        let path = self.state_path(&key)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -187,11 +227,11 @@ impl BlobStore for FsStore {
 
     fn put_if(&self, bucket: Bucket, key: &str, bytes: &[u8], version: &Version) -> Result<bool> {
         let path = self.path(bucket, key)?;
-        let lock_path = self
-            .root
-            .join("locks")
+        let lock_rel = Path::new("locks")
             .join(Self::bucket_dir(bucket))
             .join(format!("{key}.lock"));
+        no_links(&self.root, &lock_rel)?;
+        let lock_path = self.root.join(lock_rel);
         let lock_dir = lock_path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&lock_dir).map_err(io(&lock_dir))?;
         let lock = File::options()
@@ -231,6 +271,8 @@ impl BlobStore for FsStore {
                 } else {
                     format!("{rel}/{name}")
                 };
+                // The entry's own type: a symbolic link is neither a folder nor a file
+                // here, and is not followed.
                 let ft = entry.file_type().map_err(io(&dir))?;
                 if ft.is_dir() {
                     if prefix.starts_with(&key) || key.starts_with(prefix) || prefix.is_empty() {
@@ -266,6 +308,69 @@ impl BlobStore for FsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16, point 5: temporaries a writer planted links at, under the names the
+    /// store used to use, are not followed.
+    #[test]
+    fn a_planted_temporary_link_is_never_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = FsStore::open(dir.path().join("store")).expect("store");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"safe").expect("victim");
+        let target = dir.path().join("store/agents/source");
+        fs::create_dir_all(&target).expect("mkdir");
+        let next = TMP_COUNTER.load(Ordering::Relaxed);
+        for n in next..next + 2000 {
+            let link = target.join(format!(".tmp-{}-{n}", std::process::id()));
+            std::os::unix::fs::symlink(&victim, link).expect("plant");
+        }
+        s.put(Bucket::Agents, "source/x", b"evil").expect("put");
+        assert_eq!(fs::read(&victim).expect("victim"), b"safe");
+        assert_eq!(
+            s.get(Bucket::Agents, "source/x").expect("get"),
+            Some(b"evil".to_vec())
+        );
+    }
+
+    /// Issue 16, point 5: a folder of the store replaced by a link to one outside is
+    /// refused for every operation, and nothing outside is read, written or deleted.
+    #[test]
+    fn a_linked_folder_inside_the_store_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("store");
+        let s = FsStore::open(root.clone()).expect("store");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).expect("mkdir");
+        fs::write(outside.join("k"), b"keep me").expect("outside file");
+        std::os::unix::fs::symlink(&outside, root.join("agents/source")).expect("link");
+        let refused = |r: Result<()>, what: &str| {
+            let e = crate::error::chain(&r.expect_err(what));
+            assert!(e.contains("symbolic link inside the store"), "{what}: {e}");
+        };
+        refused(s.delete(Bucket::Agents, "source/k"), "delete");
+        refused(s.get(Bucket::Agents, "source/k").map(|_| ()), "get");
+        refused(s.put(Bucket::Agents, "source/k", b"x"), "put");
+        refused(
+            s.put_new(Bucket::Agents, "source/n", b"x").map(|_| ()),
+            "put_new",
+        );
+        assert!(s.list(Bucket::Agents, "source/").expect("list").is_empty());
+        assert_eq!(fs::read(outside.join("k")).expect("outside"), b"keep me");
+        assert!(!outside.join("n").exists());
+        // a link as the object itself, and in the state rows and the locks
+        fs::remove_file(root.join("agents/source")).expect("unlink");
+        fs::create_dir_all(root.join("agents/source")).expect("mkdir");
+        std::os::unix::fs::symlink(outside.join("k"), root.join("agents/source/k")).expect("link");
+        refused(
+            s.get(Bucket::Agents, "source/k").map(|_| ()),
+            "get of a link",
+        );
+        refused(s.delete(Bucket::Agents, "source/k"), "delete of a link");
+        std::os::unix::fs::symlink(&outside, root.join("state")).expect("link");
+        refused(s.delete_state("e", 1), "delete_state");
+        refused(s.get_states("e").map(|_| ()), "get_states");
+        assert_eq!(fs::read(outside.join("k")).expect("outside"), b"keep me");
+    }
 
     #[test]
     fn put_get_list_delete() {
