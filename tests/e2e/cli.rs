@@ -707,3 +707,29 @@ fn errors_name_what_is_at_fault_once_with_the_right_category() {
         assert!(!first.contains("store I/O"), "`tdev {what}`: {first}");
     }
 }
+
+/// Issue 16, point 8: a read-only command on a mistyped store path finds nothing and
+/// creates nothing; `tdev store init` creates it.
+#[test]
+fn read_only_commands_create_no_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let typo = d.join("stroe");
+    let uri = format!("file://{}", typo.display());
+    let out = tdev(d, &["evolutions", "--store", &uri]);
+    assert_eq!(code(&out, "evolutions"), 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no evolutions"));
+    let out = tdev(d, &["quarantine", "list", "--store", &uri]);
+    assert_eq!(code(&out, "quarantine list"), 0);
+    let out = tdev(
+        d,
+        &["validate", &fixture_arg("agents/echo.wat"), "--store", &uri],
+    );
+    assert_eq!(code(&out, "validate"), 0);
+    assert!(!typo.exists(), "a read-only command created the store");
+    assert_eq!(
+        code(&tdev(d, &["store", "init", "--store", &uri]), "init"),
+        0
+    );
+    assert!(typo.join("agents").is_dir() && typo.join("evolution").is_dir());
+}

@@ -121,16 +121,24 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl FsStore {
-    /// Opens (creating if needed) a store at `root`.
+    /// The store at `root`. Nothing is created until something is written: reading a
+    /// store that is not there (a mistyped path) finds it empty and leaves no folder
+    /// behind. [`FsStore::create`] makes its folders.
     pub fn open(root: PathBuf) -> Result<FsStore> {
-        for b in ["evolution", "agents"] {
-            let dir = root.join(b);
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
-        }
         Ok(FsStore {
             root,
             settings: StoreSettings::default(),
         })
+    }
+
+    /// Makes the store's folders (`tdev store init`).
+    pub fn create(&self) -> Result<()> {
+        for b in ["evolution", "agents"] {
+            no_links(&self.root, Path::new(b))?;
+            let dir = self.root.join(b);
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        Ok(())
     }
 
     /// The same store with the settings of its URI.
@@ -309,6 +317,27 @@ impl BlobStore for FsStore {
 mod tests {
     use super::*;
 
+    /// Issue 16, point 8: opening and reading a store that is not there creates nothing.
+    #[test]
+    fn reading_a_missing_store_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("typo");
+        let s = FsStore::open(root.clone()).expect("store");
+        assert!(
+            s.list(Bucket::Evolution, "checkpoints/")
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            s.get(Bucket::Agents, "quarantine/x.json").expect("get"),
+            None
+        );
+        assert!(s.get_states("e").expect("states").is_empty());
+        assert!(!root.exists(), "a read created the store");
+        s.create().expect("create");
+        assert!(root.join("agents").is_dir() && root.join("evolution").is_dir());
+    }
+
     /// Issue 16, point 5: temporaries a writer planted links at, under the names the
     /// store used to use, are not followed.
     #[test]
@@ -339,6 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("store");
         let s = FsStore::open(root.clone()).expect("store");
+        s.create().expect("create");
         let outside = dir.path().join("outside");
         fs::create_dir_all(&outside).expect("mkdir");
         fs::write(outside.join("k"), b"keep me").expect("outside file");

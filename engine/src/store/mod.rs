@@ -249,6 +249,8 @@ pub fn init(uri: &str) -> Result<Vec<String>> {
         return init_s3(uri);
     }
     let store = open(uri)?;
+    let (path, settings) = file_settings(uri, uri.strip_prefix("file://").unwrap_or(uri))?;
+    FsStore::open(path)?.with_settings(settings).create()?;
     Ok(vec![format!("{}: ready", store.describe())])
 }
 
