@@ -733,3 +733,49 @@ fn read_only_commands_create_no_store() {
     );
     assert!(typo.join("agents").is_dir() && typo.join("evolution").is_dir());
 }
+
+/// Issue 16, point 7: a head that does not parse, or names a generation without its
+/// checkpoint, is an integrity error naming it: `evolutions` and `--resume` exit 1,
+/// never a silent fall back to another generation.
+#[test]
+fn a_corrupt_head_is_named_never_fallen_back_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let r = tdev_json(
+        d,
+        &[
+            "evolve",
+            "--task",
+            &fixture_arg("tasks/abs.toml"),
+            "--seed",
+            "2",
+            "--generations",
+            "2",
+            "--json",
+        ],
+        0,
+    );
+    let id = r["evolution_id"].as_str().expect("id");
+    let head = d.join(format!(".tdev/evolution/checkpoints/{id}/head.json"));
+    let good = std::fs::read(&head).expect("head");
+    for (bad, why) in [
+        (b"{garbage".to_vec(), "head.json"),
+        (
+            br#"{"generation": 7}"#.to_vec(),
+            "names generation 7, whose checkpoint is missing",
+        ),
+    ] {
+        std::fs::write(&head, &bad).expect("break the head");
+        for args in [vec!["evolutions"], vec!["evolve", "--resume", id]] {
+            let out = tdev(d, &args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(code(&out, "corrupt head"), 1, "{args:?}: {err}");
+            assert!(
+                err.contains("head.json") && err.contains(why),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    std::fs::write(&head, good).expect("restore");
+    assert_eq!(code(&tdev(d, &["evolutions"]), "evolutions"), 0);
+}

@@ -24,15 +24,28 @@ pub(super) fn stopped_key(id: &str) -> String {
 
 /// The generation an evolution resumes from: `head.json`, or the newest checkpoint.
 pub fn head_generation(store: &dyn BlobStore, id: &str) -> Result<u32> {
-    if let Some(b) = store.get(Bucket::Evolution, &head_key(id))?
-        && let Ok(head) = serde_json::from_slice::<Head>(&b)
-        && store
+    // A head that is there must be sound: one that does not parse, or names a
+    // generation without its checkpoint, is an integrity error naming it, never a
+    // silent fall back to another generation.
+    let key = head_key(id);
+    if let Some(b) = store.get(Bucket::Evolution, &key)? {
+        let head: Head = from_json(&key, &b)?;
+        if store
             .get(
                 Bucket::Evolution,
                 &gen_key("checkpoints", id, head.generation),
             )?
-            .is_some()
-    {
+            .is_none()
+        {
+            return Err(ErrorKind::Corrupt {
+                key,
+                reason: format!(
+                    "names generation {}, whose checkpoint is missing",
+                    head.generation
+                ),
+            }
+            .into());
+        }
         return Ok(head.generation);
     }
     checkpoint_generations(store, id)?
@@ -148,9 +161,7 @@ fn head_checkpoint(store: &dyn BlobStore, id: &str) -> Result<Option<(u32, Check
     let Some(b) = store.get(Bucket::Evolution, &gen_key("checkpoints", id, head))? else {
         return Ok(None);
     };
-    let Ok(cp) = serde_json::from_slice::<Checkpoint>(&b) else {
-        return Ok(None);
-    };
+    let cp: Checkpoint = from_json(&gen_key("checkpoints", id, head), &b)?;
     let stopped = store
         .get(Bucket::Evolution, &stopped_key(id))?
         .and_then(|b| serde_json::from_slice::<Stopped>(&b).ok())
