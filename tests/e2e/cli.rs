@@ -779,3 +779,40 @@ fn a_corrupt_head_is_named_never_fallen_back_from() {
     std::fs::write(&head, good).expect("restore");
     assert_eq!(code(&tdev(d, &["evolutions"]), "evolutions"), 0);
 }
+
+/// Issue 16, point 7: a quarantined module whose bytes were deleted behind the store's
+/// back is named as missing (exit 1), not shown as too large to keep; `store copy`
+/// refuses a truncated record, naming it.
+#[test]
+fn lost_bytes_and_truncated_records_are_integrity_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let r = tdev_json(
+        d,
+        &["run", &fixture_arg("hostile/wasi_import.wat"), "--json"],
+        3,
+    );
+    let id = r["agent_id"].as_str().expect("id");
+    let hex = id.trim_start_matches("sha256:");
+    std::fs::remove_file(d.join(format!(".tdev/agents/source/{hex}"))).expect("delete the bytes");
+    for json in [false, true] {
+        let mut args = vec!["quarantine", "show", id];
+        if json {
+            args.push("--json");
+        }
+        let out = tdev(d, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out, "show"), 1, "{err}");
+        assert!(err.contains(&format!("source/{hex} is missing")), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("too large"));
+    }
+    // a truncated record is not copied as if it were sound
+    let rec = d.join(format!(".tdev/agents/quarantine/{hex}.json"));
+    let text = std::fs::read(&rec).expect("record");
+    std::fs::write(&rec, &text[..text.len() / 2]).expect("truncate");
+    let to = format!("file://{}", d.join("copy").display());
+    let out = tdev(d, &["store", "copy", "--from", "file://.tdev", "--to", &to]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out, "copy"), 1, "{err}");
+    assert!(err.contains(&format!("quarantine/{hex}.json")), "{err}");
+}

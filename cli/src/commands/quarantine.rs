@@ -209,6 +209,17 @@ pub fn exec(args: Args) -> Result<u8> {
             let wat = module
                 .as_deref()
                 .and_then(|b| runtime::text_form(&policy, b));
+            // Bytes a record says are kept (not purged, within the cap) but are not
+            // there: the store lost them, an integrity error naming the key.
+            let lost = (module.is_none()
+                && r.status != Status::Purged
+                && r.size_bytes <= policy.limits.module_bytes)
+                .then(|| engine::quarantine::source_key(&id));
+            if let (true, Some(key)) = (args.json, &lost) {
+                bail!(
+                    "corrupt store: {key} is missing: the record of {id} says its bytes are kept"
+                );
+            }
             if args.json {
                 print_json(&RecordReport {
                     record: &r,
@@ -300,10 +311,18 @@ pub fn exec(args: Args) -> Result<u8> {
                     (None, None) if r.status == Status::Purged => {
                         println!("  (none: the module's bytes were purged)")
                     }
+                    (None, None) if lost.is_some() => {
+                        println!("  (none: its bytes are missing from the store)")
+                    }
                     (None, None) => println!(
                         "  (none: a module of {} bytes is too large to keep)",
                         r.size_bytes
                     ),
+                }
+                if let Some(key) = lost {
+                    bail!(
+                        "corrupt store: {key} is missing: the record of {id} says its bytes are kept"
+                    );
                 }
             }
         }
