@@ -816,3 +816,53 @@ fn lost_bytes_and_truncated_records_are_integrity_errors() {
     assert_eq!(code(&out, "copy"), 1, "{err}");
     assert!(err.contains(&format!("quarantine/{hex}.json")), "{err}");
 }
+
+/// Issue 16, point 7: a rollback to a generation whose checkpoint or population does
+/// not parse is refused, naming it, and moves nothing.
+#[test]
+fn a_rollback_to_a_corrupt_generation_moves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let r = tdev_json(
+        d,
+        &[
+            "evolve",
+            "--task",
+            &fixture_arg("tasks/quartic.toml"),
+            "--seed",
+            "4",
+            "--generations",
+            "3",
+            "--json",
+        ],
+        0,
+    );
+    let id = r["evolution_id"].as_str().expect("id");
+    let cps = d.join(format!(".tdev/evolution/checkpoints/{id}"));
+    let head = std::fs::read(cps.join("head.json")).expect("head");
+    for (file, key) in [
+        (
+            cps.join("000001.json"),
+            format!("checkpoints/{id}/000001.json"),
+        ),
+        (
+            d.join(format!(".tdev/evolution/generations/{id}/000001.json")),
+            format!("generations/{id}/000001.json"),
+        ),
+    ] {
+        let good = std::fs::read(&file).expect("record");
+        std::fs::write(&file, &good[..good.len() / 2]).expect("truncate");
+        let out = tdev(d, &["rollback", id, "--generation", "1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out, "rollback"), 1, "{err}");
+        assert!(err.contains(&key), "{err}");
+        // nothing moved: the later checkpoints and the head are as they were
+        assert!(cps.join("000002.json").exists() && cps.join("000003.json").exists());
+        assert_eq!(std::fs::read(cps.join("head.json")).expect("head"), head);
+        std::fs::write(&file, good).expect("restore");
+    }
+    assert_eq!(
+        code(&tdev(d, &["rollback", id, "--generation", "1"]), "rollback"),
+        0
+    );
+}

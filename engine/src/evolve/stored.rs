@@ -71,11 +71,25 @@ fn checkpoint_generations(store: &dyn BlobStore, id: &str) -> Result<Vec<u32>> {
 /// commit those generations anew.
 pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
     crate::store::check_key(id)?;
-    if store
-        .get(Bucket::Evolution, &gen_key("checkpoints", id, g))?
-        .is_none()
-    {
+    let cp_key = gen_key("checkpoints", id, g);
+    let Some(cp) = store.get(Bucket::Evolution, &cp_key)? else {
         return Err(ErrorKind::NotFound(format!("generation {g} of {id}")).into());
+    };
+    // The generation rolled back to must be sound before anything moves: its
+    // checkpoint and its population parse (a corrupt one is named, the head kept).
+    from_json::<Checkpoint>(&cp_key, &cp)?;
+    let record_key = gen_key("generations", id, g);
+    match store.get(Bucket::Evolution, &record_key)? {
+        Some(b) => {
+            from_json::<crate::records::GenerationRecord>(&record_key, &b)?;
+        }
+        None => {
+            return Err(ErrorKind::Corrupt {
+                key: record_key,
+                reason: "missing: the generation's population is not in the store".into(),
+            }
+            .into());
+        }
     }
     write_head(store, id, g)?;
     let stamp = now_rfc3339().replace([':', '.'], "-");
