@@ -71,6 +71,28 @@ pub(crate) fn json(body: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
+/// A small evolution `id` of generations 0 and 1 in the file store at `root` (a
+/// rollback checks the generation it goes back to).
+pub(crate) fn two_generations(root: &std::path::Path, id: &str) {
+    let store = engine::store::open(&format!("file://{}", root.display())).expect("store");
+    let task = engine::task::Task::from_file(&fixture("tasks/quartic.toml")).expect("task");
+    let config = engine::evolve::EvolveConfig {
+        population: 10,
+        generations: 1,
+        threads: 1,
+        ..engine::evolve::EvolveConfig::for_task(&task)
+    };
+    let prepared = engine::evolve::Prepared {
+        id: id.to_string(),
+        task,
+        config,
+    };
+    let sandbox = runtime::Sandbox::new(runtime::Policy::default_policy()).expect("sandbox");
+    let mut e =
+        engine::evolve::Evolution::start_prepared(sandbox, store, prepared, vec![]).expect("start");
+    assert_eq!(e.run(|_| {}).expect("run").generations, 1);
+}
+
 pub(crate) fn wasm(name: &str) -> Vec<u8> {
     wat::parse_file(fixture(name)).expect("wat")
 }

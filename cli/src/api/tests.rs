@@ -84,6 +84,31 @@ const ADD: &str = r#"(module (func (export "act") (param i64 i64) (result i64)
     local.get 0 local.get 1 i64.add))"#;
 const SPIN: &str = r#"(module (func (export "act") (result i32) (loop $l (br $l)) i32.const 0))"#;
 
+/// A small evolution `id` of generations 0 and 1 in the file store at `root` (a
+/// rollback checks the generation it goes back to).
+fn two_generations(root: &std::path::Path, id: &str) {
+    let store = engine::store::open(&format!("file://{}", root.display())).expect("store");
+    let task = engine::task::Task::from_file(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/quartic.toml"),
+    )
+    .expect("task");
+    let config = engine::evolve::EvolveConfig {
+        population: 10,
+        generations: 1,
+        threads: 1,
+        ..engine::evolve::EvolveConfig::for_task(&task)
+    };
+    let prepared = engine::evolve::Prepared {
+        id: id.to_string(),
+        task,
+        config,
+    };
+    let sandbox = Sandbox::new(runtime::Policy::default_policy()).expect("sandbox");
+    let mut e =
+        engine::evolve::Evolution::start_prepared(sandbox, store, prepared, vec![]).expect("start");
+    assert_eq!(e.run(|_| {}).expect("run").generations, 1);
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -377,10 +402,8 @@ fn review_decisions_and_the_audit_log() {
             (s, v["error"]["code"].clone()),
             (StatusCode::NOT_FOUND, json!("not_found"))
         );
-        // a rollback of a checkpoint laid down by hand, and an emergency stop
-        let cps = dir.path().join("evolution/checkpoints/evo-t");
-        std::fs::create_dir_all(&cps).expect("mkdir");
-        std::fs::write(cps.join("000001.json"), "{}").expect("checkpoint");
+        // a rollback (of a small evolution of two generations), and an emergency stop
+        two_generations(dir.path(), "evo-t");
         let (s, v) = call(
             &app,
             bare("POST", "/v1/evolutions/evo-t/rollback?generation=1"),

@@ -273,11 +273,8 @@ fn audit_entries_name_the_token_never_its_secret() {
     assert_eq!(st, 200);
     let (st, _, _) = http(a, "DELETE", &format!("/v1/quarantine/{id}"), &op, b"");
     assert_eq!(st, 200);
-    // a rollback (of a checkpoint laid down by hand: the rollback needs no more) and
-    // an emergency stop
-    let evo = s.dir.path().join(".tdev/evolution/checkpoints/evo-audit");
-    std::fs::create_dir_all(&evo).expect("mkdir");
-    std::fs::write(evo.join("000001.json"), "{}").expect("checkpoint");
+    // a rollback (of a small evolution of two generations) and an emergency stop
+    crate::serve::two_generations(&s.dir.path().join(".tdev"), "evo-audit");
     let (st, _, body) = http(
         a,
         "POST",
