@@ -106,6 +106,9 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
             )?;
             store.delete(Bucket::Evolution, &key)?;
         }
+        // The state row of an abandoned generation goes too: the branch bred after
+        // the rollback writes its own (a state row is created once).
+        store.delete_state(id, later)?;
     }
     Ok(())
 }

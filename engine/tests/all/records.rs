@@ -420,3 +420,52 @@ fn an_f64_evolution_resumed_breeds_what_an_uninterrupted_one_breeds() {
     };
     assert_eq!(bits(&a.history), bits(&b.history));
 }
+
+/// Issue 16, point 6: a rollback deletes the state rows of the generations it abandons,
+/// so the branch bred after it has its own rows, not the old branch's.
+#[test]
+fn a_rollback_leaves_no_state_row_of_the_abandoned_branch() {
+    let task = engine::task::Task::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/quartic.toml"),
+    )
+    .expect("task");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store::open(&format!("file://{}", dir.path().display())).expect("store");
+    let sandbox = Sandbox::new(Policy::default_policy()).expect("sandbox");
+    let config = evolve::EvolveConfig {
+        seed: 3,
+        population: 30,
+        generations: 4,
+        threads: 1,
+        ..evolve::EvolveConfig::for_task(&task)
+    };
+    let mut e = Evolution::start(sandbox.clone(), s.clone(), task, config, vec![]).expect("start");
+    let id = e.id().to_string();
+    assert_eq!(e.run(|_| {}).expect("run").generations, 4);
+    let gens = |s: &dyn BlobStore| -> Vec<u32> {
+        s.get_states(&id)
+            .expect("states")
+            .iter()
+            .map(|r| r.generation)
+            .collect()
+    };
+    assert_eq!(gens(s.as_ref()), [0, 1, 2, 3, 4]);
+    evolve::rollback(s.as_ref(), &id, 1).expect("rollback");
+    assert_eq!(gens(s.as_ref()), [0, 1]);
+    // the new branch writes its own rows, which name its own best agents
+    let mut again = Evolution::resume(sandbox, s.clone(), &id, Some(3), Some(1)).expect("resume");
+    again.run(|_| {}).expect("run");
+    for row in s.get_states(&id).expect("states") {
+        let cp: Checkpoint = serde_json::from_value(json(
+            s.as_ref(),
+            Bucket::Evolution,
+            &format!("checkpoints/{id}/{:06}.json", row.generation),
+        ))
+        .expect("checkpoint");
+        assert_eq!(
+            row.best_agent_id, cp.best.agent_id,
+            "generation {}",
+            row.generation
+        );
+    }
+}
