@@ -200,6 +200,29 @@ pub fn quarantine_alert(
     )
 }
 
+/// The alerts of a guarded run of module `id` seen by `source`: a limit it hit (for
+/// the rate rule), and the quarantine it caused.
+pub fn alert_run(
+    a: &engine::alerts::Alerts,
+    source: &str,
+    run: &engine::GuardedRun,
+    origin: &engine::Origin,
+    id: &str,
+) {
+    if run.report.outcome.is_limit() {
+        a.limit_hits(1, source);
+    }
+    if run.quarantined {
+        a.emit(quarantine_alert(
+            source,
+            id,
+            origin,
+            &run.report.outcome.to_string(),
+            run.safety_score,
+        ));
+    }
+}
+
 /// The alert of an emergency stop, pulled by `by`.
 pub fn stop_alert(source: &str, by: &str, at: &str) -> engine::alerts::Event {
     engine::alerts::Event::new(

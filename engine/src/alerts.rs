@@ -112,7 +112,7 @@ impl Event {
     ) -> Event {
         Event {
             event: kind,
-            id: delivery_id(),
+            id: crate::id::random_hex(),
             at: now_rfc3339(),
             source: source.to_string(),
             summary: summary.into(),
@@ -759,16 +759,6 @@ fn publish(
         Ok(_) => Attempt::Delivered,
         Err(e) => Attempt::Again(crate::error::chain(&e)),
     }
-}
-
-/// A fresh id for an alert: 128 random bits in hex.
-fn delivery_id() -> String {
-    use std::hash::BuildHasher;
-    // Each `RandomState` has its own random keys: two hashes are 128 unpredictable bits.
-    let pid = std::process::id();
-    let a = std::collections::hash_map::RandomState::new().hash_one(pid);
-    let b = std::collections::hash_map::RandomState::new().hash_one(pid);
-    format!("{a:016x}{b:016x}")
 }
 
 /// Watches an evolution's generations for the `solved` and `stalled` alerts.

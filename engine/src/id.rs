@@ -113,6 +113,18 @@ impl<'de> Deserialize<'de> for AgentId {
     }
 }
 
+/// 128 unpredictable bits in hex: ids of changes, alerts and temporary names, which must
+/// not repeat or be guessed. Each `RandomState` has its own keys, from a random seed
+/// the OS gives each thread, so two hashes under two of them are 128 random bits (no
+/// crate needed for that).
+pub(crate) fn random_hex() -> String {
+    use std::hash::BuildHasher;
+    let pid = std::process::id();
+    let a = std::collections::hash_map::RandomState::new().hash_one(pid);
+    let b = std::collections::hash_map::RandomState::new().hash_one(pid);
+    format!("{a:016x}{b:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

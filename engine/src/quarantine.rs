@@ -307,6 +307,15 @@ impl AuditEvent {
     }
 }
 
+/// The longest `by` or `reason` of a [`Decision`] (the record keeps one line of each).
+pub const DECISION_TEXT_BYTES: usize = 256;
+
+/// Whether `text` may be a decision's `by` or `reason`: one line of at most
+/// [`DECISION_TEXT_BYTES`].
+pub fn decision_text_fits(text: &str) -> bool {
+    text.len() <= DECISION_TEXT_BYTES && !text.contains(['\n', '\r'])
+}
+
 /// A person's release or purge: who, why, and through what.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Decision {
@@ -730,14 +739,7 @@ pub struct Sighting<'a> {
 
 /// A fresh id for one change of a record: 128 random bits in hex.
 fn update_id() -> String {
-    use std::hash::BuildHasher;
-    // Each `RandomState` has its own keys, derived from a random seed the OS gives each
-    // thread: two hashes under two of them are 128 unpredictable bits, so ids of
-    // different changes do not repeat (no crate needed for that).
-    let pid = std::process::id();
-    let a = std::collections::hash_map::RandomState::new().hash_one(pid);
-    let b = std::collections::hash_map::RandomState::new().hash_one(pid);
-    format!("{a:016x}{b:016x}")
+    crate::id::random_hex()
 }
 
 /// The wait before attempt `attempt + 1` of a conditional update: doubling from 1 ms

@@ -9,23 +9,12 @@ fn guide_commands_work_as_written() {
     // The ```sh blocks, in order, as one script. The tdev of this build stands in for
     // the release build the guide makes (building it again here would only cost time).
     let mut script = String::from("set -u\n");
-    let mut in_sh = false;
-    for line in guide.lines() {
-        if line.starts_with("```sh") {
-            in_sh = true;
+    for line in crate::support::sh_lines(&guide) {
+        if line.starts_with("cargo build --release -p cli") {
             continue;
         }
-        if line.starts_with("```") && in_sh {
-            in_sh = false;
-            continue;
-        }
-        if in_sh {
-            if line.starts_with("cargo build --release -p cli") {
-                continue;
-            }
-            script.push_str(line);
-            script.push('\n');
-        }
+        script.push_str(line);
+        script.push('\n');
     }
     assert!(
         script.contains("tdev new shout --bytes"),

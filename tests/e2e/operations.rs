@@ -9,20 +9,9 @@ fn operations_guide_commands_work_as_written() {
     // The ```sh blocks, in order, as one script; the receiver's port is a free one.
     let port = free_port().to_string();
     let mut script = String::from("set -eu\n");
-    let mut in_sh = false;
-    for line in guide.lines() {
-        if line.starts_with("```sh") {
-            in_sh = true;
-            continue;
-        }
-        if line.starts_with("```") && in_sh {
-            in_sh = false;
-            continue;
-        }
-        if in_sh {
-            script.push_str(&line.replace("8099", &port));
-            script.push('\n');
-        }
+    for line in crate::support::sh_lines(&guide) {
+        script.push_str(&line.replace("8099", &port));
+        script.push('\n');
     }
     assert!(script.contains("alert-receiver.py"), "guide changed shape");
     let dir = crate::readme::checkout();

@@ -1,7 +1,7 @@
 //! Proposers in an evolution: the repo's template proposer (a real program), a hostile
 //! one, a slow one, and an OpenAI-shaped server on loopback.
 
-use crate::support::{code, fixture, root, tdev, tdev_json, write};
+use crate::support::{code, fixture, root, tdev, tdev_json, write_script};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -95,7 +95,7 @@ fn a_resumed_run_uses_the_stored_proposals_and_breeds_the_same() {
     let d = dir.path();
     // the template proposer, counting the requests it gets
     let log = d.join("asked.log");
-    let wrapper = write(
+    let wrapper = write_script(
         d,
         "counting.sh",
         &format!(
@@ -104,9 +104,6 @@ fn a_resumed_run_uses_the_stored_proposals_and_breeds_the_same() {
             root().join("scripts/proposers/templates.py").display()
         ),
     );
-    let mut perm = std::fs::metadata(&wrapper).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&wrapper, perm).expect("chmod");
     let spec = format!("command:{}", wrapper.display());
     // the quartic is not solved in 4 generations: each one asks
     let quartic = fixture("tasks/quartic.toml").to_string_lossy().into_owned();
@@ -163,14 +160,11 @@ fn hostile_candidates_are_refused_counted_and_quarantined_with_their_origin() {
     let answer = format!(
         r#"{{"candidates": [{{"wat": "(module (func (export \"act\") (param f64) (result f64) local.get 0))"}}, {{"wat": "{wasi}"}}, {{"wat": "(modul"}}, {{"wasm_b64": "not base64!"}}, {{"wat": "(module)", "wasm_b64": "AA=="}}, {{"wat": "(module (func (export \"act\") (param i64) (result i64) (loop $l (br $l)) local.get 0))"}}]}}"#
     );
-    let script = write(
+    let script = write_script(
         d,
         "hostile.sh",
         &format!("#!/bin/sh\ncat > /dev/null\ncat <<'EOF'\n{answer}\nEOF\n"),
     );
-    let mut perm = std::fs::metadata(&script).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&script, perm).expect("chmod");
     let spec = format!("command:{}", script.display());
     let r = evolve(
         d,
@@ -235,7 +229,7 @@ fn a_slow_or_failing_proposer_never_holds_a_generation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let marker = d.join("answered");
-    let slow = write(
+    let slow = write_script(
         d,
         "slow.sh",
         &format!(
@@ -243,9 +237,6 @@ fn a_slow_or_failing_proposer_never_holds_a_generation() {
             marker.display()
         ),
     );
-    let mut perm = std::fs::metadata(&slow).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&slow, perm).expect("chmod");
     let quartic = fixture("tasks/quartic.toml").to_string_lossy().into_owned();
     let r = evolve(
         d,
@@ -278,10 +269,7 @@ fn a_slow_or_failing_proposer_never_holds_a_generation() {
     assert!(late >= 1, "an unanswered request is counted late");
     std::thread::sleep(std::time::Duration::from_secs(1));
     // a proposer that fails: counted, the run goes on
-    let failing = write(d, "failing.sh", "#!/bin/sh\necho nope >&2\nexit 7\n");
-    let mut perm = std::fs::metadata(&failing).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&failing, perm).expect("chmod");
+    let failing = write_script(d, "failing.sh", "#!/bin/sh\necho nope >&2\nexit 7\n");
     let r = evolve(
         d,
         &[
@@ -431,22 +419,7 @@ fn an_openai_shaped_server_on_loopback_is_asked_and_its_wat_blocks_used() {
 #[test]
 fn the_proposers_guide_commands_work_as_written() {
     let guide = std::fs::read_to_string(root().join("docs/proposers.md")).expect("guide");
-    let mut script = String::from("set -eu\n");
-    let mut in_sh = false;
-    for line in guide.lines() {
-        if line.starts_with("```sh") {
-            in_sh = true;
-            continue;
-        }
-        if line.starts_with("```") && in_sh {
-            in_sh = false;
-            continue;
-        }
-        if in_sh {
-            script.push_str(line);
-            script.push('\n');
-        }
-    }
+    let script = format!("set -eu\n{}\n", crate::support::sh_lines(&guide).join("\n"));
     assert!(script.contains("templates.py"), "guide changed shape");
     let dir = crate::readme::checkout();
     let out = std::process::Command::new("bash")

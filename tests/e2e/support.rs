@@ -188,3 +188,27 @@ pub fn tdev_json(dir: &Path, args: &[&str], want: i32) -> serde_json::Value {
     );
     json(&out, &what)
 }
+
+/// The lines of a document's ```sh blocks, in order: what a reader pastes.
+pub fn sh_lines(doc: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    for line in doc.lines() {
+        if line.starts_with("```sh") {
+            in_sh = true;
+        } else if line.starts_with("```") && in_sh {
+            in_sh = false;
+        } else if in_sh {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// Writes an executable script `name` in `dir`.
+pub fn write_script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = write(dir, name, text);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    p
+}

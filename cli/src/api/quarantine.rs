@@ -10,6 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
+use engine::quarantine::{DECISION_TEXT_BYTES, decision_text_fits};
 use engine::{Decision, Quarantine};
 use serde::Deserialize;
 
@@ -26,9 +27,6 @@ pub struct DecisionBody {
     pub reason: Option<String>,
 }
 
-/// Longest `by` or `reason` kept (one line each).
-const DECISION_TEXT_BYTES: usize = 256;
-
 /// The decision of `caller` with the request's body: empty, or a JSON [`DecisionBody`].
 fn decision(caller: &Caller, body: &[u8]) -> Result<Decision, ApiError> {
     let given: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -43,7 +41,7 @@ fn decision(caller: &Caller, body: &[u8]) -> Result<Decision, ApiError> {
     };
     for (field, v) in [("by", &given.by), ("reason", &given.reason)] {
         if let Some(v) = v
-            && (v.len() > DECISION_TEXT_BYTES || v.contains(['\n', '\r']))
+            && !decision_text_fits(v)
         {
             return Err(ApiError::BadRequest(format!(
                 "{field} is one line of at most {DECISION_TEXT_BYTES} bytes"

@@ -108,18 +108,7 @@ pub async fn run(
         let run = guard.run(&module, &agent, input, purges_seen, &origin)?;
         state.metrics().count(&run.report);
         if let Some(a) = state.alerts() {
-            if run.report.outcome.is_limit() {
-                a.limit_hits(1, SOURCE);
-            }
-            if run.quarantined {
-                a.emit(crate::common::quarantine_alert(
-                    SOURCE,
-                    agent.id(),
-                    &origin,
-                    &run.report.outcome.to_string(),
-                    run.safety_score,
-                ));
-            }
+            crate::common::alert_run(a, SOURCE, &run, &origin, agent.id());
         }
         Ok(Json(RunReport::new(&agent, &run)).into_response())
     })

@@ -4,6 +4,7 @@
 use crate::common::{open_store, print_json, read_module};
 use crate::report::{QuarantineList, RecordReport, short_name};
 use anyhow::{Context, Result, bail};
+use engine::quarantine::{DECISION_TEXT_BYTES, decision_text_fits};
 use engine::{AgentId, Decision, Origin, Quarantine, Record, Status};
 use std::path::Path;
 
@@ -56,9 +57,6 @@ struct DecisionArgs {
     reason: Option<String>,
 }
 
-/// Longest `--by` or `--reason` kept (the record keeps one line of each).
-const DECISION_TEXT_BYTES: usize = 256;
-
 impl DecisionArgs {
     fn decision(self) -> Result<Decision> {
         // Without --by, the login the shell says; `unknown` shows in the record as such.
@@ -69,7 +67,7 @@ impl DecisionArgs {
             .unwrap_or_else(|| "unknown".into());
         let reason = self.reason.unwrap_or_default();
         for (flag, v) in [("--by", &by), ("--reason", &reason)] {
-            if v.len() > DECISION_TEXT_BYTES || v.contains(['\n', '\r']) {
+            if !decision_text_fits(v) {
                 bail!("{flag} is one line of at most {DECISION_TEXT_BYTES} bytes");
             }
         }

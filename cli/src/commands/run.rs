@@ -7,7 +7,7 @@ use crate::common::{
 use crate::report::{GroupReport, MemberReport, Refusal, RejectedReport, RunReport};
 use anyhow::{Context, Result, bail};
 use engine::{Gate, GroupMember, Guard, Origin, Quarantine};
-use runtime::{ActForm, Agent, Input, RunResult, Value, parse_args};
+use runtime::{ActForm, Agent, Input, RunResult, parse_args};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,34 +53,15 @@ pub struct Args {
 /// What `tdev run` says its alerts come from.
 const SOURCE: &str = "tdev run";
 
-/// Tells the alerts of a guarded run: a quarantine it caused, a limit it hit.
+/// Tells the alerts of a guarded run (see [`crate::common::alert_run`]).
 fn alert_run(
     alerts: Option<&engine::alerts::Alerts>,
     run: &engine::GuardedRun,
     origin: &Origin,
     id: &str,
 ) {
-    let Some(a) = alerts else {
-        return;
-    };
-    if run.report.outcome.is_limit() {
-        a.limit_hits(1, SOURCE);
-    }
-    if run.quarantined {
-        a.emit(crate::common::quarantine_alert(
-            SOURCE,
-            id,
-            origin,
-            &run.report.outcome.to_string(),
-            run.safety_score,
-        ));
-    }
-}
-
-fn value_text(v: Value) -> String {
-    match v {
-        Value::I64(i) => i.to_string(),
-        Value::F64(bits) => format!("{:?}", f64::from_bits(bits)),
+    if let Some(a) = alerts {
+        crate::common::alert_run(a, SOURCE, run, origin, id);
     }
 }
 
@@ -432,7 +413,7 @@ fn print_human(
             let _ = writeln!(text, "status:     {s}");
         }
         Some(RunResult::Value(v)) => {
-            let _ = writeln!(text, "result:     {}", value_text(v));
+            let _ = writeln!(text, "result:     {}", engine::quarantine::value_text(v));
         }
         None => {}
     }

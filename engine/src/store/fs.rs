@@ -61,15 +61,13 @@ fn no_links(root: &Path, rel: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A temporary name no one can guess: the process, a counter and 64 random bits.
+/// A temporary name no one can guess: the process, a counter and 128 random bits.
 fn temp_name() -> String {
-    use std::hash::BuildHasher;
-    // A fresh `RandomState` has random keys: hashing with it is a random number.
-    let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
     format!(
-        ".tmp-{}-{}-{r:016x}",
+        ".tmp-{}-{}-{}",
         std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed),
+        crate::id::random_hex()
     )
 }
 
