@@ -225,9 +225,16 @@ pub(crate) fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<Vec<u8>>
     })
 }
 
-/// `serde_json::from_slice` of the object under `key`.
+/// [`to_json`] with a checksum ([`crate::seal`]): for the records of an evolution.
+pub(crate) fn to_sealed_json<T: serde::Serialize>(what: &str, v: &T) -> Result<Vec<u8>> {
+    Ok(crate::seal::seal(to_json(what, v)?))
+}
+
+/// `serde_json::from_slice` of the object under `key`; a sealed object's checksum is
+/// checked first.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| {
+    let bytes = crate::seal::unseal(key, bytes)?;
+    serde_json::from_slice(&bytes).map_err(|source| {
         ErrorKind::Decode {
             key: key.to_string(),
             source,

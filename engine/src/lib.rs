@@ -41,6 +41,7 @@ pub mod queue;
 pub mod random;
 pub mod records;
 pub mod rng;
+mod seal;
 pub mod store;
 pub mod task;
 pub mod time;

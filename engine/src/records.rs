@@ -93,6 +93,10 @@ pub struct Checkpoint {
     /// What became of proposals so far (absent without a proposer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposals: Option<crate::evolve::ProposalStats>,
+    /// The records this checkpoint commits (absent in checkpoints written before it
+    /// existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<CommittedRecords>,
     /// `running`, `solved` or `finished`.
     pub status: RunStatus,
     /// (best, mean) train error per generation.
@@ -144,10 +148,32 @@ pub struct SafetySnapshot {
 }
 
 /// The generation to resume from: `checkpoints/<id>/head.json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     /// The generation.
     pub generation: u32,
+    /// A random id of the write that set it (a run's commit or a rollback): a run moves
+    /// the head on only from the one it wrote or read itself, with a conditional write,
+    /// so a rollback made meanwhile is never undone. Absent in heads written before it
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+}
+
+/// The records a checkpoint commits: the SHA-256 (hex) of each as stored, and the key
+/// of the copy staged before the checkpoint was written. Only the process whose
+/// checkpoint is written stores them under their own keys; one that lost wrote only its
+/// staged copy, which no one else reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedRecords {
+    /// `checkpoints/<id>/staged/<gen>-<random>.bin`: the three records, staged.
+    pub staged: String,
+    /// Of `generations/<id>/<gen>.json`.
+    pub generation: String,
+    /// Of `fitness_logs/<id>/<gen>.json`.
+    pub fitness_log: String,
+    /// Of `safety_snapshots/<id>/<gen>.json`.
+    pub safety_snapshot: String,
 }
 
 /// A stop request ended the run at its head: `checkpoints/<id>/stopped.json`.

@@ -23,6 +23,41 @@ fn evolve_task(dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
     evolve(dir, &all)
 }
 
+/// The three records (generation, fitness log, safety snapshot) checkpoint `cp` commits,
+/// read as docs/storage.md says: from the staged copy the checkpoint names while it is
+/// there (a commit killed before it published), else from their keys.
+fn committed_records(store: &Path, id: &str, name: &str, cp: &serde_json::Value) -> Vec<Vec<u8>> {
+    if let Some(staged) = cp["records"]["staged"].as_str()
+        && let Ok(bytes) = std::fs::read(store.join("evolution").join(staged))
+    {
+        let rest = bytes
+            .strip_prefix(b"tdev-staged 1\n".as_slice())
+            .expect("a staged commit");
+        let nl = rest.iter().position(|b| *b == b'\n').expect("lengths");
+        let lengths: Vec<usize> = std::str::from_utf8(&rest[..nl])
+            .expect("utf-8")
+            .split(' ')
+            .map(|n| n.parse().expect("a length"))
+            .collect();
+        let mut body = &rest[nl + 1..];
+        let mut out = Vec::new();
+        for n in lengths {
+            let (this, more) = body.split_at(n);
+            out.push(this.to_vec());
+            body = more;
+        }
+        assert!(body.is_empty() && out.len() == 3, "{staged}");
+        return out;
+    }
+    ["generations", "fitness_logs", "safety_snapshots"]
+        .iter()
+        .map(|p| {
+            std::fs::read(store.join("evolution").join(p).join(id).join(name))
+                .unwrap_or_else(|e| panic!("{p}/{id}/{name}: {e}"))
+        })
+        .collect()
+}
+
 /// Every checkpoint parses and every module it names is stored under its own hash.
 fn assert_store_intact(store: &Path, id: &str) -> u32 {
     let cps = store.join("evolution/checkpoints").join(id);
@@ -42,11 +77,9 @@ fn assert_store_intact(store: &Path, id: &str) -> u32 {
         };
         let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read"))
             .expect("checkpoint parses");
-        let record: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(store.join("evolution/generations").join(id).join(&name))
-                .expect("generation record"),
-        )
-        .expect("generation record parses");
+        let records = committed_records(store, id, &name, &cp);
+        let record: serde_json::Value =
+            serde_json::from_slice(&records[0]).expect("generation record parses");
         let stored: std::collections::HashMap<&str, &str> = record["population"]
             .as_array()
             .expect("members")
@@ -77,10 +110,8 @@ fn assert_store_intact(store: &Path, id: &str) -> u32 {
         let bytes =
             std::fs::read(store.join("agents/source").join(&best[7..])).expect("best module");
         assert_eq!(runtime::agent_id(&bytes), best);
-        for prefix in ["generations", "fitness_logs", "safety_snapshots"] {
-            let p = store.join("evolution").join(prefix).join(id).join(&name);
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&p).expect("record")).expect("record parses");
+        for r in &records {
+            let v: serde_json::Value = serde_json::from_slice(r).expect("record parses");
             assert!(v.is_object());
         }
         newest = newest.max(Some(g));

@@ -2,13 +2,14 @@
 
 use super::Tally;
 use super::population::{Eval, Individual, Score};
+use super::publish;
 use super::score::{CaseEnd, case_end};
-use super::stored::{gen_key, write_head};
-use crate::error::{ErrorKind, Result, to_json};
+use super::stored::gen_key;
+use crate::error::{ErrorKind, Result, from_json, to_json, to_sealed_json};
 use crate::id::AgentId;
 use crate::quarantine::source_key;
 use crate::records::{
-    Best, Checkpoint, GenerationRecord, GenerationStats, Member, Metadata, Performance,
+    Best, Checkpoint, GenerationRecord, GenerationStats, Head, Member, Metadata, Performance,
     SafetySnapshot,
 };
 use crate::rng::Rng;
@@ -40,6 +41,8 @@ pub(super) struct Commit {
     pub(super) proposed: BTreeMap<AgentId, String>,
     /// What became of proposals so far, with a proposer.
     pub(super) proposals: Option<super::ProposalStats>,
+    /// The head as this run last read or wrote it: the head moves on from it only.
+    pub(super) head: Option<Head>,
 }
 
 /// The anomaly flags of a generation: a trap rate over 50%, a mean size over 80% of
@@ -132,9 +135,13 @@ pub fn performance_key(id: &AgentId) -> String {
     format!("performance/{}.json", id.hex())
 }
 
-/// Writes a generation; the checkpoint goes last, so a crash at any point leaves the
-/// previous generation the head.
-pub(super) fn write_generation(c: Commit) -> Result<()> {
+/// Writes a generation: its records staged under a key of its own, then the
+/// checkpoint (the commit: one process only creates it), then the records under their
+/// keys, the state row and the head, moved on from the one this run knows only. A crash
+/// at any point leaves the previous generation the head; one after the checkpoint
+/// leaves a commit the next resume finishes from the staged copy. Answers the head
+/// written.
+pub(super) fn write_generation(c: Commit) -> Result<Head> {
     let g = c.generation;
     let stats = &c.stats;
     // The population's modules travel in the generation record (one object per
@@ -159,21 +166,8 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
             })
             .collect(),
     };
-    // Written once: a redo of the generation (a worker that died before its checkpoint,
-    // a twin) finds the same record and leaves it; one that differs is left from a run
-    // rolled back past it, and is replaced.
-    let key = gen_key("generations", &c.id, g);
-    let bytes = to_json("the generation", &record)?;
-    if !c.store.put_new(Bucket::Evolution, &key, &bytes)?
-        && c.store.get(Bucket::Evolution, &key)?.as_deref() != Some(bytes.as_slice())
-    {
-        c.store.put(Bucket::Evolution, &key, &bytes)?;
-    }
-    c.store.put(
-        Bucket::Evolution,
-        &gen_key("fitness_logs", &c.id, g),
-        &to_json("the fitness log", stats)?,
-    )?;
+    let generation_bytes = to_sealed_json("the generation", &record)?;
+    let log_bytes = to_sealed_json("the fitness log", stats)?;
     let prev = c.history.len().checked_sub(2).map(|i| c.history[i].0);
     // Running out of the task's budget per case is a wrong answer, not a trap of the
     // policy's: it does not count towards the trap rate.
@@ -201,11 +195,17 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
         quarantined_total: c.tally.quarantined,
         flags: flags.clone(),
     };
-    c.store.put(
-        Bucket::Evolution,
-        &gen_key("safety_snapshots", &c.id, g),
-        &to_json("the safety snapshot", &snapshot)?,
-    )?;
+    let records = [
+        generation_bytes,
+        log_bytes,
+        to_sealed_json("the safety snapshot", &snapshot)?,
+    ];
+    // Staged under a key of this commit's own: a commit that loses the checkpoint
+    // below has written nothing another process reads.
+    let writer = crate::id::random_hex();
+    let staged_key = format!("checkpoints/{}/staged/{g:06}-{writer}.bin", c.id);
+    c.store
+        .put(Bucket::Evolution, &staged_key, &publish::stage(&records))?;
     let cp = Checkpoint {
         evolution_id: c.id.clone(),
         generation: g,
@@ -229,6 +229,7 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
             size_bytes: best.bytes.len(),
         },
         proposals: c.proposals,
+        records: Some(publish::digests(staged_key.clone(), &records)),
         status: if c.solved {
             RunStatus::Solved
         } else if g >= c.generations {
@@ -243,27 +244,38 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
     // it: a repeat of the same commit (a retry, or a twin resuming the same
     // deterministic run) is accepted, anything else is a conflict.
     let cp_key = gen_key("checkpoints", &c.id, g);
-    if !c
-        .store
-        .put_new(Bucket::Evolution, &cp_key, &to_json("the checkpoint", &cp)?)?
-    {
-        let existing = c
-            .store
-            .get(Bucket::Evolution, &cp_key)?
-            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok());
-        let same = existing.is_some_and(|e| e.rng == cp.rng && e.population == cp.population);
-        if !same {
-            return Err(ErrorKind::Conflict(format!(
-                "generation {g} of {} was committed by another process",
-                c.id
-            ))
-            .into());
+    let created = c.store.put_new(
+        Bucket::Evolution,
+        &cp_key,
+        &to_sealed_json("the checkpoint", &cp)?,
+    )?;
+    let committed = if created {
+        cp
+    } else {
+        // This commit's staged copy is nobody's: the checkpoint names another.
+        c.store.delete(Bucket::Evolution, &staged_key)?;
+        let existing = match c.store.get(Bucket::Evolution, &cp_key)? {
+            Some(b) => Some(from_json::<Checkpoint>(&cp_key, &b)?),
+            None => None,
+        };
+        match existing {
+            Some(e) if e.rng == cp.rng && e.population == cp.population => e,
+            _ => {
+                return Err(ErrorKind::Conflict(format!(
+                    "generation {g} of {} was committed by another process",
+                    c.id
+                ))
+                .into());
+            }
         }
-    }
+    };
+    // The records go under their keys: by this commit, or (the same commit, made
+    // before by a process that stopped short) from that commit's staged copy.
+    publish::publish(c.store.as_ref(), &c.id, &committed)?;
     let item = crate::store::StateItem {
         evolution_id: c.id.clone(),
         generation: g,
-        timestamp: cp.written_at.clone(),
+        timestamp: committed.written_at.clone(),
         agent_code: best.bytes.to_vec(),
         best_agent_id: best.id.clone(),
         fitness_score: best.train_error().min(f64::MAX),
@@ -272,7 +284,45 @@ pub(super) fn write_generation(c: Commit) -> Result<()> {
     };
     // The state row follows the checkpoint; an existing row (a retry) is kept.
     c.store.put_state(&item)?;
-    write_head(c.store.as_ref(), &c.id, g)
+    let head = Head {
+        generation: g,
+        writer: Some(writer),
+    };
+    match publish::move_head(c.store.as_ref(), &c.id, c.head.as_ref(), &head)? {
+        Ok(()) => {
+            publish::clear_staged_below(c.store.as_ref(), &c.id, g)?;
+            Ok(head)
+        }
+        Err(current) => {
+            // Someone moved the head since this run read or wrote it: a rollback, or
+            // another run of this evolution. This run stops; a checkpoint it wrote past
+            // a rollback's head is moved away with the ones the rollback moved.
+            let now = current.as_ref().map(|h| h.generation);
+            if created && now.is_none_or(|h| h < g) {
+                let stamp = now_rfc3339().replace([':', '.'], "-");
+                publish::abandon(c.store.as_ref(), &c.id, g, &stamp)?;
+            }
+            Err(ErrorKind::Conflict(match now {
+                Some(h) if h < g => format!(
+                    "evolution {} was rolled back to generation {h} while this run \
+                     committed generation {g}; this run stops (resume it to go on from \
+                     generation {h})",
+                    c.id
+                ),
+                Some(h) => format!(
+                    "another process is running evolution {} (its head is at generation \
+                     {h}); this run stops",
+                    c.id
+                ),
+                None => format!(
+                    "the head of evolution {} was deleted while this run committed \
+                     generation {g}; this run stops",
+                    c.id
+                ),
+            })
+            .into())
+        }
+    }
 }
 
 /// What running the best agent of a commit on every training case costs: fuel and wall

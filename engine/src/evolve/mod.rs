@@ -17,11 +17,12 @@ pub mod islands;
 mod migrate;
 mod population;
 pub mod proposals;
+mod publish;
 mod score;
 mod selection;
 mod stored;
 
-use crate::error::{ErrorKind, Result, from_json, panic_message, to_json};
+use crate::error::{ErrorKind, Result, from_json, panic_message, to_json, to_sealed_json};
 use crate::genome::{Genome, Ty};
 use crate::id::AgentId;
 use crate::mutators::{self, Mutator};
@@ -50,8 +51,8 @@ pub use stored::{
 };
 
 pub use crate::records::{
-    Best, Checkpoint, EvolutionEntry, GenerationRecord, GenerationStats, Head, Member, Metadata,
-    Performance, SafetySnapshot, Stopped, TaskRecord,
+    Best, Checkpoint, CommittedRecords, EvolutionEntry, GenerationRecord, GenerationStats, Head,
+    Member, Metadata, Performance, SafetySnapshot, Stopped, TaskRecord,
 };
 
 /// The result of [`Evolution::run`].
@@ -92,12 +93,12 @@ fn write_setup(store: &dyn BlobStore, id: &str, task: &Task, config: &EvolveConf
     store.put(
         Bucket::Evolution,
         &format!("checkpoints/{id}/task.json"),
-        &to_json("the task", &TaskRecord::from(task))?,
+        &to_sealed_json("the task", &TaskRecord::from(task))?,
     )?;
     store.put(
         Bucket::Evolution,
         &format!("checkpoints/{id}/config.json"),
-        &to_json("the configuration", config)?,
+        &to_sealed_json("the configuration", config)?,
     )
 }
 
@@ -164,6 +165,8 @@ pub struct Evolution {
     proposal_total: ProposalStats,
     /// Members a proposer offered (from the generation record on resume).
     proposal_marks: BTreeMap<AgentId, String>,
+    /// The head as this run last read or wrote it (`None`: there was none).
+    head: Option<Head>,
 }
 
 impl Evolution {
@@ -230,6 +233,7 @@ impl Evolution {
             key: task_key.clone(),
             reason,
         };
+        let task_bytes = crate::seal::unseal(&task_key, &task_bytes)?;
         let text = std::str::from_utf8(&task_bytes).map_err(|e| corrupt(e.to_string()))?;
         let task = Task::parse(text, true).map_err(|e| corrupt(crate::error::chain(&e)))?;
         let config_key = format!("checkpoints/{id}/config.json");
@@ -298,14 +302,16 @@ impl Evolution {
             proposals: None,
             proposal_total: ProposalStats::default(),
             proposal_marks: BTreeMap::new(),
+            head: None,
         };
+        evo.store.sweep()?;
         write_setup(evo.store.as_ref(), &evo.id, &evo.task, &evo.config)?;
         let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
             bytes.into_iter().map(|b| (b, Vec::new())).collect();
         let n = individuals.len();
         let (pop, stats) = evo.evaluate_all(individuals, n)?;
         evo.population = pop;
-        write_generation(evo.commit(&stats))?;
+        evo.head = Some(write_generation(evo.commit(&stats))?);
         Ok(evo)
     }
 
@@ -328,9 +334,18 @@ impl Evolution {
         if let Some(t) = threads {
             config.threads = t.max(1);
         }
+        // A resume follows a run that may have been killed mid-write: its debris goes.
+        store.sweep()?;
+        let head_seen = publish::read_head(store.as_ref(), id)?;
         let head = head_generation(store.as_ref(), id)?;
         let cp_key = gen_key("checkpoints", id, head);
         let cp: Checkpoint = from_json(&cp_key, &required(store.as_ref(), id, &cp_key)?)?;
+        // A commit cut short after its checkpoint is finished first.
+        publish::publish(store.as_ref(), id, &cp)?;
+        let record: GenerationRecord = from_json(
+            &gen_key("generations", id, head),
+            &publish::read_record(store.as_ref(), id, &cp, 0)?,
+        )?;
         let quarantine = Quarantine::new(store.clone());
         let pool = scoring_pool(config.threads, &sandbox)?;
         let mutators = mutators::all(&consts, config.control_flow);
@@ -362,10 +377,9 @@ impl Evolution {
             proposals: None,
             proposal_total: cp.proposals.unwrap_or_default(),
             proposal_marks: BTreeMap::new(),
+            head: head_seen,
         };
-        let record_key = gen_key("generations", id, head);
-        let record: GenerationRecord =
-            from_json(&record_key, &required(store.as_ref(), id, &record_key)?)?;
+
         let mut modules: HashMap<AgentId, Vec<u8>> = HashMap::new();
         for m in record.population {
             if let Some(w) = &m.proposed_by {
@@ -442,11 +456,11 @@ impl Evolution {
         // The previous generation's records are written while this one is bred and
         // evaluated; it is durable before the next one is written, and before `run`
         // returns.
-        let mut writing: Option<std::thread::JoinHandle<Result<()>>> = None;
-        let finish = |w: Option<std::thread::JoinHandle<Result<()>>>| -> Result<()> {
+        let mut writing: Option<std::thread::JoinHandle<Result<Head>>> = None;
+        let finish = |w: Option<std::thread::JoinHandle<Result<Head>>>| -> Result<Option<Head>> {
             match w {
-                None => Ok(()),
-                Some(h) => h.join().unwrap_or_else(|p| {
+                None => Ok(None),
+                Some(h) => h.join().map(|r| r.map(Some)).unwrap_or_else(|p| {
                     Err(ErrorKind::ThreadPanicked {
                         thread: "tdev-commit".into(),
                         doing: "writing a generation".into(),
@@ -482,7 +496,9 @@ impl Evolution {
             // failed, so its own error is not lost either.
             let written = finish(writing.take());
             let (pop, stats) = evaluated?;
-            written?;
+            if let Some(h) = written? {
+                self.head = Some(h);
+            }
             if self.stop.load(Ordering::SeqCst) {
                 // An interrupted generation is not committed: the last one stays head.
                 stopped = true;
@@ -502,7 +518,9 @@ impl Evolution {
             );
             progress(&stats);
         }
-        finish(writing.take())?;
+        if let Some(h) = finish(writing.take())? {
+            self.head = Some(h);
+        }
         if stopped {
             // The head's status, as `list` shows it, until a resumed run moves the head.
             let stopped = Stopped {
@@ -587,6 +605,7 @@ impl Evolution {
                 .map(|_| self.proposal_total)
                 .or((self.proposal_total != ProposalStats::default())
                     .then_some(self.proposal_total)),
+            head: self.head.clone(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::Evolution;
 use super::islands::{self, IslandPlan};
+use super::publish;
 use crate::error::{ErrorKind, Result, from_json, to_json};
 use crate::records::{Checkpoint, EvolutionEntry, GenerationStats, Head, Stopped};
 use crate::store::{BlobStore, Bucket};
@@ -14,7 +15,7 @@ pub(super) fn gen_key(prefix: &str, id: &str, g: u32) -> String {
     format!("{prefix}/{id}/{g:06}.json")
 }
 
-fn head_key(id: &str) -> String {
+pub(super) fn head_key(id: &str) -> String {
     format!("checkpoints/{id}/head.json")
 }
 
@@ -48,10 +49,18 @@ pub fn head_generation(store: &dyn BlobStore, id: &str) -> Result<u32> {
         }
         return Ok(head.generation);
     }
-    checkpoint_generations(store, id)?
-        .last()
-        .copied()
-        .ok_or_else(|| ErrorKind::NotFound(format!("evolution {id}")).into())
+    // No head: a run cut short before its first commit wrote one, so its newest (and
+    // only) checkpoint is generation 0. Later checkpoints without a head mean the head
+    // was lost: an integrity error, not a guess.
+    match checkpoint_generations(store, id)?.last().copied() {
+        None => Err(ErrorKind::NotFound(format!("evolution {id}")).into()),
+        Some(0) => Ok(0),
+        Some(n) => Err(ErrorKind::Corrupt {
+            key,
+            reason: format!("missing, though generations up to {n} are committed"),
+        }
+        .into()),
+    }
 }
 
 /// The generations with a checkpoint (`checkpoints/<id>/<gen>.json`), in order.
@@ -77,21 +86,35 @@ pub fn rollback(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
     };
     // The generation rolled back to must be sound before anything moves: its
     // checkpoint and its population parse (a corrupt one is named, the head kept).
-    from_json::<Checkpoint>(&cp_key, &cp)?;
+    let target: Checkpoint = from_json(&cp_key, &cp)?;
     let record_key = gen_key("generations", id, g);
-    match store.get(Bucket::Evolution, &record_key)? {
-        Some(b) => {
-            from_json::<crate::records::GenerationRecord>(&record_key, &b)?;
-        }
-        None => {
-            return Err(ErrorKind::Corrupt {
-                key: record_key,
-                reason: "missing: the generation's population is not in the store".into(),
-            }
-            .into());
+    from_json::<crate::records::GenerationRecord>(
+        &record_key,
+        &publish::read_record(store, id, &target, 0)?,
+    )?;
+    publish::publish(store, id, &target)?;
+    // The head moves by a conditional write: a live run of this evolution, which moves
+    // it on from the one it wrote only, then stops at its next commit instead of
+    // carrying on from its own head.
+    let head = Head {
+        generation: g,
+        writer: Some(crate::id::random_hex()),
+    };
+    let attempts = store.settings().update_attempts;
+    let mut moved = false;
+    for _ in 0..attempts {
+        let current = publish::read_head(store, id)?;
+        if publish::move_head(store, id, current.as_ref(), &head)?.is_ok() {
+            moved = true;
+            break;
         }
     }
-    write_head(store, id, g)?;
+    if !moved {
+        return Err(ErrorKind::Conflict(format!(
+            "the head of {id} kept moving: {attempts} attempts to roll it back lost"
+        ))
+        .into());
+    }
     let stamp = now_rfc3339().replace([':', '.'], "-");
     for later in checkpoint_generations(store, id)?
         .into_iter()
@@ -335,13 +358,4 @@ pub fn fitness_logs(store: &dyn BlobStore, id: &str) -> Result<Vec<GenerationSta
     }
     out.sort_by_key(|s| s.generation);
     Ok(out)
-}
-
-/// Writes `checkpoints/<id>/head.json` naming generation `g`.
-pub(super) fn write_head(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
-    store.put(
-        Bucket::Evolution,
-        &head_key(id),
-        &to_json("the head", &Head { generation: g })?,
-    )
 }

@@ -306,6 +306,45 @@ impl BlobStore for FsStore {
         format!("file://{}", self.root.display())
     }
 
+    fn sweep(&self) -> Result<u64> {
+        let max_age = std::time::Duration::from_secs(self.settings.temp_max_age);
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        // Every folder of the store, links not followed (an entry's own type).
+        let mut stack: Vec<PathBuf> = ["evolution", "agents", "state", "locks"]
+            .iter()
+            .map(|d| self.root.join(d))
+            .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+            .collect();
+        while let Some(dir) = stack.pop() {
+            for entry in read_dir(&dir)?.into_iter().flatten() {
+                let entry = entry.map_err(io(&dir))?;
+                let ft = entry.file_type().map_err(io(&dir))?;
+                if ft.is_dir() {
+                    stack.push(entry.path());
+                    continue;
+                }
+                if !ft.is_file() || !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    continue;
+                }
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age >= max_age);
+                if old {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&entry.path())(e)),
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn settings(&self) -> &StoreSettings {
         &self.settings
     }
@@ -481,5 +520,39 @@ mod tests {
             assert!(s.put(Bucket::Agents, key, b"x").is_err(), "{key:?}");
             assert!(s.get(Bucket::Agents, key).is_err(), "{key:?}");
         }
+    }
+
+    #[test]
+    fn sweep_removes_old_temporaries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStore::open(dir.path().to_path_buf()).unwrap();
+        s.put(Bucket::Evolution, "checkpoints/e/000000.json", b"{}")
+            .unwrap();
+        let folder = dir.path().join("evolution/checkpoints/e");
+        let old = folder.join(".tmp-1-2-dead");
+        let fresh = folder.join(".tmp-1-3-live");
+        for p in [&old, &fresh] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        // a link with a temporary's name is not followed
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("keep"), folder.join(".tmp-9-9-link"))
+            .unwrap();
+        assert_eq!(s.sweep().unwrap(), 1);
+        assert!(!old.exists() && fresh.exists());
+        assert!(outside.path().join("keep").exists());
+        assert!(
+            s.get(Bucket::Evolution, "checkpoints/e/000000.json")
+                .unwrap()
+                .is_some()
+        );
     }
 }

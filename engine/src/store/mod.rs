@@ -70,6 +70,11 @@ pub struct StoreSettings {
     /// finds its change there instead of making it twice, even after this many later
     /// changes by others. URI parameter `update_ids`, 1–10000. Default 64.
     pub update_ids: usize,
+    /// Seconds after which a local store's temporary file (`.tmp-*`, left by a process
+    /// killed in the middle of a write) is debris: removed when an evolution starts or
+    /// resumes. URI parameter `temp_max_age`, 1–31536000. Default 600 (a write takes
+    /// milliseconds). Not used by S3, whose writes leave no temporaries.
+    pub temp_max_age: u64,
 }
 
 impl Default for StoreSettings {
@@ -78,6 +83,7 @@ impl Default for StoreSettings {
             trap_history: 32,
             update_attempts: 64,
             update_ids: 64,
+            temp_max_age: 600,
         }
     }
 }
@@ -110,6 +116,13 @@ impl StoreSettings {
                     return Err(format!("update_ids={n} is not in 1..=10000"));
                 }
                 self.update_ids = n as usize;
+            }
+            "temp_max_age" => {
+                let n = num(value)?;
+                if !(1..=31_536_000).contains(&n) {
+                    return Err(format!("temp_max_age={n} is not in 1..=31536000"));
+                }
+                self.temp_max_age = n;
             }
             _ => return Ok(false),
         }
@@ -144,6 +157,11 @@ pub trait BlobStore: Send + Sync {
     fn list(&self, bucket: Bucket, prefix: &str) -> Result<Vec<String>>;
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, bucket: Bucket, key: &str) -> Result<()>;
+    /// Removes what writes cut short left behind (a local store's temporary files
+    /// older than [`StoreSettings::temp_max_age`]); how many were removed.
+    fn sweep(&self) -> Result<u64> {
+        Ok(0)
+    }
     /// A description for messages (`file:///path`).
     fn describe(&self) -> String;
     /// The settings given with the store URI.

@@ -1,5 +1,6 @@
 //! Integration tests of the engine crate.
 
+mod integrity;
 mod interp;
 mod islands;
 mod mutants;

@@ -213,18 +213,36 @@ fn old_evolutions_resume_and_write_records_of_the_same_fields() {
             if what == "fitness log" {
                 want.insert("median_error".to_string());
             }
+            // every record has gained its checksum, the checkpoint the digests of
+            // the records it commits
+            want.insert("checksum".to_string());
+            if what == "checkpoint" {
+                for k in [
+                    "",
+                    ".fitness_log",
+                    ".generation",
+                    ".safety_snapshot",
+                    ".staged",
+                ] {
+                    want.insert(format!("records{k}"));
+                }
+            }
             assert_eq!(want, fields(&after), "{id}: {what}");
         }
         let member = |v: &Value| fields(&v["population"][0]);
         assert_eq!(member(&generation), member(&new("generations")), "{id}");
-        assert_eq!(
-            json(
-                s.as_ref(),
-                Bucket::Evolution,
-                &format!("checkpoints/{id}/head.json")
-            ),
-            serde_json::json!({ "generation": head + 1 })
+        // the head has gained the random id of the commit that wrote it
+        let mut written_head = json(
+            s.as_ref(),
+            Bucket::Evolution,
+            &format!("checkpoints/{id}/head.json"),
         );
+        let writer = written_head
+            .as_object_mut()
+            .and_then(|o| o.remove("writer"))
+            .expect("writer");
+        assert!(writer.as_str().is_some_and(|w| w.len() == 32), "{writer}");
+        assert_eq!(written_head, serde_json::json!({ "generation": head + 1 }));
         // the best module's metadata and performance, as before
         let best: AgentId = summary.best.agent_id.clone();
         for prefix in ["metadata", "performance"] {
@@ -301,6 +319,7 @@ fn a_new_run_stores_generation_zero_as_before() {
             let obj = after.as_object_mut().expect("an object");
             assert_eq!(obj.remove(*k).as_ref(), Some(v), "{key}: {k}");
         }
+        remove_sealing(&mut after, key);
         assert_eq!(before, after, "{key}");
     }
     for prefix in ["generations", "fitness_logs", "safety_snapshots"] {
@@ -325,7 +344,26 @@ fn a_new_run_stores_generation_zero_as_before() {
                 .expect("median_error");
             assert!(median < 1e29 && median >= after["best_error"].as_f64().expect("best"));
         }
+        remove_sealing(&mut after, prefix);
         assert_eq!(before, after, "{prefix}");
+    }
+}
+
+/// Takes out what issue 16 added to every record: its `checksum` (checked to be one),
+/// and a checkpoint's `records` (the digests of the records it commits).
+fn remove_sealing(v: &mut Value, what: &str) {
+    let obj = v.as_object_mut().expect("an object");
+    let sum = obj.remove("checksum").expect("a checksum");
+    assert!(
+        sum.as_str()
+            .is_some_and(|c| c.len() == 71 && c.starts_with("sha256:")),
+        "{what}: {sum}"
+    );
+    if what == "000000.json" {
+        let r = obj.remove("records").expect("the committed records");
+        for k in ["generation", "fitness_log", "safety_snapshot"] {
+            assert!(r[k].as_str().is_some_and(|d| d.len() == 64), "{what}: {r}");
+        }
     }
 }
 

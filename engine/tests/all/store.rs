@@ -31,7 +31,7 @@ pub fn s3_uri() -> String {
 }
 
 /// The local directory and S3 + DynamoDB; without the `aws` feature, two directories.
-fn backends() -> Vec<(String, Arc<dyn BlobStore>, Option<tempfile::TempDir>)> {
+pub fn backends() -> Vec<(String, Arc<dyn BlobStore>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let fs = store::open(&format!("file://{}", dir.path().display())).expect("fs");
     vec![("file".into(), fs, Some(dir)), second_backend()]

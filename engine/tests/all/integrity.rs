@@ -1,0 +1,336 @@
+//! Issue 16: commits, rollbacks and heads under concurrency and damage, on both
+//! backends (the local directory and S3 + DynamoDB on loopback).
+
+use super::store::backends;
+use engine::ErrorKind;
+use engine::evolve::{self, Evolution, EvolveConfig};
+use engine::store::{BlobStore, Bucket, StateItem, Version};
+use runtime::{Policy, Sandbox};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn quartic() -> engine::task::Task {
+    engine::task::Task::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/quartic.toml"),
+    )
+    .expect("task")
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(Policy::default_policy()).expect("sandbox")
+}
+
+/// An evolution of quartic run to generation `to` in `s`; its id.
+fn evolution(s: &Arc<dyn BlobStore>, seed: u64, to: u32) -> String {
+    let task = quartic();
+    let config = EvolveConfig {
+        seed,
+        population: 24,
+        generations: to,
+        threads: 1,
+        ..EvolveConfig::for_task(&task)
+    };
+    let mut e = Evolution::start(sandbox(), s.clone(), task, config, vec![]).expect("start");
+    let summary = e.run(|_| {}).expect("run");
+    assert_eq!(
+        summary.generations, to,
+        "quartic solved early: pick another seed"
+    );
+    e.id().to_string()
+}
+
+fn get(s: &dyn BlobStore, key: &str) -> Option<Vec<u8>> {
+    s.get(Bucket::Evolution, key).expect("get")
+}
+
+/// The records of generation `g` of `id`, as stored.
+fn records(s: &dyn BlobStore, id: &str, g: u32) -> Vec<Option<Vec<u8>>> {
+    [
+        "checkpoints",
+        "generations",
+        "fitness_logs",
+        "safety_snapshots",
+    ]
+    .iter()
+    .map(|p| get(s, &format!("{p}/{id}/{g:06}.json")))
+    .collect()
+}
+
+fn staged(s: &dyn BlobStore, id: &str) -> Vec<String> {
+    s.list(Bucket::Evolution, &format!("checkpoints/{id}/staged/"))
+        .expect("list")
+}
+
+/// The folder of a local backend.
+fn dir_of<'a>(name: &str, dir: &'a Option<tempfile::TempDir>) -> Option<&'a Path> {
+    (name == "file")
+        .then(|| dir.as_ref().map(|d| d.path()))
+        .flatten()
+}
+
+fn is_conflict(e: &engine::Error) -> bool {
+    matches!(e.kind(), ErrorKind::Conflict(_))
+}
+
+/// Point 1: of two runs that breed the same generation differently, the one that loses
+/// the checkpoint writes nothing the winner owns: the committed generation's records
+/// stay the winner's, and the evolution resumes from them.
+#[test]
+fn a_losing_commit_writes_nothing_the_winner_owns() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 5, 2);
+        let mut winner =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(3), Some(1)).expect("resume");
+        let mut loser =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(3), Some(1)).expect("resume");
+        // The loser breeds another generation 3: a migrant from another evolution.
+        let other = {
+            let mut e = Evolution::start(
+                sandbox(),
+                s.clone(),
+                quartic(),
+                EvolveConfig {
+                    seed: 77,
+                    population: 8,
+                    generations: 0,
+                    threads: 1,
+                    ..EvolveConfig::for_task(&quartic())
+                },
+                vec![],
+            )
+            .expect("start");
+            e.run(|_| {}).expect("run").best_module
+        };
+        assert_eq!(loser.immigrate(vec![other]).expect("immigrate"), 1);
+        winner.run(|_| {}).expect("the winner commits");
+        let committed = records(s.as_ref(), &id, 3);
+        assert!(committed.iter().all(Option::is_some), "{name}");
+        let e = loser.run(|_| {}).expect_err("the loser must not commit");
+        assert!(is_conflict(&e), "{name}: {e}");
+        assert_eq!(
+            records(s.as_ref(), &id, 3),
+            committed,
+            "{name}: the loser changed the winner's records"
+        );
+        assert!(staged(s.as_ref(), &id).is_empty(), "{name}: staged debris");
+        // and the committed generation is whole: roll back to it and go on
+        let mut next =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(4), Some(1)).expect("resume");
+        next.run(|_| {}).expect("run on");
+        evolve::rollback(s.as_ref(), &id, 3).expect("rollback");
+        let mut again =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(4), Some(1)).expect("resume");
+        again.run(|_| {}).expect("run again");
+    }
+}
+
+/// Point 3: a rollback made while a run of the evolution is live stands; the run stops
+/// at its next commit with a conflict, and the checkpoint it wrote past the new head is
+/// moved away with its state row.
+#[test]
+fn a_rollback_during_a_live_run_stands_and_stops_the_run() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 6, 3);
+        let mut live =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(6), Some(1)).expect("resume");
+        evolve::rollback(s.as_ref(), &id, 1).expect("rollback");
+        let e = live.run(|_| {}).expect_err("the live run must stop");
+        assert!(is_conflict(&e), "{name}: {e}");
+        assert!(e.to_string().contains("rolled back"), "{name}: {e}");
+        assert_eq!(evolve::head_generation(s.as_ref(), &id).expect("head"), 1);
+        assert!(get(s.as_ref(), &format!("checkpoints/{id}/000004.json")).is_none());
+        let rows: Vec<u32> = s
+            .get_states(&id)
+            .expect("states")
+            .iter()
+            .map(|r| r.generation)
+            .collect();
+        assert_eq!(rows, [0, 1], "{name}");
+        // the rolled-back evolution resumes from the rollback's head
+        let mut again =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(4), Some(1)).expect("resume");
+        assert_eq!(again.generation(), 1);
+        assert_eq!(again.run(|_| {}).expect("run").generations, 4);
+        // and a second rollback finds every generation it lists
+        evolve::rollback(s.as_ref(), &id, 2).expect("rollback again");
+    }
+}
+
+/// Point 7: a deleted head is an integrity error naming it, never a fall back to the
+/// newest checkpoint.
+#[test]
+fn a_deleted_head_is_named() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 7, 2);
+        let head = format!("checkpoints/{id}/head.json");
+        s.delete(Bucket::Evolution, &head).expect("delete");
+        let e = evolve::head_generation(s.as_ref(), &id).expect_err("no fall back");
+        assert!(matches!(e.kind(), ErrorKind::Corrupt { .. }), "{name}: {e}");
+        assert!(e.to_string().contains(&head), "{name}: {e}");
+        let e = evolve::list(s.as_ref()).expect_err("the list names it too");
+        assert!(e.to_string().contains(&head), "{name}: {e}");
+        assert!(Evolution::resume(sandbox(), s.clone(), &id, None, Some(1)).is_err());
+    }
+}
+
+/// Point 7: checkpoints, tasks and records carry a checksum; a change that still
+/// parses (a digit) is caught and the key named.
+#[test]
+fn a_changed_digit_in_a_stored_record_is_caught() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 8, 2);
+        for key in [
+            format!("checkpoints/{id}/000002.json"),
+            format!("checkpoints/{id}/task.json"),
+            format!("checkpoints/{id}/config.json"),
+            format!("generations/{id}/000002.json"),
+        ] {
+            let good = get(s.as_ref(), &key).expect("stored");
+            let text = String::from_utf8(good.clone()).expect("utf-8");
+            assert!(text.contains("\"checksum\": \"sha256:"), "{name}: {key}");
+            // the first digit of the first number after a colon becomes another digit
+            let at = text
+                .find(": ")
+                .and_then(|i| text[i..].find(|c: char| c.is_ascii_digit()).map(|j| i + j))
+                .expect("a digit");
+            let mut bad = good.clone();
+            bad[at] = if bad[at] == b'1' { b'2' } else { b'1' };
+            s.put(Bucket::Evolution, &key, &bad).expect("put");
+            serde_json::from_slice::<serde_json::Value>(&bad).expect("still JSON");
+            let e = match Evolution::resume(sandbox(), s.clone(), &id, None, Some(1)) {
+                Ok(_) => panic!("{name}: {key} changed, resumed anyway"),
+                Err(e) => e,
+            };
+            assert!(
+                e.to_string().contains(&key) && e.to_string().contains("checksum"),
+                "{name}: {key}: {e}"
+            );
+            s.put(Bucket::Evolution, &key, &good).expect("put back");
+        }
+        Evolution::resume(sandbox(), s.clone(), &id, None, Some(1)).expect("whole again");
+    }
+}
+
+/// A store that fails its writes under one prefix while `armed` (a process that dies
+/// after its checkpoint, before its records are published).
+struct FailingPuts {
+    inner: Arc<dyn BlobStore>,
+    prefix: String,
+    armed: AtomicBool,
+}
+
+impl BlobStore for FailingPuts {
+    fn put(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<()> {
+        if self.armed.load(Ordering::SeqCst) && key.starts_with(&self.prefix) {
+            return Err(ErrorKind::Conflict(format!("injected failure writing {key}")).into());
+        }
+        self.inner.put(b, key, bytes)
+    }
+    fn put_new(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<bool> {
+        self.inner.put_new(b, key, bytes)
+    }
+    fn put_state(&self, item: &StateItem) -> engine::Result<bool> {
+        self.inner.put_state(item)
+    }
+    fn get_states(&self, id: &str) -> engine::Result<Vec<StateItem>> {
+        self.inner.get_states(id)
+    }
+    fn delete_state(&self, id: &str, g: u32) -> engine::Result<()> {
+        self.inner.delete_state(id, g)
+    }
+    fn get(&self, b: Bucket, key: &str) -> engine::Result<Option<Vec<u8>>> {
+        self.inner.get(b, key)
+    }
+    fn get_versioned(&self, b: Bucket, key: &str) -> engine::Result<Option<(Vec<u8>, Version)>> {
+        self.inner.get_versioned(b, key)
+    }
+    fn put_if(&self, b: Bucket, key: &str, bytes: &[u8], v: &Version) -> engine::Result<bool> {
+        self.inner.put_if(b, key, bytes, v)
+    }
+    fn list(&self, b: Bucket, prefix: &str) -> engine::Result<Vec<String>> {
+        self.inner.list(b, prefix)
+    }
+    fn delete(&self, b: Bucket, key: &str) -> engine::Result<()> {
+        self.inner.delete(b, key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn settings(&self) -> &engine::store::StoreSettings {
+        self.inner.settings()
+    }
+}
+
+/// Point 1: a commit cut short after its checkpoint (its records not yet under their
+/// keys) is finished from its staged copy by the next resume, which then breeds what an
+/// uninterrupted run breeds.
+#[test]
+fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 9, 2);
+        let failing = Arc::new(FailingPuts {
+            inner: s.clone(),
+            prefix: format!("fitness_logs/{id}/"),
+            armed: AtomicBool::new(true),
+        });
+        let as_store: Arc<dyn BlobStore> = failing.clone();
+        let mut cut =
+            Evolution::resume(sandbox(), as_store, &id, Some(3), Some(1)).expect("resume");
+        cut.run(|_| {}).expect_err("the publishing fails");
+        assert!(get(s.as_ref(), &format!("checkpoints/{id}/000003.json")).is_some());
+        assert_eq!(staged(s.as_ref(), &id).len(), 1, "{name}");
+        assert_eq!(evolve::head_generation(s.as_ref(), &id).expect("head"), 2);
+        // and a process killed before its checkpoint left its staged copy (point 8)
+        let debris = format!("checkpoints/{id}/staged/000003-{}.bin", "ab".repeat(16));
+        s.put(Bucket::Evolution, &debris, b"tdev-staged 1\n0 0 0\n")
+            .expect("put");
+        // and a local store's temporary file left by a killed write, an hour old
+        let tmp = dir_of(&name, &_dir).map(|d| {
+            let p = d.join(format!("evolution/checkpoints/{id}/.tmp-1-1-dead"));
+            std::fs::write(&p, b"partial").expect("write");
+            let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .and_then(|f| f.set_modified(hour_ago))
+                .expect("age");
+            p
+        });
+        let mut resumed =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(5), Some(1)).expect("resume");
+        if let Some(p) = tmp {
+            assert!(!p.exists(), "{name}: debris left");
+        }
+        let resumed_end = resumed.run(|_| {}).expect("run");
+        assert!(staged(s.as_ref(), &id).is_empty(), "{name}");
+        let logs = evolve::fitness_logs(s.as_ref(), &id).expect("logs");
+        assert_eq!(
+            logs.iter().map(|l| l.generation).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        // the same as a run never cut
+        let whole = evolution(&s, 9, 5);
+        let whole_logs = evolve::fitness_logs(s.as_ref(), &whole).expect("logs");
+        assert_eq!(
+            records(s.as_ref(), &id, 5)[1],
+            records(s.as_ref(), &whole, 5)[1],
+            "{name}: population of generation 5"
+        );
+        assert_eq!(
+            logs.iter()
+                .map(|l| l.best_error.to_bits())
+                .collect::<Vec<_>>(),
+            whole_logs
+                .iter()
+                .map(|l| l.best_error.to_bits())
+                .collect::<Vec<_>>(),
+            "{name}"
+        );
+        assert_eq!(resumed_end.best.agent_id, {
+            let mut e = Evolution::resume(sandbox(), s.clone(), &whole, None, Some(1))
+                .expect("resume whole");
+            e.run(|_| {}).expect("run").best.agent_id
+        });
+    }
+}
