@@ -116,6 +116,20 @@ pub enum ErrorKind {
     /// Another process committed the same thing differently.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A resume under a policy other than the one the evolution was started under.
+    #[error(
+        "evolution {id} was started under another policy ({key}): resume it without \
+         --policy (its own policy is used) or with the same policy"
+    )]
+    PolicyDiffers {
+        /// The evolution.
+        id: String,
+        /// Where its policy is stored.
+        key: String,
+    },
+    /// A policy that cannot be written as TOML.
+    #[error("cannot write the policy as TOML: {0}")]
+    PolicyEncode(#[from] toml::ser::Error),
     /// A task file that cannot be used.
     #[error("invalid task: {0}")]
     Task(String),

@@ -130,6 +130,12 @@ pub struct GenerationRecord {
     pub generation: u32,
     /// Its members.
     pub population: Vec<Member>,
+    /// The modules first evaluated in this generation (offspring, proposals, migrants;
+    /// a duplicate of a module evaluated before is not evaluated again). A resume reads
+    /// them back, so its counts stay those of an uninterrupted run. Absent in records
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluated: Vec<AgentId>,
 }
 
 /// A generation's anomaly check: `safety_snapshots/<id>/<gen>.json`.
@@ -158,6 +164,14 @@ pub struct Head {
     /// existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer: Option<String>,
+}
+
+/// The policy an evolution runs under: `checkpoints/<id>/policy.json`, written when it
+/// starts; a resume runs under it and refuses another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    /// The policy as a TOML policy file, every setting written out.
+    pub toml: String,
 }
 
 /// The records a checkpoint commits: the SHA-256 (hex) of each as stored, and the key

@@ -8,7 +8,7 @@ use crate::abi::ABI_V1_IMPORTS;
 use crate::error::{ErrorKind, Result};
 use crate::outcome::Outcome;
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use wasmparser::WasmFeatures;
 
@@ -42,7 +42,7 @@ pub struct Policy {
 }
 
 /// Resource limits (`[limits]`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Largest module admitted, in bytes. Default 6656.
@@ -131,7 +131,7 @@ impl Limits {
 }
 
 /// Allowed Wasm features (`[features]`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct Features {
@@ -192,7 +192,7 @@ impl Features {
 }
 
 /// Weight of each static finding kind (`[weights]`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct Weights {
@@ -209,7 +209,7 @@ pub struct Weights {
 }
 
 /// Weight added when a run hits a limit (`[trap_weights]`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct TrapWeights {
@@ -239,7 +239,7 @@ impl TrapWeights {
 /// Which limit hits may quarantine a module (`[quarantine]`): a hit that may not still
 /// ends the run with its outcome word, and its trap weight still lowers the score
 /// reported, but the module is not held.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineRules {
     /// `out_of_fuel` may quarantine. Default true.
@@ -287,7 +287,7 @@ impl QuarantineRules {
 
 /// Limits on a proposer (`[proposer]`): an outside program or model that offers an
 /// evolution candidate modules, each of them then admitted like any module.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProposerLimits {
     /// How long one request may take, in milliseconds; past it the program is killed
@@ -307,7 +307,7 @@ pub struct ProposerLimits {
 }
 
 /// Where a pattern looks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Import (`module.name`), export and custom-section names.
@@ -514,6 +514,57 @@ impl Policy {
         };
         policy.check()?;
         Ok(policy)
+    }
+
+    /// The policy as a TOML policy file, every setting written out: reading it back
+    /// gives the same policy (an evolution stores it, and resumes under it).
+    pub fn to_toml(&self) -> std::result::Result<String, toml::ser::Error> {
+        #[derive(Serialize)]
+        struct Imports<'a> {
+            allow: &'a [String],
+        }
+        #[derive(Serialize)]
+        struct PatternOut<'a> {
+            name: &'a str,
+            scope: Scope,
+            regex: &'a str,
+            weight: f64,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            min_safety_score: f64,
+            limits: &'a Limits,
+            imports: Imports<'a>,
+            features: &'a Features,
+            weights: &'a Weights,
+            trap_weights: &'a TrapWeights,
+            quarantine: &'a QuarantineRules,
+            proposer: &'a ProposerLimits,
+            patterns: Vec<PatternOut<'a>>,
+        }
+        let out = Out {
+            min_safety_score: self.min_safety_score,
+            limits: &self.limits,
+            imports: Imports {
+                allow: &self.imports,
+            },
+            features: &self.features,
+            weights: &self.weights,
+            trap_weights: &self.trap_weights,
+            quarantine: &self.quarantine,
+            proposer: &self.proposer,
+            patterns: self
+                .patterns
+                .iter()
+                .map(|p| PatternOut {
+                    name: &p.name,
+                    scope: p.scope,
+                    regex: p.regex.as_str(),
+                    weight: p.weight,
+                })
+                .collect(),
+        };
+        toml::to_string(&out)
     }
 
     /// Refuses impossible values, naming the field.
@@ -761,5 +812,22 @@ mod tests {
         assert!(e.contains("patterns `x`"), "{e}");
         let e = err("[[patterns]]\nname = \"x\"\nscope = \"body\"\nregex = \"a\"\nweight = 0.1\n");
         assert!(e.contains("scope") || e.contains("body"), "{e}");
+    }
+
+    #[test]
+    fn to_toml_reads_back_as_the_same_policy() {
+        let custom = Policy::from_toml(
+            "min_safety_score = 0.5\n[limits]\nfuel_per_call = 12345\nwall_clock_ms = 7\n\
+             [quarantine]\ndeadline = false\n[[patterns]]\nname = \"q\"\nscope = \"text\"\n\
+             regex = 'a\\s+\"b'\nweight = 0.25\n",
+        )
+        .expect("custom");
+        let none = Policy::from_toml("patterns = []\n").expect("no patterns");
+        for p in [Policy::default_policy(), custom, none] {
+            let text = p.to_toml().expect("to_toml");
+            let back = Policy::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(format!("{p:?}"), format!("{back:?}"), "{text}");
+            assert_eq!(back.to_toml().expect("again"), text);
+        }
     }
 }

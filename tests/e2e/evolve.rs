@@ -599,3 +599,84 @@ fn the_evolved_program_in_the_docs_is_what_evolve_breeds() {
     let bred = std::fs::read(d.join("smallest.wasm")).expect("smallest.wasm");
     assert_eq!(runtime::agent_id(&bred), runtime::agent_id(&shown));
 }
+
+/// Issue 16, point 6: an evolution stores the policy it started under; `--resume`
+/// without `--policy` runs under it (and so breeds what an uninterrupted run under it
+/// breeds), and a resume with another policy is refused before anything runs.
+#[test]
+fn a_resume_runs_under_the_evolutions_own_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // Little fuel per call: sum_range's loops run out of it where the default's do not.
+    let tight = write(d, "tight.toml", "[limits]\nfuel_per_call = 400\n");
+    let tight_arg = tight.display().to_string();
+    let base = ["--population", "40", "--seed", "3"];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra);
+        evolve_task(d, "sum_range", &args)
+    };
+    let straight = run(&["--generations", "4", "--policy", &tight_arg]);
+    let default = run(&["--generations", "4"]);
+    assert_ne!(
+        (&straight["evaluations"], &straight["culled"]),
+        (&default["evaluations"], &default["culled"]),
+        "the policies must lead to different runs for this test to mean anything"
+    );
+    let first = run(&["--generations", "2", "--policy", &tight_arg]);
+    let id = first["evolution_id"].as_str().expect("id").to_string();
+    let stored = std::fs::read_to_string(
+        d.join(".tdev/evolution/checkpoints")
+            .join(&id)
+            .join("policy.json"),
+    )
+    .expect("the policy is stored");
+    assert!(stored.contains("fuel_per_call = 400"), "{stored}");
+    // another policy (here the default one, named) is refused, and nothing moves
+    let default_policy = crate::support::fixture_arg("../policies/default.toml");
+    let out = tdev(
+        d,
+        &[
+            "evolve",
+            "--resume",
+            &id,
+            "--generations",
+            "4",
+            "--policy",
+            &default_policy,
+        ],
+    );
+    assert_eq!(code(&out, "another policy"), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another policy") && err.contains("policy.json"),
+        "{err}"
+    );
+    let list = json(&tdev(d, &["evolutions", "--json"]), "list");
+    let head = list["evolutions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|e| e["evolution_id"] == id.as_str())
+        .expect("listed")["head_generation"]
+        .clone();
+    assert_eq!(head, 2);
+    // without --policy: its own, the same run as the uninterrupted one
+    let resumed = evolve(d, &["--resume", &id, "--generations", "4"]);
+    for field in ["evaluations", "culled", "best"] {
+        assert_eq!(resumed[field], straight[field], "{field}");
+    }
+    // and with the same policy named again
+    let again = evolve(
+        d,
+        &[
+            "--resume",
+            &id,
+            "--generations",
+            "5",
+            "--policy",
+            &tight_arg,
+        ],
+    );
+    assert_eq!(again["generations"], 5);
+}

@@ -162,13 +162,23 @@ fn watch_stop(
 pub fn exec(args: Args) -> Result<u8> {
     let started = Instant::now();
     let since = engine::time::now_rfc3339();
-    let policy = load_policy(args.policy.as_deref())?;
+    let store = open_store(args.store.as_deref())?;
+    // A resume runs under the evolution's own policy unless one is given (which must be
+    // the same).
+    let stored = match (&args.resume, &args.policy) {
+        (Some(id), None) => Evolution::stored_policy(store.as_ref(), id)
+            .with_context(|| format!("cannot resume {}", runtime::escape(id)))?,
+        _ => None,
+    };
+    let policy = match stored {
+        Some(p) => p,
+        None => load_policy(args.policy.as_deref())?,
+    };
     // Evolution compiles many small short-lived modules: compile for speed of
     // compilation. The policy's limits are the same on this path.
     let sandbox =
         runtime::Sandbox::with_config(policy, runtime::SandboxConfig::new().fast_compile(true))
             .context("cannot start the sandbox")?;
-    let store = open_store(args.store.as_deref())?;
     let alerts = crate::common::alerts(args.alerts.as_deref())?;
     let evo = start(&args, sandbox.clone(), store.clone());
     let mut evo = match evo {

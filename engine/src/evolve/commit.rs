@@ -43,6 +43,8 @@ pub(super) struct Commit {
     pub(super) proposals: Option<super::ProposalStats>,
     /// The head as this run last read or wrote it: the head moves on from it only.
     pub(super) head: Option<Head>,
+    /// The modules first evaluated in this generation.
+    pub(super) evaluated: Vec<AgentId>,
 }
 
 /// The anomaly flags of a generation: a trap rate over 50%, a mean size over 80% of
@@ -165,6 +167,7 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
                 proposed_by: c.proposed.get(&i.id).cloned(),
             })
             .collect(),
+        evaluated: c.evaluated.clone(),
     };
     let generation_bytes = to_sealed_json("the generation", &record)?;
     let log_bytes = to_sealed_json("the fitness log", stats)?;

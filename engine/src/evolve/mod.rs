@@ -102,6 +102,22 @@ fn write_setup(store: &dyn BlobStore, id: &str, task: &Task, config: &EvolveConf
     )
 }
 
+fn policy_key(id: &str) -> String {
+    format!("checkpoints/{id}/policy.json")
+}
+
+/// Stores the policy evolution `id` starts under, once: a resume runs under it.
+fn write_policy(store: &dyn BlobStore, id: &str, policy: &runtime::Policy) -> Result<()> {
+    let record = crate::records::PolicyRecord {
+        toml: policy.to_toml()?,
+    };
+    store.put(
+        Bucket::Evolution,
+        &policy_key(id),
+        &to_sealed_json("the policy", &record)?,
+    )
+}
+
 /// The object `key` of evolution `id`, which must exist.
 fn required(store: &dyn BlobStore, id: &str, key: &str) -> Result<Vec<u8>> {
     store
@@ -167,6 +183,11 @@ pub struct Evolution {
     proposal_marks: BTreeMap<AgentId, String>,
     /// The head as this run last read or wrote it (`None`: there was none).
     head: Option<Head>,
+    /// Modules evaluated before this process resumed the evolution (from the
+    /// generation records): scored again when met, not counted again.
+    seen: std::collections::HashSet<AgentId>,
+    /// Modules first evaluated in the generation being made, for its record.
+    evaluated_now: Vec<AgentId>,
 }
 
 impl Evolution {
@@ -245,6 +266,26 @@ impl Evolution {
         })
     }
 
+    /// The policy evolution `id` was started under; `None` for an evolution stored
+    /// before policies were (or not started yet).
+    pub fn stored_policy(store: &dyn BlobStore, id: &str) -> Result<Option<runtime::Policy>> {
+        crate::store::check_key(id)?;
+        let key = policy_key(id);
+        let Some(b) = store.get(Bucket::Evolution, &key)? else {
+            return Ok(None);
+        };
+        let record: crate::records::PolicyRecord = from_json(&key, &b)?;
+        runtime::Policy::from_toml(&record.toml)
+            .map(Some)
+            .map_err(|e| {
+                ErrorKind::Corrupt {
+                    key,
+                    reason: crate::error::chain(&e),
+                }
+                .into()
+            })
+    }
+
     /// [`Evolution::start`] of a prepared evolution, under its id (one of
     /// [`Evolution::new_id`]'s, as a job names it).
     pub fn start_prepared(
@@ -303,9 +344,12 @@ impl Evolution {
             proposal_total: ProposalStats::default(),
             proposal_marks: BTreeMap::new(),
             head: None,
+            seen: Default::default(),
+            evaluated_now: Vec::new(),
         };
         evo.store.sweep()?;
         write_setup(evo.store.as_ref(), &evo.id, &evo.task, &evo.config)?;
+        write_policy(evo.store.as_ref(), &evo.id, evo.sandbox.policy())?;
         let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
             bytes.into_iter().map(|b| (b, Vec::new())).collect();
         let n = individuals.len();
@@ -333,6 +377,16 @@ impl Evolution {
         }
         if let Some(t) = threads {
             config.threads = t.max(1);
+        }
+        // Same seed, same result: only under the policy it was started under.
+        if let Some(own) = Evolution::stored_policy(store.as_ref(), id)?
+            && own.to_toml()? != sandbox.policy().to_toml()?
+        {
+            return Err(ErrorKind::PolicyDiffers {
+                id: id.to_string(),
+                key: policy_key(id),
+            }
+            .into());
         }
         // A resume follows a run that may have been killed mid-write: its debris goes.
         store.sweep()?;
@@ -378,7 +432,17 @@ impl Evolution {
             proposal_total: cp.proposals.unwrap_or_default(),
             proposal_marks: BTreeMap::new(),
             head: head_seen,
+            seen: Default::default(),
+            evaluated_now: Vec::new(),
         };
+        // Every module evaluated up to the head (the records up to the head are
+        // published: the head moves only after its records are in place).
+        for g in 0..head {
+            let key = gen_key("generations", id, g);
+            let r: GenerationRecord = from_json(&key, &required(store.as_ref(), id, &key)?)?;
+            evo.seen.extend(r.evaluated);
+        }
+        evo.seen.extend(record.evaluated.iter().cloned());
 
         let mut modules: HashMap<AgentId, Vec<u8>> = HashMap::new();
         for m in record.population {
@@ -413,6 +477,7 @@ impl Evolution {
         let (pop, _) = evo.evaluate_all(individuals, n)?;
         evo.population = pop;
         (evo.tally, evo.culled) = counters;
+        evo.evaluated_now.clear();
         Ok(evo)
     }
 
@@ -606,6 +671,7 @@ impl Evolution {
                 .or((self.proposal_total != ProposalStats::default())
                     .then_some(self.proposal_total)),
             head: self.head.clone(),
+            evaluated: std::mem::take(&mut self.evaluated_now),
         }
     }
 }

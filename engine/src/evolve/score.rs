@@ -76,6 +76,14 @@ impl Evolution {
         let mut withheld_now: BTreeMap<Cull, u64> = BTreeMap::new();
         let mut quarantined_now = 0u64;
         for (i, e, trap) in results {
+            // A module this evolution evaluated before a resume is scored again (the
+            // cache did not survive the process) but not counted or quarantined again:
+            // the counts stay those of an uninterrupted run.
+            if self.seen.contains(&ids[i]) {
+                self.cache.insert(ids[i].clone(), e);
+                continue;
+            }
+            self.evaluated_now.push(ids[i].clone());
             self.tally.evaluations += 1;
             match &e {
                 Eval::Culled(o) => *culled_now.entry(Cull::Trap(*o)).or_default() += 1,

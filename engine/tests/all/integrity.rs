@@ -334,3 +334,90 @@ fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
         });
     }
 }
+
+fn sum_range() -> engine::task::Task {
+    engine::task::Task::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tasks/sum_range.toml"),
+    )
+    .expect("task")
+}
+
+/// Point 8: the counts of an evolution resumed twice are those of an uninterrupted run
+/// (a resumed process does not count again what the evolution evaluated before).
+#[test]
+fn counts_after_resumes_equal_an_uninterrupted_runs() {
+    for (name, s, _dir) in backends() {
+        let start = |to: u32| {
+            let task = sum_range();
+            let config = EvolveConfig {
+                seed: 11,
+                population: 30,
+                generations: to,
+                threads: 1,
+                ..EvolveConfig::for_task(&task)
+            };
+            Evolution::start(sandbox(), s.clone(), task, config, vec![]).expect("start")
+        };
+        let whole = start(8).run(|_| {}).expect("run");
+        let mut first = start(2);
+        let id = first.id().to_string();
+        first.run(|_| {}).expect("run");
+        Evolution::resume(sandbox(), s.clone(), &id, Some(5), Some(1))
+            .expect("resume")
+            .run(|_| {})
+            .expect("run");
+        let resumed = Evolution::resume(sandbox(), s.clone(), &id, Some(8), Some(2))
+            .expect("resume")
+            .run(|_| {})
+            .expect("run");
+        assert_eq!(resumed.generations, whole.generations, "{name}");
+        assert_eq!(resumed.best.agent_id, whole.best.agent_id, "{name}");
+        assert_eq!(
+            resumed.evaluations, whole.evaluations,
+            "{name}: evaluations"
+        );
+        assert_eq!(resumed.culled, whole.culled, "{name}: culled");
+        assert_eq!(resumed.quarantined, whole.quarantined, "{name}");
+        assert_eq!(resumed.valid_share, whole.valid_share, "{name}");
+    }
+}
+
+/// Point 6: an evolution runs under the policy it started under; a resume under
+/// another is refused before anything is written, one under the same goes on.
+#[test]
+fn a_resume_under_another_policy_is_refused() {
+    for (name, s, _dir) in backends() {
+        let tight = Policy::from_toml("[limits]\nfuel_per_call = 500\n").expect("policy");
+        let task = sum_range();
+        let config = EvolveConfig {
+            seed: 4,
+            population: 20,
+            generations: 2,
+            threads: 1,
+            ..EvolveConfig::for_task(&task)
+        };
+        let tight_box = Sandbox::new(tight.clone()).expect("sandbox");
+        let mut e =
+            Evolution::start(tight_box.clone(), s.clone(), task, config, vec![]).expect("start");
+        let id = e.id().to_string();
+        e.run(|_| {}).expect("run");
+        let stored = Evolution::stored_policy(s.as_ref(), &id)
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.limits.fuel_per_call, 500, "{name}");
+        let e = match Evolution::resume(sandbox(), s.clone(), &id, Some(3), Some(1)) {
+            Ok(_) => panic!("{name}: resumed under another policy"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(e.kind(), ErrorKind::PolicyDiffers { .. }),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains("policy.json"), "{name}: {e}");
+        assert_eq!(evolve::head_generation(s.as_ref(), &id).expect("head"), 2);
+        let stored_box = Sandbox::new(stored).expect("sandbox");
+        let mut again =
+            Evolution::resume(stored_box, s.clone(), &id, Some(3), Some(1)).expect("resume");
+        assert_eq!(again.run(|_| {}).expect("run").generations, 3, "{name}");
+    }
+}

@@ -216,6 +216,10 @@ fn old_evolutions_resume_and_write_records_of_the_same_fields() {
             // every record has gained its checksum, the checkpoint the digests of
             // the records it commits
             want.insert("checksum".to_string());
+            // and a generation the modules it evaluated first
+            if what == "generation" {
+                want.insert("evaluated".to_string());
+            }
             if what == "checkpoint" {
                 for k in [
                     "",
@@ -345,6 +349,25 @@ fn a_new_run_stores_generation_zero_as_before() {
             assert!(median < 1e29 && median >= after["best_error"].as_f64().expect("best"));
         }
         remove_sealing(&mut after, prefix);
+        if prefix == "generations" {
+            // added since: the modules evaluated first in the generation, each
+            // member among them
+            let evaluated = after
+                .as_object_mut()
+                .expect("an object")
+                .remove("evaluated")
+                .expect("evaluated");
+            let evaluated: Vec<&str> = evaluated
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|v| v.as_str().expect("an id"))
+                .collect();
+            for m in after["population"].as_array().expect("members") {
+                let id = m["agent_id"].as_str().expect("id");
+                assert!(evaluated.contains(&id), "{id}");
+            }
+        }
         assert_eq!(before, after, "{prefix}");
     }
 }
