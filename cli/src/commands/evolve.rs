@@ -101,7 +101,8 @@ pub struct Args {
     /// Worker threads for evaluation (the result does not depend on it).
     #[arg(long)]
     threads: Option<usize>,
-    /// Policy file (default: the built-in policies/default.toml).
+    /// Policy file (default: the built-in policies/default.toml; with --resume, the
+    /// policy the evolution was started under, and a different one is refused).
     #[arg(long)]
     policy: Option<PathBuf>,
     /// Send alerts (quarantines, limit hits over a rate, solved, stalled, failed) as

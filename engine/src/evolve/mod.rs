@@ -118,6 +118,36 @@ fn write_policy(store: &dyn BlobStore, id: &str, policy: &runtime::Policy) -> Re
     )
 }
 
+fn seeds_key(id: &str) -> String {
+    format!("checkpoints/{id}/seeds.json")
+}
+
+/// The seed modules evolution `id` was started with (none stored: none).
+fn stored_seeds(store: &dyn BlobStore, id: &str) -> Result<Vec<Vec<u8>>> {
+    let key = seeds_key(id);
+    let Some(b) = store.get(Bucket::Evolution, &key)? else {
+        return Ok(Vec::new());
+    };
+    #[derive(serde::Deserialize)]
+    struct Seeds {
+        modules_hex: Vec<String>,
+    }
+    let seeds: Seeds = from_json(&key, &b)?;
+    seeds
+        .modules_hex
+        .iter()
+        .map(|h| {
+            runtime::from_hex(h).ok_or_else(|| {
+                ErrorKind::Corrupt {
+                    key: key.clone(),
+                    reason: "a seed is not hex".into(),
+                }
+                .into()
+            })
+        })
+        .collect()
+}
+
 /// The object `key` of evolution `id`, which must exist.
 fn required(store: &dyn BlobStore, id: &str, key: &str) -> Result<Vec<u8>> {
     store
@@ -312,6 +342,7 @@ impl Evolution {
         crate::store::check_key(&id)?;
         let mut rng = Rng::new(config.seed);
         let consts = Arc::new(random::Constants::from_task(&task));
+        let seeds_given = seeds.clone();
         let mut bytes: Vec<Vec<u8>> = seeds;
         while bytes.len() < config.population {
             bytes.push(
@@ -350,6 +381,18 @@ impl Evolution {
         evo.store.sweep()?;
         write_setup(evo.store.as_ref(), &evo.id, &evo.task, &evo.config)?;
         write_policy(evo.store.as_ref(), &evo.id, evo.sandbox.policy())?;
+        if !seeds_given.is_empty() {
+            evo.store.put(
+                Bucket::Evolution,
+                &seeds_key(&evo.id),
+                &to_sealed_json(
+                    "the seeds",
+                    &serde_json::json!({
+                        "modules_hex": seeds_given.iter().map(|b| runtime::to_hex(b)).collect::<Vec<_>>()
+                    }),
+                )?,
+            )?;
+        }
         let individuals: Vec<(Vec<u8>, Vec<AgentId>)> =
             bytes.into_iter().map(|b| (b, Vec::new())).collect();
         let n = individuals.len();
@@ -391,7 +434,25 @@ impl Evolution {
         // A resume follows a run that may have been killed mid-write: its debris goes.
         store.sweep()?;
         let head_seen = publish::read_head(store.as_ref(), id)?;
-        let head = head_generation(store.as_ref(), id)?;
+        let head = match head_generation(store.as_ref(), id) {
+            Ok(h) => h,
+            // Stopped (killed) before generation 0 was committed: it starts again from
+            // its stored setup and seeds, as it would have run. (An island evolution's
+            // islands are started by their jobs.)
+            Err(e)
+                if matches!(e.kind(), ErrorKind::NotFound(_))
+                    && islands::plan(store.as_ref(), id)?.is_none() =>
+            {
+                let seeds = stored_seeds(store.as_ref(), id)?;
+                let prepared = Prepared {
+                    id: id.to_string(),
+                    task,
+                    config,
+                };
+                return Evolution::start_prepared(sandbox, store, prepared, seeds);
+            }
+            Err(e) => return Err(e),
+        };
         let cp_key = gen_key("checkpoints", id, head);
         let cp: Checkpoint = from_json(&cp_key, &required(store.as_ref(), id, &cp_key)?)?;
         // A commit cut short after its checkpoint is finished first.

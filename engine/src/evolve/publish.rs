@@ -77,7 +77,7 @@ pub(super) fn digests(staged: String, records: &[Vec<u8>; 3]) -> CommittedRecord
     }
 }
 
-fn digest_of<'a>(c: &'a CommittedRecords, kind: usize) -> &'a str {
+fn digest_of(c: &CommittedRecords, kind: usize) -> &str {
     match kind {
         0 => &c.generation,
         1 => &c.fitness_log,

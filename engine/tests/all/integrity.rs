@@ -216,18 +216,26 @@ fn a_changed_digit_in_a_stored_record_is_caught() {
 /// after its checkpoint, before its records are published).
 struct FailingPuts {
     inner: Arc<dyn BlobStore>,
-    prefix: String,
+    fails: Box<dyn Fn(&str) -> bool + Send + Sync>,
     armed: AtomicBool,
+}
+
+impl FailingPuts {
+    fn check(&self, key: &str) -> engine::Result<()> {
+        if self.armed.load(Ordering::SeqCst) && (self.fails)(key) {
+            return Err(ErrorKind::Conflict(format!("injected failure writing {key}")).into());
+        }
+        Ok(())
+    }
 }
 
 impl BlobStore for FailingPuts {
     fn put(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<()> {
-        if self.armed.load(Ordering::SeqCst) && key.starts_with(&self.prefix) {
-            return Err(ErrorKind::Conflict(format!("injected failure writing {key}")).into());
-        }
+        self.check(key)?;
         self.inner.put(b, key, bytes)
     }
     fn put_new(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<bool> {
+        self.check(key)?;
         self.inner.put_new(b, key, bytes)
     }
     fn put_state(&self, item: &StateItem) -> engine::Result<bool> {
@@ -269,9 +277,10 @@ impl BlobStore for FailingPuts {
 fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
     for (name, s, _dir) in backends() {
         let id = evolution(&s, 9, 2);
+        let logs = format!("fitness_logs/{id}/");
         let failing = Arc::new(FailingPuts {
             inner: s.clone(),
-            prefix: format!("fitness_logs/{id}/"),
+            fails: Box::new(move |k| k.starts_with(&logs)),
             armed: AtomicBool::new(true),
         });
         let as_store: Arc<dyn BlobStore> = failing.clone();
@@ -419,5 +428,74 @@ fn a_resume_under_another_policy_is_refused() {
         let mut again =
             Evolution::resume(stored_box, s.clone(), &id, Some(3), Some(1)).expect("resume");
         assert_eq!(again.run(|_| {}).expect("run").generations, 3, "{name}");
+    }
+}
+
+/// Point 8: an evolution stopped before its generation 0 was committed is listed, and
+/// `resume` starts it from its stored setup and seeds: the same run as one never
+/// stopped.
+#[test]
+fn an_evolution_stopped_before_generation_0_resumes_as_it_would_have_run() {
+    for (name, s, _dir) in backends() {
+        let task = sum_range();
+        let config = EvolveConfig {
+            seed: 12,
+            population: 20,
+            generations: 3,
+            threads: 1,
+            ..EvolveConfig::for_task(&task)
+        };
+        // a seed module: the best of another evolution
+        let seed = {
+            let mut e = Evolution::start(
+                sandbox(),
+                s.clone(),
+                task.clone(),
+                EvolveConfig {
+                    seed: 99,
+                    generations: 0,
+                    ..config.clone()
+                },
+                vec![],
+            )
+            .expect("start");
+            e.run(|_| {}).expect("run").best_module
+        };
+        let whole = Evolution::start(
+            sandbox(),
+            s.clone(),
+            task.clone(),
+            config.clone(),
+            vec![seed.clone()],
+        )
+        .expect("start")
+        .run(|_| {})
+        .expect("run");
+        let failing: Arc<dyn BlobStore> = Arc::new(FailingPuts {
+            inner: s.clone(),
+            fails: Box::new(|k| k.starts_with("checkpoints/") && k.ends_with("/000000.json")),
+            armed: AtomicBool::new(true),
+        });
+        let before: Vec<String> = evolve::list(s.as_ref())
+            .expect("list")
+            .into_iter()
+            .map(|e| e.evolution_id)
+            .collect();
+        assert!(
+            Evolution::start(sandbox(), failing, task, config, vec![seed]).is_err(),
+            "{name}"
+        );
+        let orphan = evolve::list(s.as_ref())
+            .expect("list")
+            .into_iter()
+            .find(|e| !before.contains(&e.evolution_id))
+            .unwrap_or_else(|| panic!("{name}: the stopped evolution is not listed"));
+        let resumed = Evolution::resume(sandbox(), s.clone(), &orphan.evolution_id, None, None)
+            .expect("resume")
+            .run(|_| {})
+            .expect("run");
+        assert_eq!(resumed.generations, whole.generations, "{name}");
+        assert_eq!(resumed.best.agent_id, whole.best.agent_id, "{name}");
+        assert_eq!(resumed.evaluations, whole.evaluations, "{name}");
     }
 }
