@@ -42,6 +42,10 @@ enum Ins {
     Set(u32),
     Tee(u32),
     Num(NumOp),
+    /// `f64.mul` of two values Cranelift knows as negations (`fmul(fneg x, fneg y)`),
+    /// which its optimizer rewrites to `fmul(x, y)`: the same number, but a NaN operand
+    /// comes out with its sign flipped.
+    MulNegNeg,
     Select,
     Drop,
     /// `nop`, `block`, `end`: nothing, no fuel.
@@ -196,6 +200,17 @@ impl Plan {
                     s.pop().ok_or(bad)?;
                 }
                 Ins::Skip => {}
+                Ins::MulNegNeg => {
+                    used += 1;
+                    let b = s.pop().ok_or(bad)?;
+                    let a = s.pop().ok_or(bad)?;
+                    let r = num(NumOp::F64Mul, a, b)?;
+                    s.push(if f(a).is_nan() || f(b).is_nan() {
+                        r ^ SIGN
+                    } else {
+                        r
+                    });
+                }
                 Ins::Num(n) => {
                     used += 1;
                     let arity = n.sig().0.len();
@@ -271,6 +286,7 @@ fn compile(g: &Genome, typing: &Typing) -> Option<Vec<Ins>> {
     let ops = &g.ops;
     let n = ops.len();
     let pairs = matching(ops)?;
+    let neg_neg = negated_products(g)?;
     // Open frames: (index of the opener, is a loop, stack height at entry, label arity).
     let mut frames: Vec<(usize, bool, usize, usize)> = Vec::new();
     let mut code = Vec::with_capacity(n);
@@ -298,6 +314,7 @@ fn compile(g: &Genome, typing: &Typing) -> Option<Vec<Ins>> {
             Op::LocalGet(l) => Ins::Get(*l),
             Op::LocalSet(l) => Ins::Set(*l),
             Op::LocalTee(l) => Ins::Tee(*l),
+            Op::Num(NumOp::F64Mul) if neg_neg.get(i) == Some(&true) => Ins::MulNegNeg,
             Op::Num(x) => Ins::Num(*x),
             Op::Select => Ins::Select,
             Op::Drop => Ins::Drop,
@@ -357,6 +374,240 @@ fn bool_(b: bool) -> u64 {
 }
 
 const QUIET: u64 = 0x0008_0000_0000_0000;
+const SIGN: u64 = 0x8000_0000_0000_0000;
+
+/// What Cranelift's optimizer can know of a value, as far as its one float rewrite that
+/// changes result bits is concerned: `fmul(fneg x, fneg y)` → `fmul(x, y)` (the same
+/// number; a NaN operand's sign comes out flipped). Negating a constant folds to a
+/// constant (no `fneg` left), and `fneg(fneg x)` is `x`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tag {
+    /// Neither a constant nor a negation.
+    Plain,
+    /// An `f64` constant (folded: constant operands with a number as the result).
+    Const(u64),
+    /// An integer that may be a constant.
+    IntConst,
+    /// `fneg` of a value that is not a constant; `inner_unknown` when that value might
+    /// itself be a negation or a constant.
+    Neg { inner_unknown: bool },
+    /// Any of these, depending on what the optimizer merged.
+    Unknown,
+}
+
+/// Abstract state: the stack and the locals; `None` in unreachable code.
+type Tags = Option<(Vec<Tag>, Vec<Tag>)>;
+
+/// For each op of `g`, whether it is an `f64.mul` Cranelift rewrites (both operands
+/// negations); `None` when that cannot be told (values merged at control flow that may
+/// or may not be negations): such a body is left to the sandbox.
+///
+/// Follows Cranelift's SSA: a value reaches a merge point (a loop header, the `end` of
+/// a block or `if` with more than one way in) unchanged only when every way brings the
+/// same value, so a tag other than `Plain` becomes `Unknown` there.
+fn negated_products(g: &Genome) -> Option<Vec<bool>> {
+    struct Frame {
+        is_loop: bool,
+        height: usize,
+        results: usize,
+        /// An `if`'s state for its else-branch, until `else` takes it.
+        else_state: Tags,
+        /// States at branches to the end, and the end's own way in.
+        incoming: Vec<(Vec<Tag>, Vec<Tag>)>,
+    }
+    let merge = |a: Tag, b: Tag| {
+        if a == Tag::Plain && b == Tag::Plain {
+            Tag::Plain
+        } else {
+            Tag::Unknown
+        }
+    };
+    let at_loop = |t: Tag| {
+        if t == Tag::Plain {
+            Tag::Plain
+        } else {
+            Tag::Unknown
+        }
+    };
+    let mut out = vec![false; g.ops.len()];
+    let mut locals: Vec<Tag> = Vec::new();
+    for (i, t) in g.local_types.iter().enumerate() {
+        locals.push(match (i < g.params.len(), (*t)?) {
+            (true, _) => Tag::Plain,
+            (false, Ty::F64) => Tag::Const(0),
+            (false, _) => Tag::IntConst,
+        });
+    }
+    let mut st: Tags = Some((Vec::new(), locals));
+    let mut frames: Vec<Frame> = Vec::new();
+    // The state carried by a branch to `frames[k]`'s label, or nothing for a loop or the
+    // function.
+    let branch = |frames: &mut Vec<Frame>, d: u32, state: &(Vec<Tag>, Vec<Tag>)| -> Option<()> {
+        let Some(k) = frames.len().checked_sub(1 + d as usize) else {
+            return Some(());
+        };
+        let f = &mut frames[k];
+        if f.is_loop {
+            return Some(());
+        }
+        let (stack, locals) = state;
+        let mut carried = stack.get(..f.height)?.to_vec();
+        carried.extend_from_slice(stack.get(stack.len().checked_sub(f.results)?..)?);
+        f.incoming.push((carried, locals.clone()));
+        Some(())
+    };
+    for (i, op) in g.ops.iter().enumerate() {
+        match op {
+            Op::Block(bt) | Op::Loop(bt) | Op::If(bt) => {
+                let (params, results) = g.block_sig(bt)?;
+                if let (Op::If(_), Some((stack, _))) = (op, st.as_mut()) {
+                    stack.pop()?;
+                }
+                let height = st
+                    .as_ref()
+                    .map_or(0, |(s, _)| s.len().saturating_sub(params.len()));
+                let is_loop = matches!(op, Op::Loop(_));
+                if let (true, Some((stack, locals))) = (is_loop, st.as_mut()) {
+                    for t in locals.iter_mut().chain(stack[height..].iter_mut()) {
+                        *t = at_loop(*t);
+                    }
+                }
+                frames.push(Frame {
+                    is_loop,
+                    height,
+                    results: results.len(),
+                    else_state: if matches!(op, Op::If(_)) {
+                        st.clone()
+                    } else {
+                        None
+                    },
+                    incoming: Vec::new(),
+                });
+            }
+            Op::Else => {
+                let f = frames.last_mut()?;
+                if let Some(s) = st.take() {
+                    f.incoming.push(s);
+                }
+                st = f.else_state.take();
+            }
+            Op::End => {
+                let mut f = frames.pop()?;
+                if let Some(s) = st.take() {
+                    f.incoming.push(s);
+                }
+                // an `if` without `else`: its entry state goes on to the end
+                if let Some(s) = f.else_state.take() {
+                    f.incoming.push(s);
+                }
+                let mut ways = f.incoming.into_iter();
+                st = ways.next().map(|first| {
+                    ways.fold(first, |(mut s, mut l), (s2, l2)| {
+                        for (a, b) in s.iter_mut().zip(s2).chain(l.iter_mut().zip(l2)) {
+                            *a = merge(*a, b);
+                        }
+                        (s, l)
+                    })
+                });
+            }
+            Op::Br(d) => {
+                if let Some(s) = st.take() {
+                    branch(&mut frames, *d, &s)?;
+                }
+            }
+            Op::BrIf(d) => {
+                if let Some(s) = st.as_mut() {
+                    s.0.pop()?;
+                    let copy = s.clone();
+                    branch(&mut frames, *d, &copy)?;
+                }
+            }
+            Op::Return => st = None,
+            Op::Raw(_) => return None,
+            _ => {}
+        }
+        let Some((stack, locals)) = st.as_mut() else {
+            continue;
+        };
+        match op {
+            Op::I32Const(_) | Op::I64Const(_) => stack.push(Tag::IntConst),
+            Op::F64Const(b) => stack.push(Tag::Const(*b)),
+            Op::LocalGet(l) => stack.push(*locals.get(*l as usize)?),
+            Op::LocalSet(l) => *locals.get_mut(*l as usize)? = stack.pop()?,
+            Op::LocalTee(l) => *locals.get_mut(*l as usize)? = *stack.last()?,
+            Op::Drop => {
+                stack.pop()?;
+            }
+            Op::Select => {
+                stack.pop()?;
+                let (b, a) = (stack.pop()?, stack.pop()?);
+                // A constant condition folds the select to one of its operands.
+                stack.push(if a == Tag::Plain && b == Tag::Plain {
+                    Tag::Plain
+                } else {
+                    Tag::Unknown
+                });
+            }
+            Op::Num(n) => {
+                let arity = n.sig().0.len();
+                let b = if arity == 2 { stack.pop()? } else { Tag::Plain };
+                let a = stack.pop()?;
+                let negish = |t: Tag| matches!(t, Tag::Neg { .. } | Tag::Unknown);
+                let t = match n {
+                    NumOp::F64Neg => match a {
+                        Tag::Const(c) => Tag::Const(c ^ SIGN),
+                        Tag::Neg {
+                            inner_unknown: false,
+                        } => Tag::Plain,
+                        Tag::Neg {
+                            inner_unknown: true,
+                        }
+                        | Tag::Unknown => Tag::Unknown,
+                        Tag::Plain | Tag::IntConst => Tag::Neg {
+                            inner_unknown: false,
+                        },
+                    },
+                    NumOp::F64Mul if matches!((a, b), (Tag::Neg { .. }, Tag::Neg { .. })) => {
+                        out[i] = true;
+                        Tag::Plain
+                    }
+                    // one may be a negation: only the sandbox can say
+                    NumOp::F64Mul if negish(a) && negish(b) => return None,
+                    NumOp::F64ConvertI64S => match a {
+                        Tag::IntConst | Tag::Unknown => Tag::Unknown,
+                        _ => Tag::Plain,
+                    },
+                    _ if n.sig().1 != Ty::F64 => match (a, b) {
+                        (Tag::Plain, Tag::Plain) => Tag::Plain,
+                        _ if arity == 1 && a == Tag::Plain => Tag::Plain,
+                        _ => Tag::IntConst,
+                    },
+                    // constant operands fold to a constant, unless the result is NaN
+                    // (`fabs` always folds)
+                    _ => match (a, b, arity) {
+                        (Tag::Const(x), _, 1) | (Tag::Const(x), Tag::Const(_), 2) => {
+                            let y = if let Tag::Const(y) = b { y } else { 0 };
+                            let r = num(*n, x, y).ok()?;
+                            if f(r).is_nan() && *n != NumOp::F64Abs {
+                                Tag::Plain
+                            } else {
+                                Tag::Const(r)
+                            }
+                        }
+                        (Tag::Unknown, _, 1) => Tag::Unknown,
+                        (Tag::Unknown | Tag::Const(_), Tag::Unknown | Tag::Const(_), 2) => {
+                            Tag::Unknown
+                        }
+                        _ => Tag::Plain,
+                    },
+                };
+                stack.push(t);
+            }
+            _ => {}
+        }
+    }
+    Some(out)
+}
 
 /// An arithmetic operation with the NaN the sandbox's code gives on x86-64: a NaN
 /// operand comes out quieted, the first one when both are NaN; a NaN made from numbers

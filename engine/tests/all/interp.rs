@@ -234,3 +234,81 @@ fn what_the_interpreter_refuses() {
     let g = Genome::decode(&block).expect("decode");
     assert!(Plan::new(&g, &policy).is_some());
 }
+
+/// Cranelift rewrites `fmul(fneg x, fneg y)` to `fmul(x, y)`: the same number, but a
+/// NaN operand comes out with the other sign. The interpreter follows it where the
+/// optimizer sees two negations (through the stack and locals, not through a constant),
+/// and leaves to the sandbox a body where a merge of control flow hides whether it does.
+/// (Found by the lineage proptest at seed 10089220076918437326.)
+#[test]
+fn products_of_negations_keep_the_sandboxs_nan_bits() {
+    let policy = Policy::default_policy();
+    let sandbox = Sandbox::new(policy.clone()).expect("sandbox");
+    let body = |b: &str| {
+        format!(r#"(module (func (export "act") (param f64 f64) (result f64) (local f64) {b}))"#)
+    };
+    let cases = [
+        // both negated on the stack: rewritten
+        ("local.get 0 f64.neg local.get 1 f64.neg f64.mul", true),
+        // through locals
+        (
+            "local.get 0 f64.neg local.set 2 local.get 1 f64.neg local.get 2 f64.mul",
+            true,
+        ),
+        // one square of a negation
+        ("local.get 0 f64.neg local.tee 2 local.get 2 f64.mul", true),
+        // a negated constant folds: not a negation
+        ("local.get 0 f64.neg f64.const 2 f64.neg f64.mul", true),
+        ("local.get 0 f64.neg local.get 2 f64.neg f64.mul", true),
+        // three negations are one
+        (
+            "local.get 0 f64.neg f64.neg f64.neg local.get 1 f64.neg f64.mul",
+            true,
+        ),
+        // two negations are none
+        (
+            "local.get 0 f64.neg f64.neg local.get 1 f64.neg f64.mul",
+            true,
+        ),
+        // a negation of a product of negations
+        (
+            "local.get 0 f64.neg local.get 1 f64.neg f64.mul f64.neg local.get 0 f64.neg f64.mul",
+            true,
+        ),
+        // through a block without a branch to its end
+        (
+            "(block (result f64) local.get 0 f64.neg) local.get 1 f64.neg f64.mul",
+            true,
+        ),
+        // a merge: one way or the other, the sandbox says
+        (
+            "(block (result f64) local.get 0 f64.neg local.get 1 f64.const 0 f64.lt br_if 0 drop local.get 1 f64.neg) local.get 0 f64.neg f64.mul",
+            false,
+        ),
+    ];
+    let nans = [
+        0x7ff8_0000_0000_0034u64,
+        0xfff8_0000_0000_0034,
+        0x7ff4_0000_0000_0001,
+        0xfff0_0000_0000_0000,
+        0x3ff8_0000_0000_0000,
+        0x8000_0000_0000_0000,
+    ];
+    for (text, planned) in cases {
+        let wasm = wat::parse_str(body(text)).expect("wat");
+        let g = Genome::decode(&wasm).expect("decode");
+        let plan = Plan::new(&g, &policy);
+        assert_eq!(plan.is_some(), planned, "{text}");
+        let Some(plan) = plan else { continue };
+        for a in nans {
+            for b in nans {
+                let args = [Value::F64(a), Value::F64(b)];
+                assert_eq!(
+                    plan.call(&args, 1_000_000),
+                    sandbox_answer(&sandbox, &g, &args),
+                    "{text} on {a:#x}, {b:#x}"
+                );
+            }
+        }
+    }
+}
