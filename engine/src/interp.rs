@@ -386,17 +386,24 @@ enum Tag {
     Plain,
     /// An `f64` constant (folded: constant operands with a number as the result).
     Const(u64),
-    /// An integer that may be a constant.
-    IntConst,
-    /// `fneg` of a value that is not a constant; `inner_unknown` when that value might
-    /// itself be a negation or a constant.
-    Neg { inner_unknown: bool },
-    /// Any of these, depending on what the optimizer merged.
+    /// A constant or not (the optimizer may fold it), never a negation.
+    MaybeConst,
+    /// `fneg` of a value that is neither a constant nor a negation.
+    Neg,
+    /// Maybe a negation, maybe not, depending on what the optimizer merged or folded.
     Unknown,
 }
 
+/// A value of the abstract state: its tag, and an id standing for Cranelift's SSA
+/// value (one per instruction that makes a value; a local read gives the value set).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Val {
+    tag: Tag,
+    id: u32,
+}
+
 /// Abstract state: the stack and the locals; `None` in unreachable code.
-type Tags = Option<(Vec<Tag>, Vec<Tag>)>;
+type Tags = Option<(Vec<Val>, Vec<Val>)>;
 
 /// For each op of `g`, whether it is an `f64.mul` Cranelift rewrites (both operands
 /// negations); `None` when that cannot be told (values merged at control flow that may
@@ -407,42 +414,73 @@ type Tags = Option<(Vec<Tag>, Vec<Tag>)>;
 /// same value, so a tag other than `Plain` becomes `Unknown` there.
 fn negated_products(g: &Genome) -> Option<Vec<bool>> {
     struct Frame {
+        /// The locals set inside: the others come out of every way as they went in.
+        assigned: Vec<bool>,
         is_loop: bool,
         height: usize,
         results: usize,
         /// An `if`'s state for its else-branch, until `else` takes it.
         else_state: Tags,
         /// States at branches to the end, and the end's own way in.
-        incoming: Vec<(Vec<Tag>, Vec<Tag>)>,
+        incoming: Vec<(Vec<Val>, Vec<Val>)>,
     }
-    let merge = |a: Tag, b: Tag| {
-        if a == Tag::Plain && b == Tag::Plain {
-            Tag::Plain
+    let may_be_neg = |t: Tag| matches!(t, Tag::Neg | Tag::Unknown);
+    let merge = |a: Tag, b: Tag| match (a, b) {
+        (Tag::Plain, Tag::Plain) => Tag::Plain,
+        _ if may_be_neg(a) || may_be_neg(b) => Tag::Unknown,
+        _ => Tag::MaybeConst,
+    };
+    let ids = std::cell::Cell::new(0u32);
+    let fresh = |tag: Tag| {
+        ids.set(ids.get() + 1);
+        Val { tag, id: ids.get() }
+    };
+    // One value every way is that value (Cranelift drops such a phi); else a phi.
+    let join = |a: Val, b: Val| {
+        if a.id == b.id {
+            a
         } else {
-            Tag::Unknown
+            fresh(merge(a.tag, b.tag))
         }
     };
-    let at_loop = |t: Tag| {
-        if t == Tag::Plain {
-            Tag::Plain
-        } else {
-            Tag::Unknown
-        }
-    };
+    // A loop header: the value may come back along the loop as another one.
+    let at_loop = |v: Val| fresh(merge(v.tag, Tag::Plain));
     let mut out = vec![false; g.ops.len()];
-    let mut locals: Vec<Tag> = Vec::new();
+    // The locals set between op `i` (an opener) and its `end`.
+    let assigned_in = |i: usize| -> Vec<bool> {
+        let mut set = vec![false; g.local_types.len()];
+        let mut depth = 0usize;
+        for op in &g.ops[i..] {
+            match op {
+                Op::Block(_) | Op::Loop(_) | Op::If(_) => depth += 1,
+                Op::End => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Op::LocalSet(l) | Op::LocalTee(l) => {
+                    if let Some(x) = set.get_mut(*l as usize) {
+                        *x = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        set
+    };
+    let mut locals: Vec<Val> = Vec::new();
     for (i, t) in g.local_types.iter().enumerate() {
-        locals.push(match (i < g.params.len(), (*t)?) {
-            (true, _) => Tag::Plain,
+        locals.push(fresh(match (i < g.params.len(), (*t)?) {
             (false, Ty::F64) => Tag::Const(0),
-            (false, _) => Tag::IntConst,
-        });
+            _ => Tag::Plain,
+        }));
     }
     let mut st: Tags = Some((Vec::new(), locals));
     let mut frames: Vec<Frame> = Vec::new();
     // The state carried by a branch to `frames[k]`'s label, or nothing for a loop or the
     // function.
-    let branch = |frames: &mut Vec<Frame>, d: u32, state: &(Vec<Tag>, Vec<Tag>)| -> Option<()> {
+    let branch = |frames: &mut Vec<Frame>, d: u32, state: &(Vec<Val>, Vec<Val>)| -> Option<()> {
         let Some(k) = frames.len().checked_sub(1 + d as usize) else {
             return Some(());
         };
@@ -467,12 +505,18 @@ fn negated_products(g: &Genome) -> Option<Vec<bool>> {
                     .as_ref()
                     .map_or(0, |(s, _)| s.len().saturating_sub(params.len()));
                 let is_loop = matches!(op, Op::Loop(_));
+                let assigned = assigned_in(i);
                 if let (true, Some((stack, locals))) = (is_loop, st.as_mut()) {
-                    for t in locals.iter_mut().chain(stack[height..].iter_mut()) {
+                    // a local the loop sets may come back as another value (a phi)
+                    for (t, _) in locals.iter_mut().zip(&assigned).filter(|(_, a)| **a) {
+                        *t = at_loop(*t);
+                    }
+                    for t in stack.get_mut(height..)? {
                         *t = at_loop(*t);
                     }
                 }
                 frames.push(Frame {
+                    assigned,
                     is_loop,
                     height,
                     results: results.len(),
@@ -500,11 +544,19 @@ fn negated_products(g: &Genome) -> Option<Vec<bool>> {
                 if let Some(s) = f.else_state.take() {
                     f.incoming.push(s);
                 }
+                let (assigned, height) = (f.assigned, f.height);
                 let mut ways = f.incoming.into_iter();
                 st = ways.next().map(|first| {
                     ways.fold(first, |(mut s, mut l), (s2, l2)| {
-                        for (a, b) in s.iter_mut().zip(s2).chain(l.iter_mut().zip(l2)) {
-                            *a = merge(*a, b);
+                        // the values below the block are the same every way
+                        for (a, b) in s.iter_mut().zip(s2).skip(height) {
+                            *a = join(*a, b);
+                        }
+                        // a local the block does not set is the same value every way
+                        for ((a, b), _) in
+                            l.iter_mut().zip(l2).zip(&assigned).filter(|(_, set)| **set)
+                        {
+                            *a = join(*a, b);
                         }
                         (s, l)
                     })
@@ -530,8 +582,9 @@ fn negated_products(g: &Genome) -> Option<Vec<bool>> {
             continue;
         };
         match op {
-            Op::I32Const(_) | Op::I64Const(_) => stack.push(Tag::IntConst),
-            Op::F64Const(b) => stack.push(Tag::Const(*b)),
+            // integers: what matters is only that a conversion of one may fold
+            Op::I32Const(_) | Op::I64Const(_) => stack.push(fresh(Tag::Plain)),
+            Op::F64Const(b) => stack.push(fresh(Tag::Const(*b))),
             Op::LocalGet(l) => stack.push(*locals.get(*l as usize)?),
             Op::LocalSet(l) => *locals.get_mut(*l as usize)? = stack.pop()?,
             Op::LocalTee(l) => *locals.get_mut(*l as usize)? = *stack.last()?,
@@ -542,48 +595,34 @@ fn negated_products(g: &Genome) -> Option<Vec<bool>> {
                 stack.pop()?;
                 let (b, a) = (stack.pop()?, stack.pop()?);
                 // A constant condition folds the select to one of its operands.
-                stack.push(if a == Tag::Plain && b == Tag::Plain {
-                    Tag::Plain
-                } else {
-                    Tag::Unknown
-                });
+                stack.push(fresh(merge(a.tag, b.tag)));
             }
             Op::Num(n) => {
                 let arity = n.sig().0.len();
-                let b = if arity == 2 { stack.pop()? } else { Tag::Plain };
-                let a = stack.pop()?;
-                let negish = |t: Tag| matches!(t, Tag::Neg { .. } | Tag::Unknown);
+                let b = if arity == 2 {
+                    stack.pop()?.tag
+                } else {
+                    Tag::Plain
+                };
+                let a = stack.pop()?.tag;
                 let t = match n {
                     NumOp::F64Neg => match a {
                         Tag::Const(c) => Tag::Const(c ^ SIGN),
-                        Tag::Neg {
-                            inner_unknown: false,
-                        } => Tag::Plain,
-                        Tag::Neg {
-                            inner_unknown: true,
-                        }
-                        | Tag::Unknown => Tag::Unknown,
-                        Tag::Plain | Tag::IntConst => Tag::Neg {
-                            inner_unknown: false,
-                        },
+                        Tag::Neg => Tag::Plain,
+                        Tag::Plain => Tag::Neg,
+                        Tag::MaybeConst | Tag::Unknown => Tag::Unknown,
                     },
-                    NumOp::F64Mul if matches!((a, b), (Tag::Neg { .. }, Tag::Neg { .. })) => {
+                    NumOp::F64Mul if a == Tag::Neg && b == Tag::Neg => {
                         out[i] = true;
                         Tag::Plain
                     }
                     // one may be a negation: only the sandbox can say
-                    NumOp::F64Mul if negish(a) && negish(b) => return None,
-                    NumOp::F64ConvertI64S => match a {
-                        Tag::IntConst | Tag::Unknown => Tag::Unknown,
-                        _ => Tag::Plain,
-                    },
-                    _ if n.sig().1 != Ty::F64 => match (a, b) {
-                        (Tag::Plain, Tag::Plain) => Tag::Plain,
-                        _ if arity == 1 && a == Tag::Plain => Tag::Plain,
-                        _ => Tag::IntConst,
-                    },
+                    NumOp::F64Mul if may_be_neg(a) && may_be_neg(b) => return None,
+                    // an integer may be folded to a constant (`x - x`, `x * 0`, …)
+                    NumOp::F64ConvertI64S => Tag::MaybeConst,
+                    _ if n.sig().1 != Ty::F64 => Tag::Plain,
                     // constant operands fold to a constant, unless the result is NaN
-                    // (`fabs` always folds)
+                    // (`fabs` always folds); no arithmetic makes a negation
                     _ => match (a, b, arity) {
                         (Tag::Const(x), _, 1) | (Tag::Const(x), Tag::Const(_), 2) => {
                             let y = if let Tag::Const(y) = b { y } else { 0 };
@@ -594,14 +633,16 @@ fn negated_products(g: &Genome) -> Option<Vec<bool>> {
                                 Tag::Const(r)
                             }
                         }
-                        (Tag::Unknown, _, 1) => Tag::Unknown,
-                        (Tag::Unknown | Tag::Const(_), Tag::Unknown | Tag::Const(_), 2) => {
-                            Tag::Unknown
-                        }
+                        (Tag::MaybeConst | Tag::Unknown, _, 1) => Tag::MaybeConst,
+                        (
+                            Tag::MaybeConst | Tag::Unknown | Tag::Const(_),
+                            Tag::MaybeConst | Tag::Unknown | Tag::Const(_),
+                            2,
+                        ) => Tag::MaybeConst,
                         _ => Tag::Plain,
                     },
                 };
-                stack.push(t);
+                stack.push(fresh(t));
             }
             _ => {}
         }

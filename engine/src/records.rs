@@ -174,20 +174,21 @@ pub struct PolicyRecord {
     pub toml: String,
 }
 
-/// The records a checkpoint commits: the SHA-256 (hex) of each as stored, and the key
-/// of the copy staged before the checkpoint was written. Only the process whose
-/// checkpoint is written stores them under their own keys; one that lost wrote only its
-/// staged copy, which no one else reads.
+/// The records a checkpoint commits: the SHA-256 (hex) of each as stored, and each as
+/// its text. The checkpoint is created once (a conditional create), so the process that
+/// creates it owns these records: only it, or a process finishing its commit from this
+/// very text, writes them under their keys. A process that loses the race has written
+/// nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommittedRecords {
-    /// `checkpoints/<id>/staged/<gen>-<random>.bin`: the three records, staged.
-    pub staged: String,
     /// Of `generations/<id>/<gen>.json`.
     pub generation: String,
     /// Of `fitness_logs/<id>/<gen>.json`.
     pub fitness_log: String,
     /// Of `safety_snapshots/<id>/<gen>.json`.
     pub safety_snapshot: String,
+    /// The three records, in that order, as the text written under their keys.
+    pub text: Vec<String>,
 }
 
 /// A stop request ended the run at its head: `checkpoints/<id>/stopped.json`.

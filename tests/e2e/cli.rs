@@ -817,8 +817,9 @@ fn lost_bytes_and_truncated_records_are_integrity_errors() {
     assert!(err.contains(&format!("quarantine/{hex}.json")), "{err}");
 }
 
-/// Issue 16, point 7: a rollback to a generation whose checkpoint or population does
-/// not parse is refused, naming it, and moves nothing.
+/// Issue 16, point 7: a rollback to a generation whose checkpoint does not parse is
+/// refused, naming it, and moves nothing; a damaged population record is restored from
+/// the checkpoint's copy.
 #[test]
 fn a_rollback_to_a_corrupt_generation_moves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -840,16 +841,10 @@ fn a_rollback_to_a_corrupt_generation_moves_nothing() {
     let id = r["evolution_id"].as_str().expect("id");
     let cps = d.join(format!(".tdev/evolution/checkpoints/{id}"));
     let head = std::fs::read(cps.join("head.json")).expect("head");
-    for (file, key) in [
-        (
-            cps.join("000001.json"),
-            format!("checkpoints/{id}/000001.json"),
-        ),
-        (
-            d.join(format!(".tdev/evolution/generations/{id}/000001.json")),
-            format!("generations/{id}/000001.json"),
-        ),
-    ] {
+    for (file, key) in [(
+        cps.join("000001.json"),
+        format!("checkpoints/{id}/000001.json"),
+    )] {
         let good = std::fs::read(&file).expect("record");
         std::fs::write(&file, &good[..good.len() / 2]).expect("truncate");
         let out = tdev(d, &["rollback", id, "--generation", "1"]);
@@ -861,8 +856,12 @@ fn a_rollback_to_a_corrupt_generation_moves_nothing() {
         assert_eq!(std::fs::read(cps.join("head.json")).expect("head"), head);
         std::fs::write(&file, good).expect("restore");
     }
+    let record = d.join(format!(".tdev/evolution/generations/{id}/000001.json"));
+    let good = std::fs::read(&record).expect("record");
+    std::fs::write(&record, &good[..good.len() / 2]).expect("truncate");
     assert_eq!(
         code(&tdev(d, &["rollback", id, "--generation", "1"]), "rollback"),
         0
     );
+    assert_eq!(std::fs::read(&record).expect("record"), good, "restored");
 }

@@ -24,38 +24,28 @@ fn evolve_task(dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
 }
 
 /// The three records (generation, fitness log, safety snapshot) checkpoint `cp` commits,
-/// read as docs/storage.md says: from the staged copy the checkpoint names while it is
-/// there (a commit killed before it published), else from their keys.
+/// read as docs/storage.md says: the checkpoint carries them (`records.text`; a commit
+/// killed before it published has them nowhere else); under their keys they are the
+/// same text once published.
 fn committed_records(store: &Path, id: &str, name: &str, cp: &serde_json::Value) -> Vec<Vec<u8>> {
-    if let Some(staged) = cp["records"]["staged"].as_str()
-        && let Ok(bytes) = std::fs::read(store.join("evolution").join(staged))
-    {
-        let rest = bytes
-            .strip_prefix(b"tdev-staged 1\n".as_slice())
-            .expect("a staged commit");
-        let nl = rest.iter().position(|b| *b == b'\n').expect("lengths");
-        let lengths: Vec<usize> = std::str::from_utf8(&rest[..nl])
-            .expect("utf-8")
-            .split(' ')
-            .map(|n| n.parse().expect("a length"))
-            .collect();
-        let mut body = &rest[nl + 1..];
-        let mut out = Vec::new();
-        for n in lengths {
-            let (this, more) = body.split_at(n);
-            out.push(this.to_vec());
-            body = more;
-        }
-        assert!(body.is_empty() && out.len() == 3, "{staged}");
-        return out;
-    }
-    ["generations", "fitness_logs", "safety_snapshots"]
+    let own: Vec<Vec<u8>> = cp["records"]["text"]
+        .as_array()
+        .expect("a checkpoint carries its records")
         .iter()
-        .map(|p| {
-            std::fs::read(store.join("evolution").join(p).join(id).join(name))
-                .unwrap_or_else(|e| panic!("{p}/{id}/{name}: {e}"))
-        })
-        .collect()
+        .map(|t| t.as_str().expect("text").as_bytes().to_vec())
+        .collect();
+    assert_eq!(own.len(), 3, "{name}");
+    // Under its key a record is the committed text, or not there yet (killed before
+    // publishing; nothing in this store was rolled back).
+    for (p, text) in ["generations", "fitness_logs", "safety_snapshots"]
+        .iter()
+        .zip(&own)
+    {
+        if let Ok(stored) = std::fs::read(store.join("evolution").join(p).join(id).join(name)) {
+            assert_eq!(&stored, text, "{p}/{id}/{name}");
+        }
+    }
+    own
 }
 
 /// Every checkpoint parses and every module it names is stored under its own hash.

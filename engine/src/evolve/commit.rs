@@ -137,12 +137,11 @@ pub fn performance_key(id: &AgentId) -> String {
     format!("performance/{}.json", id.hex())
 }
 
-/// Writes a generation: its records staged under a key of its own, then the
-/// checkpoint (the commit: one process only creates it), then the records under their
-/// keys, the state row and the head, moved on from the one this run knows only. A crash
-/// at any point leaves the previous generation the head; one after the checkpoint
-/// leaves a commit the next resume finishes from the staged copy. Answers the head
-/// written.
+/// Writes a generation: the checkpoint, carrying the generation's records (the commit:
+/// one process only creates it), then the records under their keys, the state row and
+/// the head, moved on from the one this run knows only. A crash at any point leaves the
+/// previous generation the head; one after the checkpoint leaves a commit the next
+/// resume finishes from the checkpoint. Answers the head written.
 pub(super) fn write_generation(c: Commit) -> Result<Head> {
     let g = c.generation;
     let stats = &c.stats;
@@ -198,17 +197,14 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
         quarantined_total: c.tally.quarantined,
         flags: flags.clone(),
     };
-    let records = [
+    // The records travel in the checkpoint: a commit that loses the checkpoint below
+    // has written nothing another process reads.
+    let records = publish::committed([
         generation_bytes,
         log_bytes,
         to_sealed_json("the safety snapshot", &snapshot)?,
-    ];
-    // Staged under a key of this commit's own: a commit that loses the checkpoint
-    // below has written nothing another process reads.
+    ])?;
     let writer = crate::id::random_hex();
-    let staged_key = format!("checkpoints/{}/staged/{g:06}-{writer}.bin", c.id);
-    c.store
-        .put(Bucket::Evolution, &staged_key, &publish::stage(&records))?;
     let cp = Checkpoint {
         evolution_id: c.id.clone(),
         generation: g,
@@ -232,7 +228,7 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
             size_bytes: best.bytes.len(),
         },
         proposals: c.proposals,
-        records: Some(publish::digests(staged_key.clone(), &records)),
+        records: Some(records),
         status: if c.solved {
             RunStatus::Solved
         } else if g >= c.generations {
@@ -255,8 +251,6 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
     let committed = if created {
         cp
     } else {
-        // This commit's staged copy is nobody's: the checkpoint names another.
-        c.store.delete(Bucket::Evolution, &staged_key)?;
         let existing = match c.store.get(Bucket::Evolution, &cp_key)? {
             Some(b) => Some(from_json::<Checkpoint>(&cp_key, &b)?),
             None => None,
@@ -272,8 +266,8 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
             }
         }
     };
-    // The records go under their keys: by this commit, or (the same commit, made
-    // before by a process that stopped short) from that commit's staged copy.
+    // The records go under their keys: this commit's, or (the same commit, made
+    // before by a process that stopped short) that checkpoint's own.
     publish::publish(c.store.as_ref(), &c.id, &committed)?;
     let item = crate::store::StateItem {
         evolution_id: c.id.clone(),
@@ -292,10 +286,7 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
         writer: Some(writer),
     };
     match publish::move_head(c.store.as_ref(), &c.id, c.head.as_ref(), &head)? {
-        Ok(()) => {
-            publish::clear_staged_below(c.store.as_ref(), &c.id, g)?;
-            Ok(head)
-        }
+        Ok(()) => Ok(head),
         Err(current) => {
             // Someone moved the head since this run read or wrote it: a rollback, or
             // another run of this evolution. This run stops; a checkpoint it wrote past

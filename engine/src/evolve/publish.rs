@@ -1,12 +1,11 @@
 //! How a generation's records reach their keys, and how the head moves.
 //!
-//! A commit stages its three records (generation, fitness log, safety snapshot) in one
-//! object under a key of its own, then creates the checkpoint, which names that object
-//! and the SHA-256 of each record. Only the process whose checkpoint was created writes
-//! the records under their keys ("publishes" them), then moves the head. A process
-//! that loses the race has written only its staged object, which it deletes: nothing
-//! the winner owns. A crash between the checkpoint and the publishing is repaired from
-//! the staged object by whoever resumes.
+//! A commit creates the checkpoint with a conditional create; the checkpoint carries
+//! the generation's three records (generation, fitness log, safety snapshot) as text
+//! with the SHA-256 of each. Only the process whose checkpoint was created writes the
+//! records under their keys ("publishes" them), then moves the head. A process that
+//! loses the race has written nothing. A crash between the checkpoint and the
+//! publishing is repaired from the checkpoint's text by whoever resumes.
 //!
 //! The head moves only by a conditional write from the head this run read or wrote
 //! itself (`Head::writer`), so a rollback made while a run is live stops the run at its
@@ -18,63 +17,24 @@ use crate::records::{Checkpoint, CommittedRecords, Head};
 use crate::seal::sha256_hex;
 use crate::store::{BlobStore, Bucket};
 
-/// The kinds of record a checkpoint commits, in their staged order.
+/// The kinds of record a checkpoint commits, in their order.
 pub(super) const KINDS: [&str; 3] = ["generations", "fitness_logs", "safety_snapshots"];
 
-const MAGIC: &[u8] = b"tdev-staged 1\n";
-
-/// One object holding the three records: a first line naming the format, a line with
-/// their lengths, then their bytes. (Records are large and full of quotes, so they are
-/// framed rather than escaped into JSON.)
-pub(super) fn stage(records: &[Vec<u8>; 3]) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    let lengths: Vec<String> = records.iter().map(|r| r.len().to_string()).collect();
-    out.extend_from_slice(lengths.join(" ").as_bytes());
-    out.push(b'\n');
-    for r in records {
-        out.extend_from_slice(r);
-    }
-    out
-}
-
-/// The records of a staged object.
-fn unstage(key: &str, bytes: &[u8]) -> Result<[Vec<u8>; 3]> {
-    let corrupt = |reason: &str| ErrorKind::Corrupt {
-        key: key.to_string(),
-        reason: reason.to_string(),
-    };
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| corrupt("not a staged commit"))?;
-    let nl = rest
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or_else(|| corrupt("no lengths"))?;
-    let lengths: Vec<usize> = std::str::from_utf8(&rest[..nl])
-        .ok()
-        .map(|l| l.split(' ').filter_map(|n| n.parse().ok()).collect())
-        .unwrap_or_default();
-    let mut body = &rest[nl + 1..];
-    if lengths.len() != 3 || lengths.iter().sum::<usize>() != body.len() {
-        return Err(corrupt("its lengths do not match its size").into());
-    }
-    let mut out: [Vec<u8>; 3] = Default::default();
-    for (slot, n) in out.iter_mut().zip(lengths) {
-        let (this, more) = body.split_at(n);
-        *slot = this.to_vec();
-        body = more;
-    }
-    Ok(out)
-}
-
-/// The digests of `records`, staged under `staged`.
-pub(super) fn digests(staged: String, records: &[Vec<u8>; 3]) -> CommittedRecords {
-    CommittedRecords {
-        staged,
-        generation: sha256_hex(&records[0]),
-        fitness_log: sha256_hex(&records[1]),
-        safety_snapshot: sha256_hex(&records[2]),
-    }
+/// What a checkpoint says of `records` (each JSON text, as `to_sealed_json` made it).
+pub(super) fn committed(records: [Vec<u8>; 3]) -> Result<CommittedRecords> {
+    let [generation, fitness_log, safety_snapshot] = records.each_ref().map(|r| sha256_hex(r));
+    let text = records
+        .into_iter()
+        .map(|r| {
+            String::from_utf8(r).map_err(|_| ErrorKind::Config("a record that is not UTF-8").into())
+        })
+        .collect::<Result<Vec<String>>>()?;
+    Ok(CommittedRecords {
+        generation,
+        fitness_log,
+        safety_snapshot,
+        text,
+    })
 }
 
 fn digest_of(c: &CommittedRecords, kind: usize) -> &str {
@@ -85,10 +45,19 @@ fn digest_of(c: &CommittedRecords, kind: usize) -> &str {
     }
 }
 
+/// The checkpoint's own text of record `kind`, when it matches its digest.
+fn own_text<'a>(c: &'a CommittedRecords, kind: usize) -> Option<&'a [u8]> {
+    c.text
+        .get(kind)
+        .map(String::as_bytes)
+        .filter(|t| sha256_hex(t) == digest_of(c, kind))
+}
+
 /// The record of `KINDS[kind]` that checkpoint `cp` of evolution `id` commits: the one
-/// under its key when it is that one, else the staged copy (a commit cut short before it
-/// published). A record that is neither is a corrupt record, named. Checkpoints written
-/// before they named their records take the record under its key as it is.
+/// under its key when it is that one, else the checkpoint's own copy (a commit cut short
+/// before it published). A record that is neither is a corrupt record, named.
+/// Checkpoints written before they carried their records take the record under its key
+/// as it is.
 pub(super) fn read_record(
     store: &dyn BlobStore,
     id: &str,
@@ -111,30 +80,24 @@ pub(super) fn read_record(
     {
         return Ok(b);
     }
-    if let Some(b) = store.get(Bucket::Evolution, &c.staged)? {
-        let mut staged = unstage(&c.staged, &b)?;
-        let r = std::mem::take(&mut staged[kind]);
-        if sha256_hex(&r) == digest_of(c, kind) {
-            return Ok(r);
+    own_text(c, kind).map(<[u8]>::to_vec).ok_or_else(|| {
+        ErrorKind::Corrupt {
+            key,
+            reason: format!(
+                "missing, or its checksum is not the one {} commits",
+                gen_key("checkpoints", id, cp.generation)
+            ),
         }
-    }
-    Err(ErrorKind::Corrupt {
-        key,
-        reason: format!(
-            "missing, or its checksum is not the one {} commits",
-            gen_key("checkpoints", id, cp.generation)
-        ),
-    }
-    .into())
+        .into()
+    })
 }
 
 /// Writes the records checkpoint `cp` commits under their keys where they are not
-/// already there, from its staged copy; then deletes that copy.
+/// already there, from the checkpoint's own text.
 pub(super) fn publish(store: &dyn BlobStore, id: &str, cp: &Checkpoint) -> Result<()> {
     let Some(c) = &cp.records else {
         return Ok(());
     };
-    let mut staged: Option<[Vec<u8>; 3]> = None;
     for (kind, prefix) in KINDS.iter().enumerate() {
         let key = gen_key(prefix, id, cp.generation);
         if store
@@ -143,52 +106,11 @@ pub(super) fn publish(store: &dyn BlobStore, id: &str, cp: &Checkpoint) -> Resul
         {
             continue;
         }
-        if staged.is_none() {
-            let b = store
-                .get(Bucket::Evolution, &c.staged)?
-                .ok_or_else(|| ErrorKind::Corrupt {
-                    key: key.clone(),
-                    reason: format!(
-                        "missing, or its checksum is not the one {} commits, and its \
-                         staged copy {} is gone",
-                        gen_key("checkpoints", id, cp.generation),
-                        c.staged
-                    ),
-                })?;
-            staged = Some(unstage(&c.staged, &b)?);
-        }
-        let record = staged
-            .as_ref()
-            .map(|s| &s[kind])
-            .ok_or_else(|| ErrorKind::Corrupt {
-                key: c.staged.clone(),
-                reason: "unreadable".into(),
-            })?;
-        if sha256_hex(record) != digest_of(c, kind) {
-            return Err(ErrorKind::Corrupt {
-                key: c.staged.clone(),
-                reason: format!("its {prefix} record does not match the checkpoint"),
-            }
-            .into());
-        }
-        store.put(Bucket::Evolution, &key, record)?;
-    }
-    store.delete(Bucket::Evolution, &c.staged)
-}
-
-/// Deletes the staged copies of generations before `g` of evolution `id`, once the
-/// head is at `g`: left by processes killed before their checkpoint, or by commits no
-/// longer in play (every generation up to the head is published).
-pub(super) fn clear_staged_below(store: &dyn BlobStore, id: &str, g: u32) -> Result<()> {
-    let prefix = format!("checkpoints/{id}/staged/");
-    for key in store.list(Bucket::Evolution, &prefix)? {
-        let generation = key
-            .strip_prefix(&prefix)
-            .and_then(|n| n.split('-').next())
-            .and_then(|n| n.parse::<u32>().ok());
-        if generation.is_some_and(|n| n < g) {
-            store.delete(Bucket::Evolution, &key)?;
-        }
+        let text = own_text(c, kind).ok_or_else(|| ErrorKind::Corrupt {
+            key: gen_key("checkpoints", id, cp.generation),
+            reason: format!("its copy of the {prefix} record does not match its checksum"),
+        })?;
+        store.put(Bucket::Evolution, &key, text)?;
     }
     Ok(())
 }
@@ -239,20 +161,4 @@ pub(super) fn abandon(store: &dyn BlobStore, id: &str, g: u32, stamp: &str) -> R
         store.delete(Bucket::Evolution, &key)?;
     }
     store.delete_state(id, g)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staged_records_read_back_and_damage_is_named() {
-        let recs = [b"{\"a\":1}".to_vec(), Vec::new(), b"xyz\n\n".to_vec()];
-        let s = stage(&recs);
-        assert_eq!(unstage("k", &s).expect("unstage"), recs);
-        for cut in [1, s.len() / 2, s.len() - 1] {
-            let e = unstage("k", &s[..cut]).expect_err("cut short");
-            assert!(e.to_string().contains("corrupt stored object k"), "{e}");
-        }
-    }
 }

@@ -57,11 +57,6 @@ fn records(s: &dyn BlobStore, id: &str, g: u32) -> Vec<Option<Vec<u8>>> {
     .collect()
 }
 
-fn staged(s: &dyn BlobStore, id: &str) -> Vec<String> {
-    s.list(Bucket::Evolution, &format!("checkpoints/{id}/staged/"))
-        .expect("list")
-}
-
 /// The folder of a local backend.
 fn dir_of<'a>(name: &str, dir: &'a Option<tempfile::TempDir>) -> Option<&'a Path> {
     (name == "file")
@@ -113,7 +108,6 @@ fn a_losing_commit_writes_nothing_the_winner_owns() {
             committed,
             "{name}: the loser changed the winner's records"
         );
-        assert!(staged(s.as_ref(), &id).is_empty(), "{name}: staged debris");
         // and the committed generation is whole: roll back to it and go on
         let mut next =
             Evolution::resume(sandbox(), s.clone(), &id, Some(4), Some(1)).expect("resume");
@@ -174,8 +168,23 @@ fn a_deleted_head_is_named() {
     }
 }
 
+/// `good` with the first digit after its first `: ` changed: still JSON.
+fn one_digit_changed(good: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(good.to_vec()).expect("utf-8");
+    assert!(text.contains("\"checksum\": \"sha256:"), "{text}");
+    let at = text
+        .find(": ")
+        .and_then(|i| text[i..].find(|c: char| c.is_ascii_digit()).map(|j| i + j))
+        .expect("a digit");
+    let mut bad = good.to_vec();
+    bad[at] = if bad[at] == b'1' { b'2' } else { b'1' };
+    serde_json::from_slice::<serde_json::Value>(&bad).expect("still JSON");
+    bad
+}
+
 /// Point 7: checkpoints, tasks and records carry a checksum; a change that still
-/// parses (a digit) is caught and the key named.
+/// parses (a digit) is caught and the key named. A generation's records are also kept
+/// in its checkpoint: a damaged one is restored from there by a resume or rollback.
 #[test]
 fn a_changed_digit_in_a_stored_record_is_caught() {
     for (name, s, _dir) in backends() {
@@ -184,20 +193,10 @@ fn a_changed_digit_in_a_stored_record_is_caught() {
             format!("checkpoints/{id}/000002.json"),
             format!("checkpoints/{id}/task.json"),
             format!("checkpoints/{id}/config.json"),
-            format!("generations/{id}/000002.json"),
         ] {
             let good = get(s.as_ref(), &key).expect("stored");
-            let text = String::from_utf8(good.clone()).expect("utf-8");
-            assert!(text.contains("\"checksum\": \"sha256:"), "{name}: {key}");
-            // the first digit of the first number after a colon becomes another digit
-            let at = text
-                .find(": ")
-                .and_then(|i| text[i..].find(|c: char| c.is_ascii_digit()).map(|j| i + j))
-                .expect("a digit");
-            let mut bad = good.clone();
-            bad[at] = if bad[at] == b'1' { b'2' } else { b'1' };
-            s.put(Bucket::Evolution, &key, &bad).expect("put");
-            serde_json::from_slice::<serde_json::Value>(&bad).expect("still JSON");
+            s.put(Bucket::Evolution, &key, &one_digit_changed(&good))
+                .expect("put");
             let e = match Evolution::resume(sandbox(), s.clone(), &id, None, Some(1)) {
                 Ok(_) => panic!("{name}: {key} changed, resumed anyway"),
                 Err(e) => e,
@@ -208,6 +207,24 @@ fn a_changed_digit_in_a_stored_record_is_caught() {
             );
             s.put(Bucket::Evolution, &key, &good).expect("put back");
         }
+        // a fitness log: the logs read up to the head name it
+        let log = format!("fitness_logs/{id}/000001.json");
+        let good = get(s.as_ref(), &log).expect("stored");
+        s.put(Bucket::Evolution, &log, &one_digit_changed(&good))
+            .expect("put");
+        let e = evolve::fitness_logs(s.as_ref(), &id).expect_err("a changed log");
+        assert!(
+            e.to_string().contains(&log) && e.to_string().contains("checksum"),
+            "{name}: {e}"
+        );
+        s.put(Bucket::Evolution, &log, &good).expect("put back");
+        // the head's generation record: restored from its checkpoint by the resume
+        let record = format!("generations/{id}/000002.json");
+        let good = get(s.as_ref(), &record).expect("stored");
+        s.put(Bucket::Evolution, &record, &one_digit_changed(&good))
+            .expect("put");
+        Evolution::resume(sandbox(), s.clone(), &id, None, Some(1)).expect("resumed");
+        assert_eq!(get(s.as_ref(), &record), Some(good), "{name}: restored");
         Evolution::resume(sandbox(), s.clone(), &id, None, Some(1)).expect("whole again");
     }
 }
@@ -271,8 +288,8 @@ impl BlobStore for FailingPuts {
 }
 
 /// Point 1: a commit cut short after its checkpoint (its records not yet under their
-/// keys) is finished from its staged copy by the next resume, which then breeds what an
-/// uninterrupted run breeds.
+/// keys) is finished from the checkpoint's copy by the next resume, which then breeds
+/// what an uninterrupted run breeds.
 #[test]
 fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
     for (name, s, _dir) in backends() {
@@ -288,12 +305,8 @@ fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
             Evolution::resume(sandbox(), as_store, &id, Some(3), Some(1)).expect("resume");
         cut.run(|_| {}).expect_err("the publishing fails");
         assert!(get(s.as_ref(), &format!("checkpoints/{id}/000003.json")).is_some());
-        assert_eq!(staged(s.as_ref(), &id).len(), 1, "{name}");
+        assert!(get(s.as_ref(), &format!("fitness_logs/{id}/000003.json")).is_none());
         assert_eq!(evolve::head_generation(s.as_ref(), &id).expect("head"), 2);
-        // and a process killed before its checkpoint left its staged copy (point 8)
-        let debris = format!("checkpoints/{id}/staged/000003-{}.bin", "ab".repeat(16));
-        s.put(Bucket::Evolution, &debris, b"tdev-staged 1\n0 0 0\n")
-            .expect("put");
         // and a local store's temporary file left by a killed write, an hour old
         let tmp = dir_of(&name, &_dir).map(|d| {
             let p = d.join(format!("evolution/checkpoints/{id}/.tmp-1-1-dead"));
@@ -312,7 +325,6 @@ fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
             assert!(!p.exists(), "{name}: debris left");
         }
         let resumed_end = resumed.run(|_| {}).expect("run");
-        assert!(staged(s.as_ref(), &id).is_empty(), "{name}");
         let logs = evolve::fitness_logs(s.as_ref(), &id).expect("logs");
         assert_eq!(
             logs.iter().map(|l| l.generation).collect::<Vec<_>>(),

@@ -226,7 +226,7 @@ fn old_evolutions_resume_and_write_records_of_the_same_fields() {
                     ".fitness_log",
                     ".generation",
                     ".safety_snapshot",
-                    ".staged",
+                    ".text",
                 ] {
                     want.insert(format!("records{k}"));
                 }
@@ -387,6 +387,7 @@ fn remove_sealing(v: &mut Value, what: &str) {
         for k in ["generation", "fitness_log", "safety_snapshot"] {
             assert!(r[k].as_str().is_some_and(|d| d.len() == 64), "{what}: {r}");
         }
+        assert_eq!(r["text"].as_array().map(Vec::len), Some(3), "{what}");
     }
 }
 
