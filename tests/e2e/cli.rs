@@ -841,21 +841,20 @@ fn a_rollback_to_a_corrupt_generation_moves_nothing() {
     let id = r["evolution_id"].as_str().expect("id");
     let cps = d.join(format!(".tdev/evolution/checkpoints/{id}"));
     let head = std::fs::read(cps.join("head.json")).expect("head");
-    for (file, key) in [(
+    let (file, key) = (
         cps.join("000001.json"),
         format!("checkpoints/{id}/000001.json"),
-    )] {
-        let good = std::fs::read(&file).expect("record");
-        std::fs::write(&file, &good[..good.len() / 2]).expect("truncate");
-        let out = tdev(d, &["rollback", id, "--generation", "1"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(code(&out, "rollback"), 1, "{err}");
-        assert!(err.contains(&key), "{err}");
-        // nothing moved: the later checkpoints and the head are as they were
-        assert!(cps.join("000002.json").exists() && cps.join("000003.json").exists());
-        assert_eq!(std::fs::read(cps.join("head.json")).expect("head"), head);
-        std::fs::write(&file, good).expect("restore");
-    }
+    );
+    let good = std::fs::read(&file).expect("record");
+    std::fs::write(&file, &good[..good.len() / 2]).expect("truncate");
+    let out = tdev(d, &["rollback", id, "--generation", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out, "rollback"), 1, "{err}");
+    assert!(err.contains(&key), "{err}");
+    // nothing moved: the later checkpoints and the head are as they were
+    assert!(cps.join("000002.json").exists() && cps.join("000003.json").exists());
+    assert_eq!(std::fs::read(cps.join("head.json")).expect("head"), head);
+    std::fs::write(&file, good).expect("restore");
     let record = d.join(format!(".tdev/evolution/generations/{id}/000001.json"));
     let good = std::fs::read(&record).expect("record");
     std::fs::write(&record, &good[..good.len() / 2]).expect("truncate");

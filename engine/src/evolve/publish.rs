@@ -46,7 +46,7 @@ fn digest_of(c: &CommittedRecords, kind: usize) -> &str {
 }
 
 /// The checkpoint's own text of record `kind`, when it matches its digest.
-fn own_text<'a>(c: &'a CommittedRecords, kind: usize) -> Option<&'a [u8]> {
+fn own_text(c: &CommittedRecords, kind: usize) -> Option<&[u8]> {
     c.text
         .get(kind)
         .map(String::as_bytes)
