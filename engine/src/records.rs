@@ -15,6 +15,7 @@ pub struct Best {
     /// Its id.
     pub agent_id: AgentId,
     /// Mean train error.
+    #[serde(deserialize_with = "finite_or_null")]
     pub train_error: f64,
     /// Mean error on the held-out cases (null when the task has none).
     pub test_error: Option<f64>,
@@ -28,8 +29,10 @@ pub struct GenerationStats {
     /// Its number (0 is the initial population).
     pub generation: u32,
     /// Best mean train error.
+    #[serde(deserialize_with = "finite_or_null")]
     pub best_error: f64,
     /// Mean train error of the scored individuals.
+    #[serde(deserialize_with = "finite_or_null")]
     pub mean_error: f64,
     /// Median train error of the scored individuals: unlike the mean, not swayed by a
     /// few huge errors (absent in logs written before it existed).
@@ -100,6 +103,7 @@ pub struct Checkpoint {
     /// `running`, `solved` or `finished`.
     pub status: RunStatus,
     /// (best, mean) train error per generation.
+    #[serde(deserialize_with = "history_or_null")]
     pub history: Vec<(f64, f64)>,
     /// When it was written.
     pub written_at: String,
@@ -220,6 +224,7 @@ pub struct Metadata {
     /// The generation it was best of.
     pub generation: u32,
     /// Its mean train error.
+    #[serde(deserialize_with = "finite_or_null")]
     pub train_error: f64,
     /// When it was written.
     pub created_at: String,
@@ -243,6 +248,7 @@ pub struct Performance {
     pub outcomes: BTreeMap<String, u64>,
     /// The train error as the sandbox computes it (the evolution may have screened
     /// the module with the interpreter).
+    #[serde(deserialize_with = "finite_or_null")]
     pub train_error: f64,
     /// The policy's `limits.fuel_per_call`.
     pub fuel_per_call: u64,
@@ -266,6 +272,7 @@ pub struct EvolutionEntry {
     /// The generation it resumes from.
     pub head_generation: u32,
     /// The head's best train error.
+    #[serde(deserialize_with = "finite_or_null")]
     pub best_error: f64,
     /// Its status (`stopped` when a stop request ended it at its head, `queued` when a
     /// worker has yet to start it, `failed` when its last job failed).
@@ -375,4 +382,19 @@ impl From<&Task> for TaskRecord {
             fuel_per_case: t.fuel_per_case,
         }
     }
+}
+
+/// An f64 of a stored record: JSON has no infinity or NaN, so serde_json writes such a
+/// value as `null` (a generation where no member has an error below 1e29 has no mean:
+/// infinity). `null` reads back as infinity.
+fn finite_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+}
+
+/// A checkpoint's history of (best, mean) errors, `null` read back as infinity.
+fn history_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+    Ok(Vec::<(Option<f64>, Option<f64>)>::deserialize(d)?
+        .into_iter()
+        .map(|(b, m)| (b.unwrap_or(f64::INFINITY), m.unwrap_or(f64::INFINITY)))
+        .collect())
 }

@@ -511,3 +511,45 @@ fn an_evolution_stopped_before_generation_0_resumes_as_it_would_have_run() {
         assert_eq!(resumed.evaluations, whole.evaluations, "{name}");
     }
 }
+
+/// A generation in which no member has an error below 1e29 has no mean error (and so
+/// no median): its log and its checkpoint's history store that as `inf`, which must
+/// read back, so the evolution lists, shows its logs and resumes.
+#[test]
+fn a_generation_without_a_mean_error_reads_back_and_resumes() {
+    for (name, s, _dir) in backends() {
+        let task = engine::task::Task::parse(
+            "name = \"far\"\nparams = [\"f64\"]\nresult = \"f64\"\nerror = \"abs\"\n\
+             success_threshold = 0.0\n\
+             cases = [{ args = [1.0], expect = 1e300 }, { args = [2.0], expect = -1e300 }]\n",
+            false,
+        )
+        .expect("task");
+        let config = EvolveConfig {
+            seed: 3,
+            population: 6,
+            generations: 1,
+            threads: 1,
+            ..EvolveConfig::for_task(&task)
+        };
+        let mut e = Evolution::start(sandbox(), s.clone(), task, config, vec![]).expect("start");
+        let id = e.id().to_string();
+        let summary = e.run(|_| {}).expect("run");
+        assert!(
+            summary.history.iter().all(|(_, mean)| mean.is_infinite()),
+            "{name}: the test needs generations without a mean: {:?}",
+            summary.history
+        );
+        let logs = evolve::fitness_logs(s.as_ref(), &id).expect("the logs read back");
+        assert!(logs.iter().all(|l| l.mean_error.is_infinite()), "{name}");
+        assert!(
+            evolve::list(s.as_ref())
+                .expect("list")
+                .iter()
+                .any(|e| e.evolution_id == id)
+        );
+        let mut again =
+            Evolution::resume(sandbox(), s.clone(), &id, Some(2), Some(1)).expect("resume");
+        assert_eq!(again.run(|_| {}).expect("run on").generations, 2, "{name}");
+    }
+}
