@@ -315,15 +315,17 @@ pub fn copy(from: &dyn BlobStore, to: &dyn BlobStore) -> Result<CopyReport> {
                 }
                 .into());
             }
-            // A record that does not parse is not copied as if it were sound.
-            if key.ends_with(".json")
-                && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
-            {
-                return Err(ErrorKind::Corrupt {
-                    key,
-                    reason: "not a JSON document (truncated or garbled)".into(),
+            // A record that does not parse, or whose checksum does not match, is not
+            // copied as if it were sound.
+            if key.ends_with(".json") {
+                let body = crate::seal::unseal(&key, &bytes)?;
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                    return Err(ErrorKind::Corrupt {
+                        key,
+                        reason: "not a JSON document (truncated or garbled)".into(),
+                    }
+                    .into());
                 }
-                .into());
             }
             to.put(bucket, &key, &bytes)?;
             report.objects += 1;

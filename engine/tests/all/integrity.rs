@@ -553,3 +553,25 @@ fn a_generation_without_a_mean_error_reads_back_and_resumes() {
         assert_eq!(again.run(|_| {}).expect("run on").generations, 2, "{name}");
     }
 }
+
+/// Point 7: `store copy` checks the checksum of every record it copies.
+#[test]
+fn a_copy_refuses_a_record_whose_checksum_does_not_match() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 13, 1);
+        let key = format!("checkpoints/{id}/000001.json");
+        let good = get(s.as_ref(), &key).expect("stored");
+        s.put(Bucket::Evolution, &key, &one_digit_changed(&good))
+            .expect("put");
+        let to_dir = tempfile::tempdir().expect("tempdir");
+        let to =
+            engine::store::open(&format!("file://{}", to_dir.path().display())).expect("store");
+        let e = engine::store::copy(s.as_ref(), to.as_ref()).expect_err("a changed record");
+        assert!(
+            e.to_string().contains(&key) && e.to_string().contains("checksum"),
+            "{name}: {e}"
+        );
+        s.put(Bucket::Evolution, &key, &good).expect("put back");
+        engine::store::copy(s.as_ref(), to.as_ref()).expect("a sound store copies");
+    }
+}
