@@ -142,9 +142,13 @@ pub(super) fn move_head(
         }
     };
     if moved {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(read_head(store, id)?))
+        return Ok(Ok(()));
+    }
+    // A write answered as lost (a retried S3 call meeting its own change) left our
+    // own head, writer id and all: it was made.
+    match read_head(store, id)? {
+        Some(current) if &current == new => Ok(Ok(())),
+        current => Ok(Err(current)),
     }
 }
 

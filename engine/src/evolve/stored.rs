@@ -346,7 +346,14 @@ pub fn fitness_logs(store: &dyn BlobStore, id: &str) -> Result<Vec<GenerationSta
     let head = head_generation(store, id)?;
     let mut out = Vec::new();
     for key in store.list(Bucket::Evolution, &format!("fitness_logs/{id}/"))? {
-        if !key.ends_with(".json") {
+        // Past the head (an abandoned branch's, say): not read at all.
+        let past_head = key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_none_or(|g| g > head);
+        if past_head {
             continue;
         }
         if let Some(b) = store.get(Bucket::Evolution, &key)? {

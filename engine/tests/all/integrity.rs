@@ -235,6 +235,9 @@ struct FailingPuts {
     inner: Arc<dyn BlobStore>,
     fails: Box<dyn Fn(&str) -> bool + Send + Sync>,
     armed: AtomicBool,
+    /// Conditional writes under these keys are made, but answered as lost (a retried
+    /// S3 call that meets its own change).
+    answers_lost: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 impl FailingPuts {
@@ -253,7 +256,8 @@ impl BlobStore for FailingPuts {
     }
     fn put_new(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<bool> {
         self.check(key)?;
-        self.inner.put_new(b, key, bytes)
+        let made = self.inner.put_new(b, key, bytes)?;
+        Ok(made && !(self.answers_lost)(key))
     }
     fn put_state(&self, item: &StateItem) -> engine::Result<bool> {
         self.inner.put_state(item)
@@ -271,7 +275,8 @@ impl BlobStore for FailingPuts {
         self.inner.get_versioned(b, key)
     }
     fn put_if(&self, b: Bucket, key: &str, bytes: &[u8], v: &Version) -> engine::Result<bool> {
-        self.inner.put_if(b, key, bytes, v)
+        let made = self.inner.put_if(b, key, bytes, v)?;
+        Ok(made && !(self.answers_lost)(key))
     }
     fn list(&self, b: Bucket, prefix: &str) -> engine::Result<Vec<String>> {
         self.inner.list(b, prefix)
@@ -299,6 +304,7 @@ fn a_commit_cut_short_after_its_checkpoint_is_finished_on_resume() {
             inner: s.clone(),
             fails: Box::new(move |k| k.starts_with(&logs)),
             armed: AtomicBool::new(true),
+            answers_lost: Box::new(|_| false),
         });
         let as_store: Arc<dyn BlobStore> = failing.clone();
         let mut cut =
@@ -487,6 +493,7 @@ fn an_evolution_stopped_before_generation_0_resumes_as_it_would_have_run() {
             inner: s.clone(),
             fails: Box::new(|k| k.starts_with("checkpoints/") && k.ends_with("/000000.json")),
             armed: AtomicBool::new(true),
+            answers_lost: Box::new(|_| false),
         });
         let before: Vec<String> = evolve::list(s.as_ref())
             .expect("list")
@@ -573,5 +580,43 @@ fn a_copy_refuses_a_record_whose_checksum_does_not_match() {
         );
         s.put(Bucket::Evolution, &key, &good).expect("put back");
         engine::store::copy(s.as_ref(), to.as_ref()).expect("a sound store copies");
+    }
+}
+
+/// The fitness logs up to the head do not read a damaged log past it (an abandoned
+/// branch's).
+#[test]
+fn a_damaged_log_past_the_head_is_not_read() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 14, 3);
+        evolve::rollback(s.as_ref(), &id, 1).expect("rollback");
+        let key = format!("fitness_logs/{id}/000003.json");
+        s.put(Bucket::Evolution, &key, b"{ cut").expect("put");
+        let logs = evolve::fitness_logs(s.as_ref(), &id).expect("logs up to the head");
+        assert_eq!(logs.len(), 2, "{name}");
+    }
+}
+
+/// A move of the head that was made but answered as lost (a retried S3 call meeting its
+/// own change) is the run's own: it carries on, and ends as an uninterrupted run does.
+#[test]
+fn a_head_move_answered_as_lost_is_still_the_runs_own() {
+    for (name, s, _dir) in backends() {
+        let plain = evolution(&s, 21, 3);
+        let lossy: Arc<dyn BlobStore> = Arc::new(FailingPuts {
+            inner: s.clone(),
+            fails: Box::new(|_| false),
+            armed: AtomicBool::new(false),
+            answers_lost: Box::new(|k| k.starts_with("heads/") || k.ends_with("head.json")),
+        });
+        let id = evolution(&lossy, 21, 3);
+        assert_eq!(
+            evolve::head_generation(s.as_ref(), &id).expect("head"),
+            3,
+            "{name}"
+        );
+        let a = evolve::fitness_logs(s.as_ref(), &plain).expect("logs");
+        let b = evolve::fitness_logs(s.as_ref(), &id).expect("logs");
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{name}");
     }
 }
