@@ -243,28 +243,35 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
     // it: a repeat of the same commit (a retry, or a twin resuming the same
     // deterministic run) is accepted, anything else is a conflict.
     let cp_key = gen_key("checkpoints", &c.id, g);
-    let created = c.store.put_new(
-        Bucket::Evolution,
-        &cp_key,
-        &to_sealed_json("the checkpoint", &cp)?,
-    )?;
-    let committed = if created {
-        cp
-    } else {
-        let existing = match c.store.get(Bucket::Evolution, &cp_key)? {
-            Some(b) => Some(from_json::<Checkpoint>(&cp_key, &b)?),
-            None => None,
-        };
-        match existing {
-            Some(e) if e.rng == cp.rng && e.population == cp.population => e,
-            _ => {
-                return Err(ErrorKind::Conflict(format!(
-                    "generation {g} of {} was committed by another process",
-                    c.id
-                ))
-                .into());
-            }
+    let cp_bytes = to_sealed_json("the checkpoint", &cp)?;
+    // (A checkpoint gone between the failed create and the read, moved away by a run
+    // that lost its head, is created again: twice at most.)
+    let mut committed = None;
+    for _ in 0..2 {
+        if c.store.put_new(Bucket::Evolution, &cp_key, &cp_bytes)? {
+            committed = Some((cp.clone(), cp_bytes.clone(), true));
+            break;
         }
+        let Some(b) = c.store.get(Bucket::Evolution, &cp_key)? else {
+            continue;
+        };
+        let e: Checkpoint = from_json(&cp_key, &b)?;
+        if e.rng == cp.rng && e.population == cp.population {
+            committed = Some((e, b, false));
+            break;
+        }
+        return Err(ErrorKind::Conflict(format!(
+            "generation {g} of {} was committed by another process",
+            c.id
+        ))
+        .into());
+    }
+    let Some((committed, committed_bytes, created)) = committed else {
+        return Err(ErrorKind::Conflict(format!(
+            "generation {g} of {} is being committed and abandoned by other processes",
+            c.id
+        ))
+        .into());
     };
     // The records go under their keys: this commit's, or (the same commit, made
     // before by a process that stopped short) that checkpoint's own.
@@ -286,7 +293,16 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
         writer: Some(writer),
     };
     match publish::move_head(c.store.as_ref(), &c.id, c.head.as_ref(), &head)? {
-        Ok(()) => Ok(head),
+        Ok(()) => {
+            if !created {
+                // An adopted checkpoint may have been moved away meanwhile by the run
+                // that created it and lost its head: put back.
+                c.store
+                    .put_new(Bucket::Evolution, &cp_key, &committed_bytes)?;
+                c.store.put_state(&item)?;
+            }
+            Ok(head)
+        }
         Err(current) => {
             // Someone moved the head since this run read or wrote it: a rollback, or
             // another run of this evolution. This run stops; a checkpoint it wrote past
@@ -294,7 +310,7 @@ pub(super) fn write_generation(c: Commit) -> Result<Head> {
             let now = current.as_ref().map(|h| h.generation);
             if created && now.is_none_or(|h| h < g) {
                 let stamp = now_rfc3339().replace([':', '.'], "-");
-                publish::abandon(c.store.as_ref(), &c.id, g, &stamp)?;
+                publish::abandon(c.store.as_ref(), &c.id, g, &stamp, &cp_bytes, &item)?;
             }
             Err(ErrorKind::Conflict(match now {
                 Some(h) if h < g => format!(

@@ -498,9 +498,22 @@ impl Evolution {
         };
         // Every module evaluated up to the head (the records up to the head are
         // published: the head moves only after its records are in place).
+        // A record that is missing or does not match its checksum is read from its
+        // checkpoint's own copy, as everywhere else.
         for g in 0..head {
             let key = gen_key("generations", id, g);
-            let r: GenerationRecord = from_json(&key, &required(store.as_ref(), id, &key)?)?;
+            let stored = store
+                .get(Bucket::Evolution, &key)?
+                .and_then(|b| from_json::<GenerationRecord>(&key, &b).ok());
+            let r = match stored {
+                Some(r) => r,
+                None => {
+                    let cp_key = gen_key("checkpoints", id, g);
+                    let cp: Checkpoint =
+                        from_json(&cp_key, &required(store.as_ref(), id, &cp_key)?)?;
+                    from_json(&key, &publish::read_record(store.as_ref(), id, &cp, 0)?)?
+                }
+            };
             evo.seen.extend(r.evaluated);
         }
         evo.seen.extend(record.evaluated.iter().cloned());
@@ -621,10 +634,11 @@ impl Evolution {
             // The writer of the previous generation is waited for even when scoring
             // failed, so its own error is not lost either.
             let written = finish(writing.take());
-            let (pop, stats) = evaluated?;
+            // A commit that lost (a conflict) says more than a scoring error after it.
             if let Some(h) = written? {
                 self.head = Some(h);
             }
+            let (pop, stats) = evaluated?;
             if self.stop.load(Ordering::SeqCst) {
                 // An interrupted generation is not committed: the last one stays head.
                 stopped = true;

@@ -15,7 +15,7 @@ use super::stored::{gen_key, head_key};
 use crate::error::{ErrorKind, Result, from_json, to_json};
 use crate::records::{Checkpoint, CommittedRecords, Head};
 use crate::seal::sha256_hex;
-use crate::store::{BlobStore, Bucket};
+use crate::store::{BlobStore, Bucket, StateItem};
 
 /// The kinds of record a checkpoint commits, in their order.
 pub(super) const KINDS: [&str; 3] = ["generations", "fitness_logs", "safety_snapshots"];
@@ -152,17 +152,43 @@ pub(super) fn move_head(
     }
 }
 
-/// Moves checkpoint `g` of evolution `id` to `checkpoints/<id>/abandoned/<stamp>/` and
-/// deletes its state row: the commit that wrote it lost the head to a rollback.
-pub(super) fn abandon(store: &dyn BlobStore, id: &str, g: u32, stamp: &str) -> Result<()> {
+/// Moves this run's checkpoint `g` of evolution `id` (`ours`, as it created it) to
+/// `checkpoints/<id>/abandoned/<stamp>/` and deletes its state row: the commit that
+/// wrote it lost the head to a rollback. The row goes first, so a run killed part-way
+/// never leaves a row without its checkpoint. Another checkpoint under that key (a
+/// branch bred after the rollback) is left alone, and its records are written again
+/// over any this run wrote while stalled. When the head has meanwhile reached `g`
+/// again (a resumed twin adopted this very checkpoint), checkpoint and row are put
+/// back.
+pub(super) fn abandon(
+    store: &dyn BlobStore,
+    id: &str,
+    g: u32,
+    stamp: &str,
+    ours: &[u8],
+    row: &StateItem,
+) -> Result<()> {
     let key = gen_key("checkpoints", id, g);
-    if let Some(bytes) = store.get(Bucket::Evolution, &key)? {
-        store.put(
-            Bucket::Evolution,
-            &format!("checkpoints/{id}/abandoned/{stamp}/{g:06}.json"),
-            &bytes,
-        )?;
-        store.delete(Bucket::Evolution, &key)?;
+    store.delete_state(id, g)?;
+    match store.get(Bucket::Evolution, &key)? {
+        Some(bytes) if bytes == ours => {
+            store.put(
+                Bucket::Evolution,
+                &format!("checkpoints/{id}/abandoned/{stamp}/{g:06}.json"),
+                &bytes,
+            )?;
+            store.delete(Bucket::Evolution, &key)?;
+        }
+        Some(bytes) => {
+            let theirs: Checkpoint = from_json(&key, &bytes)?;
+            publish(store, id, &theirs)?;
+            return Ok(());
+        }
+        None => {}
     }
-    store.delete_state(id, g)
+    if read_head(store, id)?.is_some_and(|h| h.generation >= g) {
+        store.put_new(Bucket::Evolution, &key, ours)?;
+        store.put_state(row)?;
+    }
+    Ok(())
 }

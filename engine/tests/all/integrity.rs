@@ -620,3 +620,142 @@ fn a_head_move_answered_as_lost_is_still_the_runs_own() {
         assert_eq!(format!("{a:?}"), format!("{b:?}"), "{name}");
     }
 }
+
+/// A hook: before the first call of operation `op` on a key `matches` accepts.
+type Hook = (
+    &'static str,
+    Box<dyn Fn(&str) -> bool + Send + Sync>,
+    Box<dyn FnOnce() + Send>,
+);
+
+/// A store that runs another process's steps (hooks) just before some of its calls.
+struct Hooked {
+    inner: Arc<dyn BlobStore>,
+    hooks: std::sync::Mutex<Vec<Hook>>,
+}
+
+impl Hooked {
+    fn before(&self, op: &str, key: &str) {
+        let hook = {
+            let mut hooks = self.hooks.lock().expect("hooks");
+            let at = hooks.iter().position(|(o, m, _)| *o == op && m(key));
+            at.map(|i| hooks.remove(i))
+        };
+        if let Some((_, _, run)) = hook {
+            run();
+        }
+    }
+}
+
+impl BlobStore for Hooked {
+    fn put(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<()> {
+        self.before("put", key);
+        self.inner.put(b, key, bytes)
+    }
+    fn put_new(&self, b: Bucket, key: &str, bytes: &[u8]) -> engine::Result<bool> {
+        self.before("put_new", key);
+        self.inner.put_new(b, key, bytes)
+    }
+    fn put_state(&self, item: &StateItem) -> engine::Result<bool> {
+        self.before("put_state", &item.generation.to_string());
+        self.inner.put_state(item)
+    }
+    fn get_states(&self, id: &str) -> engine::Result<Vec<StateItem>> {
+        self.inner.get_states(id)
+    }
+    fn delete_state(&self, id: &str, g: u32) -> engine::Result<()> {
+        self.before("delete_state", &g.to_string());
+        self.inner.delete_state(id, g)
+    }
+    fn get(&self, b: Bucket, key: &str) -> engine::Result<Option<Vec<u8>>> {
+        self.inner.get(b, key)
+    }
+    fn get_versioned(&self, b: Bucket, key: &str) -> engine::Result<Option<(Vec<u8>, Version)>> {
+        self.inner.get_versioned(b, key)
+    }
+    fn put_if(&self, b: Bucket, key: &str, bytes: &[u8], v: &Version) -> engine::Result<bool> {
+        self.before("put_if", key);
+        self.inner.put_if(b, key, bytes, v)
+    }
+    fn list(&self, b: Bucket, prefix: &str) -> engine::Result<Vec<String>> {
+        self.inner.list(b, prefix)
+    }
+    fn delete(&self, b: Bucket, key: &str) -> engine::Result<()> {
+        self.before("delete", key);
+        self.inner.delete(b, key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn settings(&self) -> &engine::store::StoreSettings {
+        self.inner.settings()
+    }
+}
+
+/// A run that lost the head to a rollback, while a resumed twin adopted the checkpoint
+/// it created and moved the head onto it, leaves that checkpoint and its state row in
+/// place: the evolution stays whole and resumes.
+#[test]
+fn a_checkpoint_a_twin_adopted_stays_when_its_creator_lost_the_head() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 31, 2);
+        let cp3 = format!("checkpoints/{id}/000003.json");
+        let (rolls, twin) = (s.clone(), s.clone());
+        let (rid, tid) = (id.clone(), id.clone());
+        let hooked: Arc<dyn BlobStore> = Arc::new(Hooked {
+            inner: s.clone(),
+            hooks: std::sync::Mutex::new(vec![
+                // a rollback to 2 lands just before this run creates checkpoint 3
+                (
+                    "put_new",
+                    Box::new(move |k| k == cp3),
+                    Box::new(move || evolve::rollback(rolls.as_ref(), &rid, 2).expect("rollback")),
+                ),
+                // and a twin resumed from 2 commits 3 as this run abandons it
+                (
+                    "delete_state",
+                    Box::new(|k| k == "3"),
+                    Box::new(move || {
+                        let mut t = Evolution::resume(sandbox(), twin, &tid, Some(3), Some(1))
+                            .expect("twin resumes");
+                        t.run(|_| {}).expect("twin commits 3");
+                    }),
+                ),
+            ]),
+        });
+        let mut lost = Evolution::resume(sandbox(), hooked, &id, Some(3), Some(1)).expect("resume");
+        let e = lost.run(|_| {}).expect_err("it lost the head");
+        assert!(is_conflict(&e), "{name}: {e}");
+        assert_eq!(
+            evolve::head_generation(s.as_ref(), &id).expect("head"),
+            3,
+            "{name}"
+        );
+        assert!(
+            records(s.as_ref(), &id, 3).iter().all(Option::is_some),
+            "{name}"
+        );
+        let rows = s.get_states(&id).expect("rows");
+        assert!(rows.iter().any(|r| r.generation == 3), "{name}: row 3 gone");
+        let mut next = Evolution::resume(sandbox(), s.clone(), &id, Some(4), Some(1))
+            .expect("the evolution resumes");
+        next.run(|_| {}).expect("run");
+    }
+}
+
+/// A damaged generation record below the head is read from its checkpoint's copy when
+/// a resume gathers the modules evaluated so far: the resume goes on.
+#[test]
+fn a_damaged_record_below_the_head_is_read_from_its_checkpoint_on_resume() {
+    for (name, s, _dir) in backends() {
+        let id = evolution(&s, 33, 3);
+        let key = format!("generations/{id}/000001.json");
+        let good = get(s.as_ref(), &key).expect("record");
+        s.put(Bucket::Evolution, &key, &one_digit_changed(&good))
+            .expect("put");
+        let mut e = Evolution::resume(sandbox(), s.clone(), &id, Some(4), Some(1))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        e.run(|_| {}).expect("run");
+        assert_eq!(evolve::head_generation(s.as_ref(), &id).expect("head"), 4);
+    }
+}
