@@ -358,6 +358,70 @@ mod tests {
     }
 
     #[test]
+    fn wrap_makes_recurrences_such_as_euclids_loop() {
+        // `local 0` alone: a recurrence before it with `f = x % y` over (0, 1) is
+        // Euclid's algorithm
+        use Op::*;
+        let g = Genome::new(&[Ty::I64, Ty::I64], Ty::I64, vec![LocalGet(0)]);
+        let fresh = Fresh {
+            max_depth: 1,
+            consts: Arc::new(Constants::default()),
+        };
+        let step = [
+            LocalGet(0),
+            LocalGet(1),
+            Num(NumOp::I64RemS),
+            LocalSet(0),
+            LocalGet(0),
+            LocalGet(1),
+            LocalSet(0),
+            LocalSet(1),
+        ];
+        let test = [LocalGet(1), Num(NumOp::I64Eqz), BrIf(1)];
+        let found: Vec<Genome> = (0..4000)
+            .filter_map(|seed| Wrap(fresh.clone()).mutate(&g, &mut Rng::new(seed)))
+            .filter(|c| c.ops.windows(step.len()).any(|w| w == step))
+            .filter(|c| c.ops.windows(test.len()).any(|w| w == test))
+            .filter(|c| c.ops.first() == Some(&Block(BlockTy::Empty)))
+            .collect();
+        assert!(!found.is_empty(), "no Euclid's loop in 4,000 offspring");
+        let policy = runtime::Policy::default_policy();
+        let sb = runtime::Sandbox::new(policy.clone()).expect("sandbox");
+        for c in &found {
+            assert!(valid(c), "{:?}", c.ops);
+            let plan = crate::interp::Plan::new(c, &policy).expect("plan");
+            let runtime::Admission::Admitted(agent) = sb.admit(&c.encode(), false).expect("admit")
+            else {
+                panic!("rejected: {:?}", c.ops);
+            };
+            for (a, b, gcd) in [
+                (54, 24, 6),
+                (4200, 3528, 168),
+                (123456, 654321, 3),
+                (1, 1, 1),
+            ] {
+                let args = [runtime::Value::I64(a), runtime::Value::I64(b)];
+                let r = sb
+                    .run_with_fuel(&agent, runtime::Input::Typed(args.to_vec()), 10_000)
+                    .expect("run");
+                let want = runtime::Value::I64(gcd);
+                assert_eq!(
+                    r.result,
+                    Some(runtime::RunResult::Value(want)),
+                    "{:?}",
+                    c.ops
+                );
+                assert_eq!(
+                    plan.call(&args, 10_000),
+                    crate::interp::Answer::Value(want),
+                    "{:?}",
+                    c.ops
+                );
+            }
+        }
+    }
+
+    #[test]
     fn locals_swaps_two_locals_of_one_type() {
         use Op::*;
         // local 0 - local 1: a swap before it gives local 1 - local 0

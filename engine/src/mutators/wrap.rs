@@ -13,7 +13,14 @@ use crate::typing::Typing;
 ///   local.tee c i64.const 0 i64.gt_s br_if 0 end` with a new i64 counter `c`
 ///   (PushGP's `exec_do*times`);
 /// - a conditional `<cond> if piece end`;
-/// - a block with an early exit `block <cond> br_if 0 piece end`.
+/// - a block with an early exit `block <cond> br_if 0 piece end`;
+/// - a recurrence over two locals `x`, `y` of one integer type: `block loop
+///   local.get y <eqz> br_if 1 piece <f(x, y)> local.set x <swap x y> br 0 end end`,
+///   that is `while y != 0 { piece; (x, y) = (y, f(x, y)) }`, with `f` an operation on
+///   `x` and `y` half the time, else a random expression (PushGP's `exec_while` over a
+///   rotation of the stack; Euclid's algorithm is `f = x % y`). A while loop with a
+///   random test rarely ends after a useful number of rounds unless its body changes
+///   what the test reads; this one does by construction.
 ///
 /// Branches in the piece that leave it are deepened by the frames around it, so they
 /// keep their targets.
@@ -71,12 +78,73 @@ impl Mutator for Wrap {
                 seq.extend(piece);
                 seq.push(Op::End);
             }
-            _ => {
+            88..94 => {
                 seq.push(Op::Block(BlockTy::Empty));
                 seq.extend(cond(&mut out, rng));
                 seq.push(Op::BrIf(0));
                 seq.extend(piece);
                 seq.push(Op::End);
+            }
+            _ => {
+                let pairs: Vec<(u32, u32, Ty)> = out
+                    .local_types
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, t)| Some((k as u32, (*t)?)))
+                    .filter(|(_, t)| *t != Ty::F64)
+                    .flat_map(|(x, tx)| {
+                        out.local_types
+                            .iter()
+                            .enumerate()
+                            .filter(move |(y, ty)| *y as u32 != x && **ty == Some(tx))
+                            .map(move |(y, _)| (x, y as u32, tx))
+                    })
+                    .collect();
+                let (x, y, ty) = super::pick(&pairs, rng)?;
+                let (eqz, fs): (NumOp, &[NumOp]) = match ty {
+                    Ty::I32 => (
+                        NumOp::I32Eqz,
+                        &[NumOp::I32Add, NumOp::I32Sub, NumOp::I32And, NumOp::I32Xor],
+                    ),
+                    _ => (
+                        NumOp::I64Eqz,
+                        &[
+                            NumOp::I64Add,
+                            NumOp::I64Sub,
+                            NumOp::I64Mul,
+                            NumOp::I64RemS,
+                            NumOp::I64DivS,
+                            NumOp::I64And,
+                            NumOp::I64Xor,
+                            NumOp::I64ShrS,
+                        ],
+                    ),
+                };
+                let f = if rng.chance(0.5) {
+                    let op = super::pick(fs, rng)?;
+                    vec![Op::LocalGet(x), Op::LocalGet(y), Op::Num(op)]
+                } else {
+                    self.0.expr_at(ty, depth.max(1), &out.local_types, rng)
+                };
+                seq.extend([
+                    Op::Block(BlockTy::Empty),
+                    Op::Loop(BlockTy::Empty),
+                    Op::LocalGet(y),
+                    Op::Num(eqz),
+                    Op::BrIf(1),
+                ]);
+                seq.extend(super::shift_branches(ops, 2)?);
+                seq.extend(f);
+                seq.extend([
+                    Op::LocalSet(x),
+                    Op::LocalGet(x),
+                    Op::LocalGet(y),
+                    Op::LocalSet(x),
+                    Op::LocalSet(y),
+                    Op::Br(0),
+                    Op::End,
+                    Op::End,
+                ]);
             }
         }
         out.ops.splice(a..b, seq);
