@@ -504,7 +504,7 @@ fn progress_shows_a_bar_with_generation_errors_rate_and_culls() {
 
 /// The seed of [`a_loop_task_is_solved_by_a_program_with_a_loop`] (overridable to look
 /// for others: `TDEV_LOOP_SEEDS=1,2,3` runs each and prints what it got).
-const LOOP_TASK_SEED: &str = "4";
+const LOOP_TASK_SEED: &str = "7";
 
 /// Program synthesis: an integer task with held-out cases is solved (exact on every
 /// training case) and generalises (exact on every held-out case, PSB's criterion) with
@@ -564,10 +564,10 @@ fn the_evolved_program_in_the_docs_is_what_evolve_breeds() {
         .and_then(|rest| rest.split("\n```").next())
         .expect("a wat block");
     let shown = wat::parse_str(wat).expect("the page's text form assembles");
-    assert!(page.contains("`tdev evolve --task fixtures/tasks/gcd.toml --seed 4\n--out gcd.wasm`"));
+    assert!(page.contains("`tdev evolve --task fixtures/tasks/gcd.toml --seed 7\n--out gcd.wasm`"));
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let r = evolve_task(d, "gcd", &["--seed", "4", "--out", "gcd.wasm"]);
+    let r = evolve_task(d, "gcd", &["--seed", "7", "--out", "gcd.wasm"]);
     assert_eq!(
         (&r["solved"], &r["generalises"]),
         (&true.into(), &true.into()),

@@ -42,20 +42,20 @@ impl Mutator for Wrap {
         };
         let mut seq = Vec::new();
         match rng.below(100) {
-            0..30 => {
+            0..25 => {
                 seq.push(Op::Loop(BlockTy::Empty));
                 seq.extend(piece);
                 seq.extend(cond(&mut out, rng));
                 seq.extend([Op::BrIf(0), Op::End]);
             }
-            30..50 => {
+            25..45 => {
                 seq.extend([Op::Block(BlockTy::Empty), Op::Loop(BlockTy::Empty)]);
                 seq.extend(cond(&mut out, rng));
                 seq.push(Op::BrIf(1));
                 seq.extend(super::shift_branches(ops, 2)?);
                 seq.extend([Op::Br(0), Op::End, Op::End]);
             }
-            50..70 => {
+            45..65 => {
                 let count = self.0.expr_at(Ty::I64, depth, &out.local_types, rng);
                 let c = out.add_local(Ty::I64);
                 seq.extend(count);
@@ -72,13 +72,13 @@ impl Mutator for Wrap {
                     Op::End,
                 ]);
             }
-            70..88 => {
+            65..83 => {
                 seq.extend(cond(&mut out, rng));
                 seq.push(Op::If(BlockTy::Empty));
                 seq.extend(piece);
                 seq.push(Op::End);
             }
-            88..94 => {
+            83..97 => {
                 seq.push(Op::Block(BlockTy::Empty));
                 seq.extend(cond(&mut out, rng));
                 seq.push(Op::BrIf(0));
