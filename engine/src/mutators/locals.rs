@@ -42,32 +42,14 @@ impl Mutator for Locals {
         }
         if rng.chance(0.2) {
             // a swap of two locals of one type (Euclid's step is a store and a swap)
-            let typed: Vec<(u32, Ty)> = g
-                .local_types
-                .iter()
-                .enumerate()
-                .filter_map(|(k, t)| Some((k as u32, (*t)?)))
-                .collect();
-            let pairs: Vec<(u32, u32)> = typed
-                .iter()
-                .flat_map(|&(x, tx)| {
-                    typed
-                        .iter()
-                        .filter(move |&&(y, ty)| y > x && ty == tx)
-                        .map(move |&(y, _)| (x, y))
-                })
+            let pairs: Vec<(u32, u32)> = super::pairs_of_one_type(&g.local_types)
+                .into_iter()
+                .filter(|(x, y, _)| y > x)
+                .map(|(x, y, _)| (x, y))
                 .collect();
             let (x, y) = super::pick(&pairs, rng)?;
             let at = super::pick(&super::live_points(&t), rng)?;
-            out.ops.splice(
-                at..at,
-                [
-                    Op::LocalGet(x),
-                    Op::LocalGet(y),
-                    Op::LocalSet(x),
-                    Op::LocalSet(y),
-                ],
-            );
+            out.ops.splice(at..at, super::swap(x, y));
             return Some(out);
         }
         let at = super::pick(&super::live_points(&t), rng)?;

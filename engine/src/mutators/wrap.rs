@@ -86,19 +86,9 @@ impl Mutator for Wrap {
                 seq.push(Op::End);
             }
             _ => {
-                let pairs: Vec<(u32, u32, Ty)> = out
-                    .local_types
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(k, t)| Some((k as u32, (*t)?)))
-                    .filter(|(_, t)| *t != Ty::F64)
-                    .flat_map(|(x, tx)| {
-                        out.local_types
-                            .iter()
-                            .enumerate()
-                            .filter(move |(y, ty)| *y as u32 != x && **ty == Some(tx))
-                            .map(move |(y, _)| (x, y as u32, tx))
-                    })
+                let pairs: Vec<(u32, u32, Ty)> = super::pairs_of_one_type(&out.local_types)
+                    .into_iter()
+                    .filter(|(_, _, t)| *t != Ty::F64)
                     .collect();
                 let (x, y, ty) = super::pick(&pairs, rng)?;
                 let (eqz, fs): (NumOp, &[NumOp]) = match ty {
@@ -135,16 +125,9 @@ impl Mutator for Wrap {
                 ]);
                 seq.extend(super::shift_branches(ops, 2)?);
                 seq.extend(f);
-                seq.extend([
-                    Op::LocalSet(x),
-                    Op::LocalGet(x),
-                    Op::LocalGet(y),
-                    Op::LocalSet(x),
-                    Op::LocalSet(y),
-                    Op::Br(0),
-                    Op::End,
-                    Op::End,
-                ]);
+                seq.push(Op::LocalSet(x));
+                seq.extend(super::swap(x, y));
+                seq.extend([Op::Br(0), Op::End, Op::End]);
             }
         }
         out.ops.splice(a..b, seq);
