@@ -388,30 +388,32 @@ mod tests {
 
     #[test]
     fn wrap_makes_recurrences_such_as_euclids_loop() {
-        // `local 0` alone: a recurrence before it with `f = x % y` over (0, 1) is
-        // Euclid's algorithm
+        // `local 0` alone: a recurrence over copies of (0, 1) in its place with
+        // `f = a % b` is Euclid's algorithm
         use Op::*;
         let g = Genome::new(&[Ty::I64, Ty::I64], Ty::I64, vec![LocalGet(0)]);
         let fresh = Fresh {
             max_depth: 1,
             consts: Arc::new(Constants::default()),
         };
+        let copies = [LocalGet(0), LocalSet(2), LocalGet(1), LocalSet(3)];
         let step = [
-            LocalGet(0),
-            LocalGet(1),
+            LocalGet(2),
+            LocalGet(3),
             Num(NumOp::I64RemS),
-            LocalSet(0),
-            LocalGet(0),
-            LocalGet(1),
-            LocalSet(0),
-            LocalSet(1),
+            LocalSet(2),
+            LocalGet(2),
+            LocalGet(3),
+            LocalSet(2),
+            LocalSet(3),
         ];
-        let test = [LocalGet(1), Num(NumOp::I64Eqz), BrIf(1)];
+        let test = [LocalGet(3), Num(NumOp::I64Eqz), BrIf(1)];
         let found: Vec<Genome> = (0..4000)
             .filter_map(|seed| Wrap(fresh.clone()).mutate(&g, &mut Rng::new(seed)))
+            .filter(|c| c.ops.starts_with(&copies))
             .filter(|c| c.ops.windows(step.len()).any(|w| w == step))
             .filter(|c| c.ops.windows(test.len()).any(|w| w == test))
-            .filter(|c| c.ops.first() == Some(&Block(BlockTy::Empty)))
+            .filter(|c| c.ops.last() == Some(&LocalGet(2)))
             .collect();
         assert!(!found.is_empty(), "no Euclid's loop in 4,000 offspring");
         let policy = runtime::Policy::default_policy();
@@ -446,6 +448,77 @@ mod tests {
                     "{:?}",
                     c.ops
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_recurrences_of_wrap_end() {
+        // three i64 params (max3's shape), `local 0` alone: every recurrence in its
+        // place makes |b| smaller each round, so on small inputs it ends well within
+        // the budget, whichever pair and f it drew
+        use Op::*;
+        let g = Genome::new(&[Ty::I64, Ty::I64, Ty::I64], Ty::I64, vec![LocalGet(0)]);
+        let fresh = Fresh {
+            max_depth: 2,
+            consts: Arc::new(Constants::default()),
+        };
+        let is_recurrence = |c: &Genome| {
+            c.ops.windows(7).any(|w| {
+                matches!(
+                    w,
+                    [LocalGet(x), LocalGet(y), LocalSet(x2), LocalSet(y2), Br(0), End, End]
+                        if x == x2 && y == y2
+                )
+            })
+        };
+        let found: Vec<Genome> = (0..6000)
+            .filter_map(|seed| Wrap(fresh.clone()).mutate(&g, &mut Rng::new(seed)))
+            .filter(is_recurrence)
+            .collect();
+        let has = |p: &[Op]| {
+            found
+                .iter()
+                .filter(|c| c.ops.windows(p.len()).any(|w| w == p))
+                .count()
+        };
+        // each kind of f is among them: Euclid's step, a digit step, a reduced expression
+        assert!(found.len() >= 50, "{} recurrences", found.len());
+        assert!(has(&[LocalGet(3), LocalGet(4), Num(NumOp::I64RemS), LocalSet(3)]) > 0);
+        assert!(
+            has(&[LocalGet(4), Num(NumOp::I64RemS), LocalSet(3)])
+                > has(&[LocalGet(3), LocalGet(4), Num(NumOp::I64RemS), LocalSet(3)])
+        );
+        assert!(has(&[I64Const(10), Num(NumOp::I64DivS)]) > 0);
+        assert!(has(&[I64Const(2), Num(NumOp::I64DivS)]) > 0);
+        let policy = runtime::Policy::default_policy();
+        let values = [-100, -37, -10, -2, -1, 0, 1, 2, 3, 10, 64, 99, 100];
+        for c in &found {
+            assert!(valid(c), "{:?}", c.ops);
+            // it works on copies: no parameter is written
+            assert!(
+                !c.ops
+                    .iter()
+                    .any(|o| matches!(o, LocalSet(k) | LocalTee(k) if *k < 3)),
+                "{:?}",
+                c.ops
+            );
+            let plan = crate::interp::Plan::new(c, &policy).expect("plan");
+            for a in values {
+                for b in values {
+                    let args = [
+                        runtime::Value::I64(a),
+                        runtime::Value::I64(b),
+                        runtime::Value::I64(a - b),
+                    ];
+                    let answer = plan.call(&args, 10_000);
+                    assert_ne!(
+                        answer,
+                        crate::interp::Answer::Trap(runtime::Outcome::OutOfFuel),
+                        "{args:?} {:?}",
+                        c.ops
+                    );
+                }
             }
         }
     }
