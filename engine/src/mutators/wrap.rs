@@ -19,8 +19,11 @@ use crate::typing::Typing;
 ///   over two new locals, `y` another i64 local (PushGP's `exec_while` over a rotation
 ///   of the stack). `f` makes `|b|` smaller, so the loop ends unless a later mutation
 ///   changes that: half the time `a % b` (Euclid's algorithm: the read becomes
-///   `gcd(x, y)`), a quarter `b / 2` or `b / 10` (a loop over the binary or decimal
-///   digits of `y`), a quarter `e % b` with `e` a random expression. A while loop with
+///   `gcd(x, y)` up to its sign, in a number of rounds logarithmic in `|y|`), a quarter
+///   `b / 2` or `b / 10` (a walk over the binary or decimal digits of `y`; with nothing
+///   in its body it leaves `y`'s leading digit in `a`, and a later `insert` can add one),
+///   a quarter `e % b` with `e` a random expression (at most `|y|` rounds: on large
+///   inputs the case's fuel ends it first, as for any loop). A while loop with
 ///   a random test rarely ends after a useful number of rounds unless its body changes
 ///   what the test reads; this one does by construction. It works on copies: run over
 ///   the locals themselves it destroyed values that the rest of the program still read
