@@ -42,12 +42,7 @@ impl Mutator for Locals {
         }
         if rng.chance(0.2) {
             // a swap of two locals of one type (Euclid's step is a store and a swap)
-            let pairs: Vec<(u32, u32)> = super::pairs_of_one_type(&g.local_types)
-                .into_iter()
-                .filter(|(x, y, _)| y > x)
-                .map(|(x, y, _)| (x, y))
-                .collect();
-            let (x, y) = super::pick(&pairs, rng)?;
+            let (x, y) = super::pick(&pairs_of_one_type(&g.local_types), rng)?;
             let at = super::pick(&super::live_points(&t), rng)?;
             out.ops.splice(at..at, super::swap(x, y));
             return Some(out);
@@ -69,4 +64,22 @@ impl Mutator for Locals {
         out.ops.splice(at..at, seq);
         Some(out)
     }
+}
+
+/// Pairs `(x, y)` of two locals of one type, `x < y`, by `x` then `y`.
+fn pairs_of_one_type(local_types: &[Option<Ty>]) -> Vec<(u32, u32)> {
+    let typed: Vec<(u32, Ty)> = local_types
+        .iter()
+        .enumerate()
+        .filter_map(|(k, t)| Some((k as u32, (*t)?)))
+        .collect();
+    typed
+        .iter()
+        .flat_map(|&(x, tx)| {
+            typed
+                .iter()
+                .filter(move |&&(y, ty)| y > x && ty == tx)
+                .map(move |&(y, _)| (x, y))
+        })
+        .collect()
 }

@@ -240,25 +240,6 @@ pub fn shift_branches(ops: &[Op], by: i64) -> Option<Vec<Op>> {
     Some(out)
 }
 
-/// Ordered pairs `(x, y, type)` of two different locals of one type, `x` outer and `y`
-/// inner, both by index.
-fn pairs_of_one_type(local_types: &[Option<Ty>]) -> Vec<(u32, u32, Ty)> {
-    let typed: Vec<(u32, Ty)> = local_types
-        .iter()
-        .enumerate()
-        .filter_map(|(k, t)| Some((k as u32, (*t)?)))
-        .collect();
-    typed
-        .iter()
-        .flat_map(|&(x, tx)| {
-            typed
-                .iter()
-                .filter(move |&&(y, ty)| y != x && ty == tx)
-                .map(move |&(y, _)| (x, y, tx))
-        })
-        .collect()
-}
-
 /// Swaps locals `x` and `y` (of one type).
 fn swap(x: u32, y: u32) -> [Op; 4] {
     [

@@ -93,7 +93,7 @@ impl Mutator for Wrap {
                 seq.extend(piece);
                 seq.push(Op::End);
             }
-            _ => return recurrence(&self.0, g, depth, rng),
+            _ => return recurrence(&self.0, out, depth, rng),
         }
         out.ops.splice(a..b, seq);
         Some(out)
@@ -102,24 +102,24 @@ impl Mutator for Wrap {
 
 /// The recurrence case of [`Wrap`]: a read `local.get x` of an i64 local becomes
 /// `a = x; b = y; while b != 0 { (a, b) = (b, f(a, b)) }; a` over two new locals, with
-/// `y` another i64 local. The parameters keep their values.
-fn recurrence(fresh: &Fresh, g: &Genome, depth: u32, rng: &mut Rng) -> Option<Genome> {
-    let i64s: Vec<u32> = (0..g.local_types.len() as u32)
-        .filter(|&k| g.local_types[k as usize] == Some(Ty::I64))
-        .collect();
-    let reads: Vec<(usize, u32)> = g
+/// `y` another i64 local. The parameters keep their values. `out` is the genome,
+/// unchanged so far.
+fn recurrence(fresh: &Fresh, mut out: Genome, depth: u32, rng: &mut Rng) -> Option<Genome> {
+    let is_i64 = |k: u32| out.local_types.get(k as usize) == Some(&Some(Ty::I64));
+    let reads: Vec<(usize, u32)> = out
         .ops
         .iter()
         .enumerate()
         .filter_map(|(at, op)| match op {
-            Op::LocalGet(x) if i64s.contains(x) => Some((at, *x)),
+            Op::LocalGet(x) if is_i64(*x) => Some((at, *x)),
             _ => None,
         })
         .collect();
     let (at, x) = super::pick(&reads, rng)?;
-    let others: Vec<u32> = i64s.iter().copied().filter(|&y| y != x).collect();
+    let others: Vec<u32> = (0..out.local_types.len() as u32)
+        .filter(|&y| y != x && is_i64(y))
+        .collect();
     let y = super::pick(&others, rng)?;
-    let mut out = g.clone();
     let a = out.add_local(Ty::I64);
     let b = out.add_local(Ty::I64);
     let rem = Op::Num(NumOp::I64RemS);
